@@ -1,0 +1,42 @@
+# One command each: `make demo` runs the whole migration on a sandbox, `make test` installs
+# everything and runs every test. The virtualenv is created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+
+.PHONY: install test lint pytest node-test demo bench ui clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q
+
+node-test:
+	node --test peertube-plugin/peertube-plugin-recon-domains/test/
+
+test: lint node-test pytest
+
+demo: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/recon-domains demo
+
+bench: $(STAMP)
+	$(BIN)/python -m recon_domains.bench
+
+ui: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -w workspace.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache dagster_home .demo .bench
