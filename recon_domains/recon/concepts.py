@@ -1,0 +1,247 @@
+"""Read a document's concept files and count its valid RECON domains (SPEC §3, §4 pass 1).
+
+Layout: ``<concepts_root>/<hash>/window_0001.json, window_0002.json, … , meta.json``. Only
+files named ``window_*.json`` count (sorted by name; everything else is ignored). Each
+window file should be a JSON list of concept objects whose ``domain`` is a string, or in
+old data a list of strings, and may be a legacy name outside the 18 domains.
+
+Counting rule:
+- a string domain that is one of the 18 counts once;
+- a list-valued domain counts each *distinct* valid element once (``["Medical",
+  "Medical", "Legacy"]`` adds 1 to Medical): SPEC §4 says "each valid element once", and a
+  repeated element is the same claim by the same concept, not extra evidence;
+- anything else (legacy names, missing/non-string domain) counts nothing and is recorded
+  as a skip, as are malformed JSON, non-list files, non-object items, unreadable files.
+
+This is the hot path of the backfill (~22,000 documents × ~10 files), so the reader opens
+each window file once, parses it with ``json.load`` and does nothing else expensive. It
+never raises on bad data; it raises only :class:`UnsafeHashError` for a hash that is not a
+plain folder name or whose folder resolves outside the concepts root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recon_domains.taxonomy import DOMAINS
+
+# A plain frozenset: membership is the innermost operation of the whole backfill.
+_VALID: frozenset[str] = frozenset(DOMAINS)
+
+# Document states (ConceptCounts.state).
+STATE_OK = "ok"
+STATE_MISSING_FOLDER = "missing folder"
+STATE_UNREADABLE_FOLDER = "unreadable folder"
+STATE_NO_WINDOW_FILES = "no window files"
+STATE_NO_VALID_DOMAINS = "no valid domains"
+
+# Skip reasons (Skip.reason): stable keys, tallied by the runners.
+REASON_NOT_A_FOLDER = "not a folder"
+REASON_UNREADABLE = "unreadable"
+REASON_NOT_A_FILE = "not a file"
+REASON_OUTSIDE_ROOT = "outside concepts root"
+REASON_MALFORMED_JSON = "malformed json"
+REASON_NOT_A_LIST = "not a list"
+REASON_NON_OBJECT_ITEM = "non-object item"
+REASON_LEGACY_DOMAIN = "legacy domain"
+REASON_NO_DOMAIN = "no domain"
+
+# Reasons that mean "we could not look", not "the data is bad": deciding on such a
+# document could mark it needs_reprocess (a destructive path) or pick a wrong winner.
+UNREADABLE_REASONS: frozenset[str] = frozenset({REASON_UNREADABLE})
+
+_WINDOW_PREFIX = "window_"
+_WINDOW_SUFFIX = ".json"
+
+
+class UnsafeHashError(ValueError):
+    """A document hash that cannot be used as a folder name under the concepts root."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Something in a concept folder that contributed nothing to the counts.
+
+    ``file`` is relative to the concepts root (``<hash>/window_0003.json``); ``count`` is
+    how many items/concepts of that file were skipped for ``reason`` (1 for whole files).
+    """
+
+    file: str
+    reason: str
+    count: int = 1
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ConceptCounts:
+    """Valid-domain counts of one document, with what was read and what was skipped."""
+
+    doc_hash: str
+    counts: Counter[str]
+    folder_exists: bool
+    files_read: int
+    concepts_seen: int
+    skipped: tuple[Skip, ...] = ()
+    state: str = STATE_OK
+    # Window files found in the folder (read or not): the reprocess dry run shows it.
+    window_files: int = field(default=0)
+
+    @property
+    def total_valid(self) -> int:
+        """Sum of valid-domain counts."""
+        return sum(self.counts.values())
+
+    @property
+    def unreadable(self) -> tuple[Skip, ...]:
+        """Skips caused by I/O errors (permissions, EIO): the counts may be incomplete."""
+        return tuple(s for s in self.skipped if s.reason in UNREADABLE_REASONS)
+
+
+def check_hash(doc_hash: object) -> str:
+    """Return doc_hash if it is a plain folder name; raise UnsafeHashError otherwise."""
+    if not isinstance(doc_hash, str) or not doc_hash:
+        raise UnsafeHashError(f"document hash must be a non-empty string, got {doc_hash!r}")
+    if doc_hash in (".", "..") or "\x00" in doc_hash or "/" in doc_hash or "\\" in doc_hash:
+        raise UnsafeHashError(
+            f"document hash {doc_hash!r} is not a plain folder name (contains a path "
+            "separator, NUL, or is '.'/'..'); refusing to read outside the concepts root"
+        )
+    if os.sep in doc_hash or (os.altsep and os.altsep in doc_hash) or os.path.isabs(doc_hash):
+        raise UnsafeHashError(f"document hash {doc_hash!r} is a path, not a folder name")
+    return doc_hash
+
+
+def _inside(path: str, root_real: str) -> bool:
+    real = os.path.realpath(path)
+    return real == root_real or real.startswith(root_real.rstrip(os.sep) + os.sep)
+
+
+def concept_folder(concepts_root: Path, doc_hash: str) -> Path:
+    """The concept folder of a document, after the same safety checks the reader makes.
+
+    Raises UnsafeHashError for an unsafe hash or a folder symlink leading outside the root.
+    The folder need not exist.
+    """
+    check_hash(doc_hash)
+    folder = os.path.join(os.fspath(concepts_root), doc_hash)
+    if os.path.islink(folder) and not _inside(folder, os.path.realpath(concepts_root)):
+        raise UnsafeHashError(
+            f"concept folder {folder} is a symlink to {os.path.realpath(folder)}, outside "
+            f"the concepts root {os.path.realpath(concepts_root)}; refusing to read it"
+        )
+    return Path(folder)
+
+
+def _count_file(path: str, rel: str, counts: Counter[str], skipped: list[Skip]) -> int:
+    """Parse one window file into counts; return the number of concept objects seen."""
+    try:
+        with open(path, "rb") as fh:
+            data = json.load(fh)
+    except OSError as exc:
+        skipped.append(Skip(rel, REASON_UNREADABLE, 1, f"{type(exc).__name__}: {exc.strerror}"))
+        return 0
+    except (ValueError, RecursionError) as exc:
+        # JSONDecodeError and UnicodeDecodeError are both ValueErrors.
+        skipped.append(Skip(rel, REASON_MALFORMED_JSON, 1, str(exc)[:200]))
+        return 0
+    if not isinstance(data, list):
+        skipped.append(Skip(rel, REASON_NOT_A_LIST, 1, f"top level is {type(data).__name__}"))
+        return 0
+    seen = non_object = legacy = no_domain = 0
+    for item in data:
+        if not isinstance(item, dict):
+            non_object += 1
+            continue
+        seen += 1
+        domain = item.get("domain")
+        if isinstance(domain, str):
+            if domain in _VALID:
+                counts[domain] += 1
+            else:
+                legacy += 1
+        elif isinstance(domain, list):
+            # Distinct valid elements; the isinstance guard keeps unhashables out of the set.
+            valid = {d for d in domain if isinstance(d, str) and d in _VALID}
+            if valid:
+                for d in valid:
+                    counts[d] += 1
+            elif domain:
+                legacy += 1
+            else:
+                no_domain += 1
+        else:
+            no_domain += 1
+    if non_object:
+        skipped.append(Skip(rel, REASON_NON_OBJECT_ITEM, non_object))
+    if legacy:
+        skipped.append(Skip(rel, REASON_LEGACY_DOMAIN, legacy))
+    if no_domain:
+        skipped.append(Skip(rel, REASON_NO_DOMAIN, no_domain))
+    return seen
+
+
+def read_domain_counts(concepts_root: Path, doc_hash: str) -> ConceptCounts:
+    """Count the valid domains over every ``window_*.json`` file of one document.
+
+    Never raises on bad data (missing folder, malformed or non-UTF-8 JSON, non-list files,
+    directories named like window files, permission errors): those become ``skipped``
+    entries and a ``state``. Raises UnsafeHashError for a hash that is not a plain folder
+    name, or whose folder is a symlink resolving outside ``concepts_root``.
+    """
+    folder = os.fspath(concept_folder(concepts_root, doc_hash))
+    counts: Counter[str] = Counter()
+    skipped: list[Skip] = []
+    try:
+        with os.scandir(folder) as it:
+            entries = [e for e in it if _is_window_name(e.name)]
+    except FileNotFoundError:
+        return ConceptCounts(doc_hash, counts, False, 0, 0, (), STATE_MISSING_FOLDER)
+    except NotADirectoryError:
+        skip = Skip(doc_hash, REASON_NOT_A_FOLDER, 1, "a file where the concept folder should be")
+        return ConceptCounts(doc_hash, counts, False, 0, 0, (skip,), STATE_MISSING_FOLDER)
+    except OSError as exc:
+        skip = Skip(doc_hash, REASON_UNREADABLE, 1, f"{type(exc).__name__}: {exc.strerror}")
+        return ConceptCounts(doc_hash, counts, True, 0, 0, (skip,), STATE_UNREADABLE_FOLDER)
+
+    entries.sort(key=lambda e: e.name)
+    files_read = concepts_seen = 0
+    root_real: str | None = None
+    for entry in entries:
+        rel = f"{doc_hash}/{entry.name}"
+        try:
+            is_file = entry.is_file()  # follows symlinks; False for dirs and broken links
+            is_link = entry.is_symlink()
+        except OSError as exc:
+            skipped.append(Skip(rel, REASON_UNREADABLE, 1, f"{type(exc).__name__}: {exc}"))
+            continue
+        if not is_file:
+            skipped.append(Skip(rel, REASON_NOT_A_FILE))
+            continue
+        if is_link:
+            if root_real is None:
+                root_real = os.path.realpath(concepts_root)
+            if not _inside(entry.path, root_real):
+                skipped.append(
+                    Skip(rel, REASON_OUTSIDE_ROOT, 1, f"symlink to {os.path.realpath(entry.path)}")
+                )
+                continue
+        files_read += 1
+        concepts_seen += _count_file(entry.path, rel, counts, skipped)
+
+    if not entries:
+        state = STATE_NO_WINDOW_FILES
+    elif not counts:
+        state = STATE_NO_VALID_DOMAINS
+    else:
+        state = STATE_OK
+    return ConceptCounts(
+        doc_hash, counts, True, files_read, concepts_seen, tuple(skipped), state, len(entries)
+    )
+
+
+def _is_window_name(name: str) -> bool:
+    return name.startswith(_WINDOW_PREFIX) and name.endswith(_WINDOW_SUFFIX)
