@@ -1,0 +1,448 @@
+"""The push (runbook Step 5): categorized RECON documents -> PeerTube video categories.
+
+Plain core, no Dagster. What it guarantees:
+
+- **Stages** (SPEC §6): stage-1 = the first 100 categorized documents by assignment time,
+  stage-2 = the next 1,000, stage-3 = the rest; only what is still unpushed is selected, so
+  re-running a stage retries its leftovers and never eats into the next stage.
+- **Kill-safe ledger**: before any PUT the intents (hash, video, category before, category
+  after) are written in bulk; each successful PUT is completed in RECON's DB at once. After
+  a kill, an open intent whose video already shows the target category is completed without
+  a new PUT; anything else is pushed again (a PUT is idempotent). Nothing is marked pushed
+  that PeerTube does not have, and the category from before our first push is never lost.
+- **Bounded concurrency** over one keep-alive client; only the calling thread touches the
+  SQLite store (a connection must not be shared between threads): workers do HTTP only.
+- **Systemic failure** stops the run early with a cause an operator can act on: the first
+  5 attempts all failing (they run before full concurrency), or later a long run of
+  consecutive failures. A single 404 is that item's failure, not the run's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from recon_domains.peertube.client import (
+    PeerTubeAuthError,
+    PeerTubeClient,
+    PeerTubeError,
+    PeerTubeForbidden,
+    PeerTubeHTTPError,
+    PeerTubeNotFound,
+    PeerTubeRateLimited,
+    PeerTubeUnreachable,
+)
+from recon_domains.peertube.urls import parse_watch_url
+from recon_domains.recon.store import PushCandidate, ReconStore
+from recon_domains.taxonomy import DOMAIN_IDS
+
+log = logging.getLogger(__name__)
+
+STAGES: tuple[str, ...] = ("stage-1", "stage-2", "stage-3")
+DEFAULT_STAGE_SIZES: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
+DEFAULT_WORKERS = 8
+DEFAULT_FIRST_ATTEMPTS = 5
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
+DEFAULT_CHUNK_SIZE = 200
+
+
+class CategoryReader(Protocol):
+    """Bulk read of current categories (recon_domains.peertube.database.PeerTubeDatabase)."""
+
+    def categories_of(self, uuids: Iterable[str]) -> Mapping[str, int | None]:
+        """uuid -> category id (None when unset); videos PeerTube lacks are absent."""
+        ...
+
+
+# -- stage selection -----------------------------------------------------------------------
+def _stage_bounds(sizes: Sequence[int]) -> dict[str, tuple[int, int | None]]:
+    first, second = (int(s) for s in sizes)
+    if first < 1 or second < 1:
+        raise ValueError(f"stage sizes must be positive, got {tuple(sizes)}")
+    return {
+        "stage-1": (0, first),
+        "stage-2": (first, first + second),
+        "stage-3": (first + second, None),
+    }
+
+
+def plan_stages(
+    store: ReconStore, source: str, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
+) -> dict[str, list[PushCandidate]]:
+    """Unpushed categorized documents of each stage, oldest assignment first (ties by hash).
+
+    Stages are ranges of the whole categorized history ordered by (assigned_at, hash),
+    pushed or not: stage-1 = ranks [0, 100), stage-2 = [100, 1100), stage-3 = the rest. Each
+    stage lists only its still-unpushed members, so once stage-1 is pushed, stage-2 is the
+    first 1,000 still unpushed, and once stage-2 is pushed too, stage-3 is everything
+    unpushed; re-running a finished stage finds only its leftovers (failed items), never
+    the next stage's work.
+    """
+    bounds = _stage_bounds(sizes)
+    unpushed = store.unpushed_categorized(source)
+    unpushed_hashes = {c.hash for c in unpushed}
+    pushed = [c for c in store.pushed_documents(source) if c.hash not in unpushed_hashes]
+    ranked = sorted([*pushed, *unpushed], key=lambda c: (c.assigned_at or "", c.hash))
+    plan: dict[str, list[PushCandidate]] = {}
+    for stage, (lo, hi) in bounds.items():
+        plan[stage] = [c for c in ranked[lo:hi] if c.hash in unpushed_hashes]
+    return plan
+
+
+def select_stage_items(
+    store: ReconStore, source: str, stage: str, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
+) -> list[PushCandidate]:
+    """The unpushed documents of one stage (see plan_stages); 'all' = every unpushed one."""
+    if stage == "all":
+        return store.unpushed_categorized(source)
+    if stage not in STAGES:
+        raise ValueError(f"unknown push stage {stage!r}; expected one of {', '.join(STAGES)}"
+                         " or 'all'")
+    return plan_stages(store, source, sizes)[stage]
+
+
+# -- result --------------------------------------------------------------------------------
+@dataclass
+class PushResult:
+    """What a push did. `failed`/`skipped` hold (hash, reason) pairs."""
+
+    stage: str
+    total: int
+    succeeded: list[str] = field(default_factory=list)  # PeerTube has the category now
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # never attempted: bad URL
+    aborted: bool = False
+    abort_reason: str | None = None
+    login_count: int = 0  # password grants during this push
+    elapsed: float = 0.0
+    already_in_place: list[str] = field(default_factory=list)  # subset of succeeded, no PUT
+    put_count: int = 0  # PUT requests that got an answer (or gave up)
+    not_attempted: int = 0  # left for a later run because the push aborted
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed and the run was not aborted."""
+        return not self.aborted and not self.failed
+
+    @property
+    def items_per_second(self) -> float:
+        done = len(self.succeeded) + len(self.failed)
+        return done / self.elapsed if self.elapsed > 0 else 0.0
+
+    def summary(self) -> str:
+        """One line for logs and metadata."""
+        text = (f"{self.stage}: {len(self.succeeded)}/{self.total} pushed "
+                f"({len(self.already_in_place)} already in place), {len(self.failed)} failed, "
+                f"{len(self.skipped)} skipped, {self.not_attempted} not attempted, "
+                f"{self.login_count} login(s), {self.elapsed:.1f}s")
+        if self.aborted:
+            text += f"; ABORTED: {self.abort_reason}"
+        return text
+
+
+# -- failure accounting --------------------------------------------------------------------
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, PeerTubeHTTPError) and exc.status == 400 and "category" in (
+        exc.invalid_params or {}
+    ):
+        return "category"
+    if isinstance(exc, PeerTubeForbidden):
+        return "forbidden"
+    if isinstance(exc, PeerTubeAuthError):
+        return "auth"
+    if isinstance(exc, PeerTubeUnreachable):
+        return "unreachable"
+    if isinstance(exc, PeerTubeNotFound):
+        return "not_found"
+    if isinstance(exc, PeerTubeRateLimited):
+        return "rate_limited"
+    if isinstance(exc, PeerTubeHTTPError) and exc.status >= 500:
+        return "server"
+    return "other"
+
+
+_CAUSES: dict[str, str] = {
+    "category": "category id not registered in PeerTube: the recon-domains plugin is probably "
+    "not installed (runbook steps 1–2). Install and enable peertube-plugin-recon-domains, "
+    "then check that GET /api/v1/videos/categories lists ids 100–117",
+    "auth": "PeerTube refused our credentials or token: check PEERTUBE_USERNAME and "
+    "PEERTUBE_PASSWORD (and PEERTUBE_HOST_HEADER when using the internal port)",
+    "forbidden": "PeerTube answered 403: the account is not an administrator; set "
+    "PEERTUBE_USERNAME/PEERTUBE_PASSWORD to an admin account (e.g. root)",
+    "unreachable": "PeerTube is unreachable: check PEERTUBE_URL, PEERTUBE_HOST_HEADER, that "
+    "PeerTube is running and the network between here and it",
+    "not_found": "PeerTube does not know these videos (404): check that PEERTUBE_URL is the "
+    "instance RECON_STREAM_SOURCE names, or whether the videos were deleted",
+    "rate_limited": "PeerTube kept answering 429 (rate limited): the account is probably not "
+    "an administrator (admin tokens bypass the limit), or the limit is set very low",
+    "server": "PeerTube answers 5xx server errors: check PeerTube's log and health",
+    "other": "unexpected failures: see the per-item reasons",
+}
+
+
+class _FailureTracker:
+    """Decides when failures are systemic: the first N attempts all failed, or a run of M."""
+
+    def __init__(self, first_attempts: int, max_consecutive: int) -> None:
+        self.first_attempts = first_attempts
+        self.max_consecutive = max_consecutive
+        self.attempts = 0
+        self.successes = 0
+        self.streak: list[BaseException] = []
+        self.abort_reason: str | None = None
+
+    def record(self, exc: BaseException | None) -> None:
+        self.attempts += 1
+        if exc is None:
+            self.successes += 1
+            self.streak.clear()
+            return
+        self.streak.append(exc)
+        if self.abort_reason is not None:
+            return
+        if self.successes == 0 and self.attempts == self.first_attempts:
+            self.abort_reason = self._reason(f"the first {self.first_attempts} attempts all "
+                                             "failed")
+        elif len(self.streak) >= self.max_consecutive:
+            self.abort_reason = self._reason(f"{len(self.streak)} consecutive failures")
+
+    def _reason(self, what: str) -> str:
+        kinds = Counter(_failure_kind(e) for e in self.streak)
+        kind = kinds.most_common(1)[0][0]
+        example = next(e for e in self.streak if _failure_kind(e) == kind)
+        return f"{what}: {_CAUSES[kind]}. Example: {example}"
+
+
+# -- the push ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Work:
+    item: PushCandidate
+    video_id: str
+    target: int
+
+
+def _prepare(items: Iterable[PushCandidate], result: PushResult) -> list[_Work]:
+    """Parse watch URLs and domains; what cannot be pushed is skipped with a reason."""
+    work: list[_Work] = []
+    seen: set[str] = set()
+    for item in items:
+        if item.hash in seen:
+            continue
+        seen.add(item.hash)
+        parsed = parse_watch_url(item.path)
+        if not parsed.ok or parsed.video_id is None:
+            result.skipped.append((item.hash, f"watch URL {item.path!r}: {parsed.reason}"))
+            continue
+        target = DOMAIN_IDS.get(item.domain)
+        if target is None:
+            result.skipped.append((item.hash, f"domain {item.domain!r} is not one of the 18"))
+            continue
+        work.append(_Work(item, parsed.video_id, target))
+    return work
+
+
+def _chunks(work: list[_Work], first: int, size: int) -> Iterable[list[_Work]]:
+    # The first chunk is the probe: exactly `first` attempts before full concurrency, so a
+    # systemic failure costs 5 requests, not a pool's worth.
+    if work[:first]:
+        yield work[:first]
+    for start in range(first, len(work), size):
+        yield work[start:start + size]
+
+
+def push_items(
+    store: ReconStore,
+    client: PeerTubeClient,
+    items: Iterable[PushCandidate],
+    *,
+    stage: str,
+    database: CategoryReader | None = None,
+    workers: int = DEFAULT_WORKERS,
+    first_attempts: int = DEFAULT_FIRST_ATTEMPTS,
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    check_admin: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> PushResult:
+    """Push each item's domain to its PeerTube video as category id (100–117).
+
+    database: when given, categories before the push (and the resume check) are read from
+    PeerTube's PostgreSQL in one query per chunk; otherwise with one API GET per video.
+    check_admin: verify first that the account is an administrator (one GET) so a wrong
+    account aborts before any attempt.
+    on_progress(done, total) is called from this (the calling) thread.
+    """
+    started = time.monotonic()
+    logins_before = client.login_count
+    items = list(items)
+    result = PushResult(stage=stage, total=len(items))
+    work = _prepare(items, result)
+    tracker = _FailureTracker(first_attempts, max_consecutive_failures)
+    done = 0
+
+    def finish() -> PushResult:
+        result.aborted = tracker.abort_reason is not None
+        result.abort_reason = tracker.abort_reason
+        result.login_count = client.login_count - logins_before
+        result.elapsed = time.monotonic() - started
+        log.log(logging.WARNING if result.aborted else logging.INFO, "push %s", result.summary())
+        return result
+
+    def progress(n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if on_progress is not None:
+            on_progress(done, len(work))
+
+    if not work:
+        return finish()
+    if check_admin:
+        try:
+            client.require_admin()
+        except PeerTubeError as exc:
+            tracker.abort_reason = f"before any attempt: {_CAUSES[_failure_kind(exc)]}. {exc}"
+            result.not_attempted = len(work)
+            return finish()
+
+    open_before = {row.hash: row.category_before for row in store.open_push_intents()}
+    remaining = len(work)
+    with ThreadPoolExecutor(max_workers=max(1, workers),
+                            thread_name_prefix="peertube-push") as pool:
+        try:
+            for chunk in _chunks(work, max(1, first_attempts), max(1, chunk_size)):
+                if tracker.abort_reason is not None:
+                    break
+                remaining -= len(chunk)
+                _push_chunk(store, client, database, pool, chunk, stage, open_before,
+                            tracker, result, progress)
+                if tracker.abort_reason is not None:
+                    result.not_attempted += remaining
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    return finish()
+
+
+def _run_concurrently(
+    pool: ThreadPoolExecutor,
+    call: Callable[[_Work], object],
+    works: Sequence[_Work],
+    tracker: _FailureTracker,
+    result: PushResult,
+    on_done: Callable[[_Work, object, BaseException | None], None],
+) -> None:
+    """Run call(w) for each w on the pool; on_done runs here, in the calling thread, as each
+    finishes. Once the tracker calls for an abort, work not yet started is cancelled."""
+    pending: dict[Future[object], _Work] = {pool.submit(call, w): w for w in works}
+    while pending:
+        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in finished:
+            w = pending.pop(future)
+            if future.cancelled():
+                result.not_attempted += 1
+                continue
+            exc = future.exception()
+            on_done(w, None if exc is not None else future.result(), exc)
+        if tracker.abort_reason is not None:
+            for future in pending:
+                future.cancel()
+
+
+def _read_current(
+    client: PeerTubeClient,
+    database: CategoryReader | None,
+    pool: ThreadPoolExecutor,
+    chunk: list[_Work],
+    tracker: _FailureTracker,
+    result: PushResult,
+    progress: Callable[[int], None],
+) -> dict[str, int | None] | None:
+    """Current category of each video of the chunk (hash -> id or None).
+
+    From the database in one query when configured (a video it lacks is left to the PUT,
+    whose 404 says so); else one GET per video, whose failure is that item's failure.
+    None when the database itself failed (systemic: the caller aborts).
+    """
+    if database is not None:
+        try:
+            found = database.categories_of([w.video_id for w in chunk])
+        except Exception as exc:  # psycopg2 errors etc.: PeerTube's DB is a whole-run problem
+            tracker.abort_reason = (
+                f"reading categories from PeerTube's database failed: {exc}. Check "
+                "PEERTUBE_DB_DSN and that PostgreSQL is reachable")
+            result.not_attempted += len(chunk)
+            return None
+        return {w.item.hash: found.get(w.video_id) for w in chunk}
+
+    current: dict[str, int | None] = {}
+
+    def on_read(w: _Work, category: object, exc: BaseException | None) -> None:
+        if exc is None:
+            current[w.item.hash] = category  # type: ignore[assignment]
+            return
+        result.failed.append((w.item.hash, str(exc)))
+        tracker.record(exc)
+        progress(1)
+
+    _run_concurrently(pool, lambda w: client.video_category(w.video_id), chunk, tracker,
+                      result, on_read)
+    return current
+
+
+def _push_chunk(
+    store: ReconStore,
+    client: PeerTubeClient,
+    database: CategoryReader | None,
+    pool: ThreadPoolExecutor,
+    chunk: list[_Work],
+    stage: str,
+    open_before: dict[str, int | None],
+    tracker: _FailureTracker,
+    result: PushResult,
+    progress: Callable[[int], None],
+) -> None:
+    current = _read_current(client, database, pool, chunk, tracker, result, progress)
+    if current is None:
+        return
+    readable = [w for w in chunk if w.item.hash in current]
+    if tracker.abort_reason is not None:
+        result.not_attempted += len(readable)
+        return
+    # Intents first, in one transaction per batch: a kill after a PUT still knows what the
+    # video had before. The store keeps an open intent's original category_before.
+    store.record_push_intents(
+        (w.item.hash, w.video_id, stage, open_before.get(w.item.hash, current[w.item.hash]),
+         w.target)
+        for w in readable
+    )
+    to_put: list[_Work] = []
+    for w in readable:
+        if current[w.item.hash] == w.target:
+            # PeerTube already shows our category (a killed run's PUT, or set by hand):
+            # record it as pushed without a needless PUT.
+            store.complete_push(w.item.hash)
+            result.succeeded.append(w.item.hash)
+            result.already_in_place.append(w.item.hash)
+            tracker.record(None)
+            progress(1)
+        else:
+            to_put.append(w)
+
+    def put(w: _Work) -> None:
+        client.set_category(w.video_id, w.target)
+
+    def on_put(w: _Work, _: object, exc: BaseException | None) -> None:
+        result.put_count += 1
+        if exc is None:
+            store.complete_push(w.item.hash)  # at once: this item is safe from now on
+            result.succeeded.append(w.item.hash)
+        else:
+            result.failed.append((w.item.hash, str(exc)))
+        tracker.record(exc)
+        progress(1)
+
+    _run_concurrently(pool, put, to_put, tracker, result, on_put)
