@@ -286,8 +286,9 @@ def _candidate_bin_dirs() -> list[str]:
         from recon_domains.sandbox import postgres as sandbox_pg  # optional helper module
 
         pg_bin_dir = getattr(sandbox_pg, "pg_bin_dir", None)
-        if callable(pg_bin_dir):
-            dirs.append(str(pg_bin_dir()))
+        found = pg_bin_dir() if callable(pg_bin_dir) else None
+        if found:
+            dirs.append(str(found))
     except Exception:  # the sandbox helper is optional here; fall back to pgserver itself
         pass
     try:
