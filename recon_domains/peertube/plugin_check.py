@@ -504,6 +504,11 @@ def _library_problems(state: Mapping[str, Any], library: Path) -> list[str]:
     """Turn the harness state into problems PeerTube would hit loading the library."""
     stage = state.get("stage")
     error = state.get("error")
+    if state.get("timed_out") and stage == "unregister":
+        return [
+            f"unregister() of {library.name} never returns ({error}): PeerTube awaits it at "
+            "uninstall and would never remove the plugin's categories"
+        ]
     if state.get("timed_out"):
         return [f"loading and registering {library.name} under Node: {error}"]
     if stage in ("start", "resolve") and error:
@@ -671,12 +676,15 @@ def run_plugin_register(
     warnings = tuple(
         message for level, message in state.get("logs") or [] if level in ("warn", "error")
     ) + tuple(f"asynchronous error: {e}" for e in state.get("async_errors") or [])
+    unregister_error = state.get("unregister_error")
+    if state.get("stage") == "unregister" and state.get("error"):
+        unregister_error = str(state["error"])  # unregister() hung or killed Node
     return RegisterOutcome(
         added=dict(sorted(added.items())),
         removed=removed,
         refused=refused,
         warnings=warnings,
-        unregister_error=state.get("unregister_error"),
+        unregister_error=unregister_error,
     )
 
 
