@@ -1,0 +1,533 @@
+"""Pass 1, the tiebreaker and pass 3: the SPEC §4 rules, then the runners against a real
+recon.db (SQLite) and real concept folders."""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import shutil
+import sqlite3
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recon_domains.assignment import (
+    RULE_CHANNEL,
+    RULE_CHANNEL_PASS3,
+    RULE_CHANNEL_TIED,
+    RULE_NO_CHANNEL,
+    RULE_NO_VALID,
+    RULE_OWN_WINNER,
+    RULE_SKIP_CHANNEL,
+    BenchmarkCheck,
+    Pass1Result,
+    benchmark_deviation,
+    decide_pass1,
+    decide_tiebreak,
+    rederive_decision,
+    run_pass1,
+    run_tiebreaker,
+    spot_check,
+)
+from recon_domains.recon import concepts
+from recon_domains.recon.store import ReconStore
+from recon_domains.taxonomy import CATEGORIZED, DOMAINS, Status
+
+SOURCE = "stream.echo6.co"
+MED, NAV, WAT, TEC = "Medical", "Navigation", "Water Systems", "Technology"
+
+# RECON's own tables as SPEC §3 describes them (RECON creates them; we never do in code).
+RECON_DDL = (
+    "CREATE TABLE catalogue (hash TEXT PRIMARY KEY, filename TEXT, path TEXT, "
+    "size_bytes INTEGER, source TEXT, category TEXT, status TEXT, discovered_at TEXT, "
+    "path_updated_at TEXT)",
+    "CREATE TABLE documents (hash TEXT PRIMARY KEY, filename TEXT, path TEXT, "
+    "size_bytes INTEGER, page_count INTEGER, book_title TEXT, book_author TEXT, "
+    "collection TEXT, status TEXT, pages_extracted INTEGER, concepts_extracted INTEGER, "
+    "vectors_inserted INTEGER, discovered_at TEXT, extracted_at TEXT, enriched_at TEXT, "
+    "embedded_at TEXT, error_message TEXT, retry_count INTEGER, organized_at TEXT)",
+)
+
+
+# -- pure rules ------------------------------------------------------------------------------
+def test_pass1_zero_valid_is_needs_reprocess() -> None:
+    for counts in (Counter(), Counter({MED: 0}), {}):
+        d = decide_pass1(counts)
+        assert (d.status, d.domain, d.top_count, d.tied_domains) == (
+            Status.NEEDS_REPROCESS,
+            None,
+            0,
+            (),
+        )
+
+
+def test_pass1_strict_max_is_assigned_and_shared_top_is_tied() -> None:
+    d = decide_pass1(Counter({MED: 3, NAV: 2, WAT: 2}))
+    assert (d.status, d.domain, d.top_count, d.tied_domains) == (Status.ASSIGNED, MED, 3, ())
+    d = decide_pass1(Counter({WAT: 3, MED: 3, NAV: 1}))
+    assert (d.status, d.domain, d.top_count, d.tied_domains) == (
+        Status.TIED_PASS_1,
+        None,
+        3,
+        (MED, WAT),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(DOMAINS), st.integers(min_value=0, max_value=6)))
+def test_pass1_properties(counts: dict[str, int]) -> None:
+    d = decide_pass1(counts)
+    top = max(counts.values(), default=0)
+    sharing = sorted(k for k, v in counts.items() if v == top and v > 0)
+    if top == 0:
+        assert d.status == Status.NEEDS_REPROCESS and d.domain is None
+    elif d.status == Status.ASSIGNED:
+        # the assigned domain is a strict maximum
+        assert all(counts[d.domain] > v for k, v in counts.items() if k != d.domain)
+    else:
+        assert d.status == Status.TIED_PASS_1 and d.domain is None
+        # ties are exactly the domains sharing the top count
+        assert list(d.tied_domains) == sharing and len(sharing) >= 2
+    assert d.top_count == top
+
+
+def test_tiebreak_own_recount_comes_first() -> None:
+    d = decide_tiebreak(Counter(), {MED: 9}, channel_on_skip_list=False)
+    assert (d.status, d.domain, d.rule) == (Status.NEEDS_REPROCESS, None, RULE_NO_VALID)
+    d = decide_tiebreak(Counter({NAV: 2, MED: 1}), {MED: 9}, channel_on_skip_list=True)
+    assert (d.status, d.domain, d.rule) == (Status.ASSIGNED, NAV, RULE_OWN_WINNER)
+
+
+def test_tiebreak_skip_list_and_no_channel_give_tied_manual_with_alphabetical_fallback() -> None:
+    own = Counter({WAT: 2, NAV: 2, MED: 1})
+    d = decide_tiebreak(own, {WAT: 50}, channel_on_skip_list=True)
+    assert (d.status, d.domain, d.rule, d.tied_domains) == (
+        Status.TIED_MANUAL,
+        NAV,
+        RULE_SKIP_CHANNEL,
+        (NAV, WAT),
+    )
+    assert Status.TIED_MANUAL not in CATEGORIZED  # the fallback is display-only
+    d = decide_tiebreak(own, None, channel_on_skip_list=False)
+    assert (d.status, d.domain, d.rule) == (Status.TIED_MANUAL, NAV, RULE_NO_CHANNEL)
+
+
+def test_tiebreak_channel_winner_among_tied_domains_only() -> None:
+    own = Counter({WAT: 2, NAV: 2})
+    # Technology dominates the channel but is not tied for this document: it cannot win.
+    d = decide_tiebreak(own, {TEC: 100, WAT: 4, NAV: 3}, channel_on_skip_list=False)
+    assert (d.status, d.domain, d.rule) == (Status.TIED_PASS_2, WAT, RULE_CHANNEL)
+    assert d.channel_counts == ((WAT, 4), (NAV, 3))
+
+
+def test_tiebreak_channel_tie_needs_pass3_then_tied_manual() -> None:
+    own = Counter({WAT: 2, NAV: 2, MED: 2})
+    channel = {WAT: 4, NAV: 4, MED: 1}
+    d = decide_tiebreak(own, channel, channel_on_skip_list=False)
+    assert d.needs_pass_3 and d.status is None and d.domain is None
+    d = decide_tiebreak(own, channel, channel_on_skip_list=False, final=True)
+    assert (d.status, d.domain, d.rule) == (Status.TIED_MANUAL, MED, RULE_CHANNEL_TIED)
+    # an empty channel context (all zero) is a tie too
+    assert decide_tiebreak(own, {}, channel_on_skip_list=False).needs_pass_3
+    d = decide_tiebreak(own, {NAV: 1}, channel_on_skip_list=False, final=True)
+    assert (d.status, d.domain, d.rule) == (Status.TIED_PASS_2, NAV, RULE_CHANNEL_PASS3)
+
+
+def test_benchmark_deviation() -> None:
+    checks = benchmark_deviation({"assigned": 90.0, "tied": 10.0, "needs_reprocess": 25.0})
+    assert checks == [
+        BenchmarkCheck("assigned", 94.8, 90.0, -4.8, True),
+        BenchmarkCheck("tied", 5.2, 10.0, 4.8, True),
+        BenchmarkCheck("needs_reprocess", 19.5, 25.0, 5.5, False),
+    ]
+    custom = benchmark_deviation({"assigned": 80.0}, {"assigned": 80.0}, tolerance=0.0)
+    assert custom == [BenchmarkCheck("assigned", 80.0, 80.0, 0.0, True)]
+
+
+# -- a real recon.db and concept folders ---------------------------------------------------
+def concept(domain: object) -> dict:
+    return {"concept": "c", "domain": domain}
+
+
+class World:
+    """A migrated recon.db plus a concepts folder, filled document by document."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / "concepts"
+        self.root.mkdir()
+        self.db = tmp / "recon.db"
+        conn = sqlite3.connect(self.db)
+        conn.execute("PRAGMA journal_mode=WAL")
+        for ddl in RECON_DDL:
+            conn.execute(ddl)
+        conn.commit()
+        conn.close()
+        self.store = ReconStore.open(self.db)
+        self.store.migrate()
+
+    def add(
+        self,
+        doc_hash: str,
+        channel: str | None,
+        windows: list[list[object]] | None,
+        *,
+        status: str = "complete",
+        source: str = SOURCE,
+    ) -> None:
+        """windows: the domains of each window file (None: no concept folder)."""
+        self.store.conn.execute(
+            "INSERT INTO catalogue (hash, filename, path, source, category, status) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (doc_hash, "v.mp4", f"https://{source}/w/{doc_hash}", source, channel, status),
+        )
+        self.store.conn.execute(
+            "INSERT INTO documents (hash, filename, status) VALUES (?, ?, ?)",
+            (doc_hash, "v.mp4", status),
+        )
+        if windows is not None:
+            self.write(doc_hash, windows)
+
+    def write(self, doc_hash: str, windows: list[list[object]], start: int = 1) -> None:
+        folder = self.root / doc_hash
+        folder.mkdir(exist_ok=True)
+        (folder / "meta.json").write_text("{}")
+        for i, domains in enumerate(windows, start=start):
+            (folder / f"window_{i:04d}.json").write_text(json.dumps([concept(d) for d in domains]))
+
+    def set_status(self, doc_hash: str, status: str | None, domain: str | None = None) -> None:
+        self.store.conn.execute(
+            "UPDATE documents SET recon_domain_status = ?, recon_domain = ? WHERE hash = ?",
+            (status, domain, doc_hash),
+        )
+
+    def row(self, doc_hash: str) -> tuple[str | None, str | None]:
+        r = self.store.domain_row(doc_hash)
+        return r["recon_domain_status"], r["recon_domain"]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    w = World(tmp_path)
+    yield w
+    w.store.close()
+
+
+@pytest.fixture
+def opened(monkeypatch) -> Counter[str]:
+    """Every file the concept reader opens, by path."""
+    seen: Counter[str] = Counter()
+    real_open = builtins.open
+
+    def counting_open(path, *args, **kwargs):
+        seen[os.fspath(path)] += 1
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(concepts, "open", counting_open, raising=False)
+    return seen
+
+
+def window_files(root: Path) -> set[str]:
+    return {os.fspath(p) for p in root.glob("*/window_*.json")}
+
+
+def fill_pass1_world(w: World) -> None:
+    w.add("a1", "Cooking", [[MED, MED], [NAV, MED]])  # assigned Medical
+    w.add("a2", "Cooking", [[[WAT, WAT, NAV]], [WAT]])  # list-valued: WAT 2, NAV 1
+    w.add("t1", "Cooking", [[MED, NAV], ["Survival"]])  # tie MED/NAV
+    w.add("n1", "Cooking", None)  # no folder
+    w.add("n2", "Cooking", [["Survival", "Prepping"]])  # legacy only
+    w.add("n3", "Cooking", [])  # folder with meta.json only
+    w.add("book", "Books", [[MED]], source="library")  # another source: not a candidate
+    w.add("q1", "Cooking", [[MED]], status="queued")  # not complete: not a candidate
+    w.add("done", "Cooking", [[NAV]])
+    w.set_status("done", Status.ASSIGNED, NAV)  # already assigned: not a candidate
+
+
+def test_pass1_decides_writes_and_reports(world: World, opened: Counter[str]) -> None:
+    fill_pass1_world(world)
+    (world.root / "n3" / "window_0001.json").write_text('[{"domain": "Medical"')  # malformed
+    result = run_pass1(world.store, world.root, SOURCE)
+    assert result.candidates == 6 and result.errors == [] and result.written == 6
+    assert {(d.hash, d.status, d.domain) for d in result.decisions} == {
+        ("a1", Status.ASSIGNED, MED),
+        ("a2", Status.ASSIGNED, WAT),
+        ("t1", Status.TIED_PASS_1, None),
+        ("n1", Status.NEEDS_REPROCESS, None),
+        ("n2", Status.NEEDS_REPROCESS, None),
+        ("n3", Status.NEEDS_REPROCESS, None),
+    }
+    assert world.row("a1") == (Status.ASSIGNED, MED)
+    assert world.row("t1") == (Status.TIED_PASS_1, None)
+    assert world.row("n1") == (Status.NEEDS_REPROCESS, None)
+    assert world.row("book") == (None, None) and world.row("q1") == (None, None)
+    assert world.row("done") == (Status.ASSIGNED, NAV)
+    by_hash = {d.hash: d for d in result.decisions}
+    assert by_hash["a1"].top_counts == ((MED, 3), (NAV, 1))
+    assert by_hash["t1"].tied_domains == (MED, NAV)
+    assert by_hash["n1"].state == concepts.STATE_MISSING_FOLDER
+    assert result.skipped_files == {"legacy domain": 2, "malformed json": 1}
+    assert result.states[concepts.STATE_NO_VALID_DOMAINS] == 2
+    # assigned/tied of the 3 with valid concepts; needs_reprocess of all 6 candidates
+    assert result.percentages() == {"assigned": 66.67, "tied": 33.33, "needs_reprocess": 50.0}
+    # every candidate's window file opened exactly once, nothing else opened
+    candidates = {"a1", "a2", "t1", "n2", "n3"}
+    expected = {p for p in window_files(world.root) if Path(p).parent.name in candidates}
+    assert set(opened) == expected and set(opened.values()) == {1}
+    assert result.files_read == len(expected)
+
+
+def test_pass1_dry_run_writes_nothing(world: World) -> None:
+    fill_pass1_world(world)
+    result = run_pass1(world.store, world.root, SOURCE, dry_run=True)
+    assert result.dry_run and result.written == 0 and len(result.decisions) == 6
+    assert world.store.status_counts(SOURCE) == {"assigned": 1, "unassigned": 7}
+
+
+def test_pass1_writes_in_batches(world: World, monkeypatch) -> None:
+    for i in range(7):
+        world.add(f"d{i}", "C", [[MED]])
+    calls: list[int] = []
+    real = world.store.write_decisions
+
+    def spy(decisions, **kwargs):
+        decisions = list(decisions)
+        calls.append(len(decisions))
+        return real(decisions, **kwargs)
+
+    monkeypatch.setattr(world.store, "write_decisions", spy)
+    result = run_pass1(world.store, world.root, SOURCE, batch_size=3)
+    assert calls == [3, 3, 1] and result.written == 7
+    assert world.store.status_counts(SOURCE) == {"assigned": 7}
+
+
+def test_pass1_one_failing_document_is_counted_and_the_pass_continues(
+    world: World, monkeypatch
+) -> None:
+    world.add("good", "C", [[MED]])
+    world.add("../evil", "C", None)  # an unsafe hash in the DB
+    world.add("locked", "C", [[NAV]])
+    world.add("good2", "C", [[WAT]])
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if "locked" in os.fspath(path):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(concepts, "open", fake_open, raising=False)
+    result = run_pass1(world.store, world.root, SOURCE)
+    errors = {e.hash: e.reason for e in result.errors}
+    assert set(errors) == {"../evil", "locked"}
+    assert "plain folder name" in errors["../evil"]
+    assert "Permission denied" in errors["locked"] and "not decided" in errors["locked"]
+    assert {d.hash for d in result.decisions} == {"good", "good2"}
+    # failing documents are not written (not sent to needs_reprocess on a partial read)
+    assert world.row("locked") == (None, None) and world.row("../evil") == (None, None)
+    assert world.row("good2") == (Status.ASSIGNED, WAT)
+    assert result.percentages()["needs_reprocess"] == 0.0
+
+
+def test_pass1_explicit_documents(world: World) -> None:
+    fill_pass1_world(world)
+    docs = [d for d in world.store.backfill_candidates(SOURCE) if d.hash in {"a1", "t1"}]
+    result = run_pass1(world.store, world.root, SOURCE, documents=docs)
+    assert result.candidates == 2 and world.row("a1") == (Status.ASSIGNED, MED)
+    assert world.row("a2") == (None, None)
+
+
+def test_benchmark_deviation_of_a_pass1_result(world: World) -> None:
+    fill_pass1_world(world)
+    result = run_pass1(world.store, world.root, SOURCE, dry_run=True)
+    assert isinstance(result, Pass1Result)
+    checks = {c.name: c for c in benchmark_deviation(result)}
+    assert checks["assigned"].actual == 66.67 and not checks["assigned"].ok
+    assert checks["needs_reprocess"].deviation == 30.5
+
+
+# -- tiebreaker ------------------------------------------------------------------------------
+def fill_tie_world(w: World) -> None:
+    # Cooking: two tied documents and three others. Technology dominates the channel but is
+    # tied for neither document.
+    w.add("t1", "Cooking", [[MED, WAT], [MED, WAT]])  # MED/WAT tie
+    w.add("t2", "Cooking", [[NAV, WAT]])  # NAV/WAT tie
+    w.add("o1", "Cooking", [[WAT, WAT, MED], [TEC] * 9])
+    w.add("o2", "Cooking", [[NAV, NAV, NAV]])
+    w.add("o3", "Cooking", None)
+    # Transcript (skip list): many members that must never be read.
+    w.add("t3", "Transcript", [[NAV, MED]])
+    for i in range(5):
+        w.add(f"tr{i}", "Transcript", [[NAV] * 3])
+    # No channel at all.
+    w.add("t4", None, [[MED, NAV]])
+    run = run_pass1(w.store, w.root, SOURCE)
+    assert run.status_counts[Status.TIED_PASS_1] == 4
+
+
+def test_tiebreaker_channel_context_excludes_the_document(world: World, opened) -> None:
+    fill_tie_world(world)
+    opened.clear()
+    result = run_tiebreaker(world.store, world.root, SOURCE)
+    by = {d.hash: d for d in result.decisions}
+    assert result.errors == [] and result.tied_documents == 4
+    # t1: channel = t2 + o1 + o2 (not t1 itself): WAT 1+2=3, MED 1 → Water Systems.
+    assert (by["t1"].status, by["t1"].domain, by["t1"].rule) == (
+        Status.TIED_PASS_2,
+        WAT,
+        RULE_CHANNEL,
+    )
+    assert by["t1"].channel_counts == ((WAT, 3), (MED, 1))
+    # t2: channel = t1 + o1 + o2: NAV 3, WAT 2+2=4 → Water Systems.
+    assert by["t2"].channel_counts == ((WAT, 4), (NAV, 3))
+    assert by["t2"].domain == WAT
+    assert (by["t3"].status, by["t3"].domain, by["t3"].rule) == (
+        Status.TIED_MANUAL,
+        MED,
+        RULE_SKIP_CHANNEL,
+    )
+    assert (by["t4"].status, by["t4"].domain, by["t4"].rule) == (
+        Status.TIED_MANUAL,
+        MED,
+        RULE_NO_CHANNEL,
+    )
+    assert world.row("t1") == (Status.TIED_PASS_2, WAT)
+    assert world.row("t3") == (Status.TIED_MANUAL, MED)
+    assert result.status_counts == {Status.TIED_PASS_2: 2, Status.TIED_MANUAL: 2}
+    assert result.channels_counted == 1 and result.channels_recounted == 0
+    # every file read at most once; the skip-listed channel's members never read
+    assert set(opened.values()) == {1}
+    assert not any(Path(p).parent.name.startswith("tr") for p in opened)
+    expected = {
+        p
+        for p in window_files(world.root)
+        if Path(p).parent.name in {"t1", "t2", "t3", "t4", "o1", "o2"}
+    }
+    assert set(opened) == expected and result.files_read == len(expected)
+
+
+def test_tiebreaker_custom_skip_list(world: World) -> None:
+    fill_tie_world(world)
+    result = run_tiebreaker(world.store, world.root, SOURCE, skip_channels={"Cooking"})
+    by = {d.hash: d for d in result.decisions}
+    assert (by["t1"].status, by["t1"].domain) == (Status.TIED_MANUAL, MED)
+    assert (by["t2"].status, by["t2"].domain) == (Status.TIED_MANUAL, NAV)
+    # Transcript is no longer skipped: its members decide t3 (NAV 15 vs MED 0).
+    assert (by["t3"].status, by["t3"].domain) == (Status.TIED_PASS_2, NAV)
+
+
+def test_tiebreaker_dry_run_writes_nothing(world: World) -> None:
+    fill_tie_world(world)
+    result = run_tiebreaker(world.store, world.root, SOURCE, dry_run=True)
+    assert result.written == 0 and len(result.decisions) == 4
+    assert world.store.status_counts(SOURCE)[Status.TIED_PASS_1] == 4
+
+
+def test_tiebreaker_recounts_own_files_changed_since_pass1(world: World) -> None:
+    fill_tie_world(world)
+    world.write("t1", [[MED]], start=3)  # RECON added a window: MED now wins outright
+    shutil.rmtree(world.root / "t2")  # concepts removed: nothing valid any more
+    result = run_tiebreaker(world.store, world.root, SOURCE)
+    by = {d.hash: d for d in result.decisions}
+    assert (by["t1"].status, by["t1"].domain, by["t1"].rule) == (
+        Status.ASSIGNED,
+        MED,
+        RULE_OWN_WINNER,
+    )
+    assert (by["t2"].status, by["t2"].domain) == (Status.NEEDS_REPROCESS, None)
+    assert world.row("t1") == (Status.ASSIGNED, MED)
+    assert world.row("t2") == (Status.NEEDS_REPROCESS, None)
+
+
+def test_pass3_channel_counts_still_tied_gives_tied_manual(world: World, opened) -> None:
+    world.add("t1", "Garden", [[MED, WAT]])
+    world.add("o1", "Garden", [[MED, WAT, WAT]])
+    world.add("o2", "Garden", [[MED, MED]])  # channel: MED 3, WAT 2+... → see below
+    world.add("o3", "Garden", [[WAT]])  # MED 3, WAT 3: tied
+    run_pass1(world.store, world.root, SOURCE)
+    opened.clear()
+    result = run_tiebreaker(world.store, world.root, SOURCE)
+    (d,) = result.decisions
+    assert (d.hash, d.status, d.domain, d.rule) == (
+        "t1",
+        Status.TIED_MANUAL,
+        MED,
+        RULE_CHANNEL_TIED,
+    )
+    assert d.channel_counts == ((MED, 3), (WAT, 3))
+    assert result.channels_counted == 1 and result.channels_recounted == 1
+    # pass 3 re-read the channel once: every file at most twice
+    assert set(opened.values()) == {2}
+    assert world.row("t1") == (Status.TIED_MANUAL, MED)
+
+
+def test_pass3_recount_sees_concurrent_writes(world: World, monkeypatch) -> None:
+    world.add("t1", "Garden", [[MED, WAT]])
+    world.add("o1", "Garden", [[MED]])
+    world.add("o2", "Garden", [[WAT]])
+    run_pass1(world.store, world.root, SOURCE)
+    real = world.store.channel_members
+    calls: list[str] = []
+
+    def members(channel: str, source: str) -> list[str]:
+        calls.append(channel)
+        if len(calls) == 2:  # RECON writes a window for o2 between pass 2 and pass 3
+            world.write("o2", [[WAT]], start=2)
+        return real(channel, source)
+
+    monkeypatch.setattr(world.store, "channel_members", members)
+    result = run_tiebreaker(world.store, world.root, SOURCE)
+    (d,) = result.decisions
+    assert (d.status, d.domain, d.rule) == (Status.TIED_PASS_2, WAT, RULE_CHANNEL_PASS3)
+    assert d.channel_counts == ((WAT, 2), (MED, 1))
+    assert calls == ["Garden", "Garden"]
+
+
+def test_tiebreaker_failures_are_counted_and_the_pass_continues(world: World, monkeypatch) -> None:
+    fill_tie_world(world)
+    world.add("../escape", "Cooking", None)  # unsafe hash, tied in the DB, channel member
+    world.set_status("../escape", Status.TIED_PASS_1)
+    world.add("o4", "Cooking", [[WAT] * 50])  # a member whose files cannot be read
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        if "/o4/" in os.fspath(path):
+            raise OSError(5, "Input/output error", os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(concepts, "open", fake_open, raising=False)
+    result = run_tiebreaker(world.store, world.root, SOURCE)
+    assert [e.hash for e in result.errors] == ["../escape"]
+    assert "plain folder name" in result.errors[0].reason
+    assert {p.hash for p in result.channel_problems} == {"../escape", "o4"}
+    assert len(result.decisions) == 4  # the other tied documents were all decided
+    assert world.row("../escape") == (Status.TIED_PASS_1, None)
+    # o4's 50 WAT were not counted: t1's channel counts are the same as without o4
+    assert {d.hash: d for d in result.decisions}["t1"].channel_counts == ((WAT, 3), (MED, 1))
+
+
+# -- spot checks ---------------------------------------------------------------------------
+def test_rederive_and_spot_check_agree_then_catch_a_wrong_row(world: World) -> None:
+    fill_tie_world(world)
+    world.add("a1", "Misc", [[TEC, TEC, MED]])
+    run_pass1(world.store, world.root, SOURCE)
+    run_tiebreaker(world.store, world.root, SOURCE)
+    r = rederive_decision(world.root, world.store, "t1", SOURCE)
+    assert (r.status, r.domain, r.channel) == (Status.TIED_PASS_2, WAT, "Cooking")
+    assert r.channel_counts == ((WAT, 3), (MED, 1)) and r.top_counts == ((MED, 2), (WAT, 2))
+    r = rederive_decision(world.root, world.store, "a1", SOURCE)
+    assert (r.status, r.domain, r.top_counts) == (Status.ASSIGNED, TEC, ((TEC, 2), (MED, 1)))
+
+    rows = spot_check(world.store, world.root, SOURCE, Status.ASSIGNED, 20, seed=1)
+    assigned = {"a1", "o1", "o2", *(f"tr{i}" for i in range(5))}
+    assert {r.hash for r in rows} == assigned and all(r.agrees for r in rows)
+    rows = spot_check(world.store, world.root, SOURCE, Status.TIED_PASS_2, 5, seed=1)
+    assert {r.hash for r in rows} == {"t1", "t2"} and all(r.agrees for r in rows)
+
+    world.set_status("t2", Status.TIED_PASS_2, NAV)  # a wrong stored decision
+    rows = spot_check(world.store, world.root, SOURCE, Status.TIED_PASS_2, 5, seed=1)
+    bad = [r for r in rows if not r.agrees]
+    assert [(r.hash, r.stored_domain, r.expected_domain) for r in bad] == [("t2", NAV, WAT)]
