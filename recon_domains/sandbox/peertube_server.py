@@ -1024,6 +1024,7 @@ class RunningPeerTube:
         self.host = str(host)
         self.port = int(port)
         self.url = f"http://{self.host}:{self.port}"
+        self._stopped = False
         self._thread = threading.Thread(
             target=server.serve_forever,
             name="peertube-sandbox",
@@ -1096,7 +1097,10 @@ class RunningPeerTube:
         self.app.accounts.revoke_all()
 
     def stop(self) -> None:
-        """Stop serving and close the database pool."""
+        """Stop serving and close the database pool (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(timeout=5)
