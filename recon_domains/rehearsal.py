@@ -1,0 +1,377 @@
+"""`recon-domains rehearse` and `recon-domains demo`: the whole runbook, through Dagster, on a copy.
+
+The rehearsal copies RECON's database (SQLite backup API) and concept folders into a work
+folder — the originals are never opened for writing — starts an embedded PostgreSQL and the
+sandbox PeerTube seeded with the copy's videos, and then runs the runbook's jobs in order
+against a Dagster instance in the work folder. It stops at the first gate that fails, and
+writes a JSON report an operator can read before doing the real thing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import sqlite3
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from recon_domains.recon.store import ReconStore
+from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PLUGIN_DIR = REPO_ROOT / "peertube-plugin" / "peertube-plugin-recon-domains"
+DEMO_MARKER = ".recon-domains-demo"
+
+# The runbook in order: (what the operator would call it, job, partition).
+RUNBOOK_STEPS: tuple[tuple[str, str, str | None], ...] = (
+    ("Pre-deploy backups and checks", "predeploy_job", None),
+    ("Steps 1–2: plugin", "plugin_job", None),
+    ("Step 3: schema migration", "schema_job", None),
+    ("Step 4: pass-1 dry run", "pass1_dry_run_job", None),
+    ("Step 4: pass 1", "pass1_job", None),
+    ("Step 4: tiebreaker", "tiebreaker_job", None),
+    ("Step 5: push stage 1", "push_job", "stage-1"),
+    ("Step 5: push stage 2", "push_job", "stage-2"),
+    ("Step 5: push stage 3", "push_job", "stage-3"),
+    ("Step 6: verify", "verify_job", None),
+    ("Step 7: reprocess dry run", "reprocess_job", "dry-run"),
+    ("Step 7: reprocess batch of 10", "reprocess_job", "batch-10"),
+    ("Step 7: reprocess batch of 100", "reprocess_job", "batch-100"),
+    ("Step 7: reprocess the rest", "reprocess_job", "all"),
+)
+
+
+class RehearsalError(RuntimeError):
+    """The rehearsal could not be set up (bad paths, a used work folder)."""
+
+
+@dataclass
+class GateOutcome:
+    step: str
+    gate: str  # asset[:partition]:check
+    passed: bool
+    message: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"step": self.step, "gate": self.gate, "passed": self.passed,
+                "message": self.message}
+
+
+@dataclass
+class RehearsalReport:
+    workdir: str
+    dagster_home: str
+    gates: list[GateOutcome] = field(default_factory=list)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+    failed_step: str | None = None
+    failure: str | None = None
+    notes: list[str] = field(default_factory=list)
+    status_counts: dict[str, int] = field(default_factory=dict)
+    pushed_count: int = 0
+    peertube_histogram: dict[str, int] = field(default_factory=dict)
+    video_categories: dict[str, int | None] = field(default_factory=dict)
+    reprocess: dict[str, int] = field(default_factory=dict)
+    removed_feature: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None and all(g.passed for g in self.gates)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "workdir": self.workdir,
+            "dagster_home": self.dagster_home,
+            "failed_step": self.failed_step,
+            "failure": self.failure,
+            "gates": [g.as_json() for g in self.gates],
+            "step_seconds": self.step_seconds,
+            "notes": self.notes,
+            "status_counts": self.status_counts,
+            "pushed_count": self.pushed_count,
+            "peertube_category_histogram": self.peertube_histogram,
+            "video_categories": self.video_categories,
+            "reprocess": self.reprocess,
+            "removed_feature": self.removed_feature,
+        }
+
+
+# -- setting up the copy ----------------------------------------------------------------------
+def copy_recon_database(original: Path, destination: Path) -> None:
+    """Online, consistent copy through SQLite's backup API; the original is opened read-only."""
+    source = sqlite3.connect(f"file:{original}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(destination)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
+def _prepare_workdir(recon_db: Path, concepts: Path, workdir: Path) -> dict[str, Path]:
+    if not recon_db.is_file():
+        raise RehearsalError(f"--recon-db {recon_db} is not a file; give RECON's recon.db")
+    if not concepts.is_dir():
+        raise RehearsalError(f"--concepts {concepts} is not a folder of concept folders")
+    paths = {
+        "recon_db": workdir / "recon" / "recon.db",
+        "concepts": workdir / "recon" / "concepts",
+        "offsite": workdir / "offsite" / "concepts",
+        "backups": workdir / "backups",
+        "quarantine": workdir / "quarantine",
+        "dagster_home": workdir / "dagster_home",
+        "postgres": workdir / "postgres",
+    }
+    if paths["recon_db"].exists():
+        raise RehearsalError(
+            f"{workdir} already holds a rehearsal; give a new --workdir (or delete that one)"
+        )
+    for key in ("backups", "quarantine", "dagster_home", "postgres"):
+        paths[key].mkdir(parents=True, exist_ok=True)
+    paths["recon_db"].parent.mkdir(parents=True, exist_ok=True)
+    copy_recon_database(recon_db, paths["recon_db"])
+    shutil.copytree(concepts, paths["concepts"], symlinks=True)
+    # The copy's off-site mirror: a fresh mirror of the copied folders, as rsync would leave.
+    shutil.copytree(paths["concepts"], paths["offsite"], symlinks=True)
+    shutil.copy(REPO_ROOT / "dagster.yaml", paths["dagster_home"] / "dagster.yaml")
+    return paths
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+@contextmanager
+def sandbox_peertube(workdir: Path, recon_db: Path, source: str) -> Iterator[dict[str, str]]:
+    """An embedded PostgreSQL and the sandbox PeerTube seeded with the copy's videos."""
+    from recon_domains.sandbox.peertube_server import start_server
+    from recon_domains.sandbox.peertube_store import seed_videos_from_recon
+    from recon_domains.sandbox.postgres import create_database, embedded_postgres
+
+    password = secrets.token_urlsafe(18)
+    with embedded_postgres(workdir) as admin_dsn:
+        dsn = create_database(admin_dsn, "peertube")
+        seed_videos_from_recon(dsn, recon_db, source)
+        with start_server(dsn, port=0, admin_password=password) as server:
+            yield {"url": server.url, "password": password, "dsn": dsn}
+
+
+# -- running the runbook ----------------------------------------------------------------------
+def _step_failure(result: dg.ExecuteInProcessResult) -> str:
+    for event in result.all_events:
+        if event.event_type_value == "STEP_FAILURE":
+            error = event.event_specific_data.error
+            return (error.message or "").strip() if error else event.message or "step failed"
+    return "the run failed"
+
+
+def _gate_outcomes(step: str, result: dg.ExecuteInProcessResult) -> list[GateOutcome]:
+    outcomes = []
+    for evaluation in result.get_asset_check_evaluations():
+        partition = getattr(evaluation, "partition", None)
+        gate = evaluation.asset_key.to_user_string()
+        gate += f"[{partition}]" if partition else ""
+        outcomes.append(
+            GateOutcome(step, f"{gate}:{evaluation.check_name}", evaluation.passed,
+                        evaluation.description or ("passed" if evaluation.passed else "failed"))
+        )
+    return outcomes
+
+
+def run_runbook(report: RehearsalReport, instance: dg.DagsterInstance,
+                steps=RUNBOOK_STEPS) -> None:
+    """Run each step's job (asset plus its blocking gate checks); stop at the first failure."""
+    from recon_domains.definitions import defs
+
+    definitions = defs() if callable(defs) else defs
+    for label, job_name, partition in steps:
+        job = definitions.resolve_job_def(job_name)
+        started = time.monotonic()
+        result = job.execute_in_process(
+            instance=instance, partition_key=partition, raise_on_error=False
+        )
+        report.step_seconds[label] = round(time.monotonic() - started, 2)
+        outcomes = _gate_outcomes(label, result)
+        report.gates.extend(outcomes)
+        failed = [o for o in outcomes if not o.passed]
+        if failed:
+            report.failed_step = label
+            report.failure = f"gate {failed[0].gate} failed: {failed[0].message}"
+            return
+        if not result.success:
+            report.failed_step = label
+            report.failure = _step_failure(result)
+            return
+
+
+def _collect_state(report: RehearsalReport, paths: dict[str, Path], pt: dict[str, str],
+                   source: str) -> None:
+    from recon_domains.peertube.database import PeerTubeDatabase
+
+    with ReconStore.open(paths["recon_db"]) as store:
+        report.status_counts = store.status_counts(source)
+        if store.is_migrated():
+            report.pushed_count = sum(store.pushed_distribution(source).values())
+            audit = store.conn.execute(
+                "SELECT count(*), count(restored_at) FROM recon_domains_reprocess_audit"
+            ).fetchone()
+            report.reprocess = {"quarantined": audit[0], "restored": audit[1]}
+        report.reprocess["queued_documents"] = store.pipeline_status_counts(source).get(
+            "queued", 0
+        )
+    db = PeerTubeDatabase(pt["dsn"])
+    report.peertube_histogram = {str(k): v for k, v in db.category_histogram().items()}
+    report.video_categories = db.all_video_categories()
+
+
+def rehearse(
+    recon_db: Path,
+    concepts: Path,
+    workdir: Path,
+    *,
+    source: str | None = None,
+    then_remove_feature: bool = False,
+) -> RehearsalReport:
+    """The whole migration on a copy; see the module docstring."""
+    workdir = workdir.resolve()
+    source = source or os.environ.get("RECON_STREAM_SOURCE") or DEFAULT_STREAM_SOURCE
+    paths = _prepare_workdir(recon_db.resolve(), concepts.resolve(), workdir)
+    report = RehearsalReport(str(workdir), str(paths["dagster_home"]))
+    with ReconStore.open(paths["recon_db"]) as store:
+        stale = store.mid_pipeline_documents()
+    report.notes.append(
+        "This is a copy: it has no RECON workers, so recon_idle ignores the "
+        f"{len(stale)} document(s) whose status says mid-pipeline."
+    )
+    with sandbox_peertube(paths["postgres"], paths["recon_db"], source) as pt:
+        env = {
+            "DAGSTER_HOME": str(paths["dagster_home"]),
+            "RECON_DB_PATH": str(paths["recon_db"]),
+            "RECON_CONCEPTS_DIR": str(paths["concepts"]),
+            "RECON_STREAM_SOURCE": source,
+            "RECON_BACKUP_DIR": str(paths["backups"]),
+            "RECON_OFFSITE_CONCEPTS_DIR": str(paths["offsite"]),
+            "RECON_QUARANTINE_DIR": str(paths["quarantine"]),
+            "RECON_IS_COPY": "1",
+            "PEERTUBE_URL": pt["url"],
+            "PEERTUBE_USERNAME": "root",
+            "PEERTUBE_PASSWORD": pt["password"],
+            "PEERTUBE_DB_DSN": pt["dsn"],
+            "PEERTUBE_PLUGIN_PATH": str(PLUGIN_DIR),
+        }
+        with _environment(env):
+            instance = dg.DagsterInstance.from_config(str(paths["dagster_home"]))
+            try:
+                run_runbook(report, instance)
+                if then_remove_feature and report.ok:
+                    remove = (("Fully remove feature", "remove_feature", None),)
+                    _run_configured(report, instance, remove)
+                    report.removed_feature = report.ok
+            finally:
+                instance.dispose()
+        _collect_state(report, paths, pt, source)
+    return report
+
+
+def _run_configured(report: RehearsalReport, instance: dg.DagsterInstance, steps) -> None:
+    """Run confirmed rollback jobs (their ops read `confirm` from run config)."""
+    from recon_domains.definitions import defs
+
+    definitions = defs() if callable(defs) else defs
+    for label, job_name, _ in steps:
+        job = definitions.resolve_job_def(job_name)
+        op_names = [node.name for node in job.graph.nodes]
+        config = {"ops": {name: {"config": {"confirm": True}} for name in op_names}}
+        started = time.monotonic()
+        result = job.execute_in_process(instance=instance, run_config=config,
+                                        raise_on_error=False)
+        report.step_seconds[label] = round(time.monotonic() - started, 2)
+        if not result.success:
+            report.failed_step = label
+            report.failure = _step_failure(result)
+            return
+
+
+# -- command line -----------------------------------------------------------------------------
+def _summary(report: RehearsalReport) -> str:
+    lines = []
+    for gate in report.gates:
+        lines.append(f"  {'PASS' if gate.passed else 'FAIL'}  {gate.gate}")
+    lines.append(f"status counts: {report.status_counts}")
+    lines.append(f"pushed to PeerTube: {report.pushed_count}")
+    lines.append(f"PeerTube categories >= 100: {report.peertube_histogram}")
+    lines.append(f"reprocess: {report.reprocess}")
+    lines.extend(f"note: {note}" for note in report.notes)
+    if report.ok:
+        lines.append(f"every gate passed ({len(report.gates)} gates).")
+    else:
+        lines.append(f"STOPPED at {report.failed_step}: {report.failure}")
+    lines.append(
+        "Open the Dagster UI on this result:\n"
+        f"  cd {REPO_ROOT} && DAGSTER_HOME={report.dagster_home} "
+        ".venv/bin/dagster dev -w workspace.yaml"
+    )
+    return "\n".join(lines)
+
+
+def _finish(report: RehearsalReport, report_path: str | None) -> int:
+    if report_path:
+        Path(report_path).write_text(json.dumps(report.as_json(), indent=1, sort_keys=True))
+    print(_summary(report))
+    if not report.ok:
+        print(f"rehearsal stopped at {report.failed_step}: {report.failure}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def rehearse_main(args: argparse.Namespace) -> int:
+    try:
+        report = rehearse(Path(args.recon_db), Path(args.concepts), Path(args.workdir),
+                          then_remove_feature=args.then_remove_feature)
+    except RehearsalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return _finish(report, args.report or str(Path(args.workdir) / "report.json"))
+
+
+def demo_main(args: argparse.Namespace) -> int:
+    """`make demo`: generate a corpus, rehearse on it, print a short summary."""
+    from recon_domains.sandbox.corpus import generate_corpus
+
+    workdir = Path(args.workdir).resolve()
+    if workdir.exists() and any(workdir.iterdir()):
+        if not (workdir / DEMO_MARKER).exists():
+            print(f"error: {workdir} exists and is not a demo folder; choose --workdir",
+                  file=sys.stderr)
+            return 2
+        shutil.rmtree(workdir)  # a previous demo's output, ours to replace
+    workdir.mkdir(parents=True)
+    (workdir / DEMO_MARKER).write_text("made by `recon-domains demo`; safe to delete\n")
+    started = time.monotonic()
+    summary = generate_corpus(workdir / "corpus", args.docs, seed=args.seed)
+    print(f"generated a sandbox corpus of {args.docs} documents in "
+          f"{time.monotonic() - started:.1f}s ({workdir / 'corpus'})")
+    report = rehearse(summary.recon_db, summary.concepts_dir, workdir / "rehearsal")
+    return _finish(report, str(workdir / "report.json"))
