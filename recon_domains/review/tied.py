@@ -1,0 +1,213 @@
+"""What the review page shows and does: tied_manual videos and the manual assignment.
+
+Runbook Step 8 ("Dashboard Review"): each tied video is shown with its channel, its tied
+domains and their concept counts, and a human picks the domain. The counts are re-read from
+the concept files on every page load (RECON may have rewritten them since the tiebreaker
+ran); the channel context comes from the database (how the channel's other videos are
+categorized), one grouped query per channel, because recounting a 9,000-video catch-all
+channel's concept files on every page load would make the page unusable.
+
+The fallback domain a tied_manual row carries is display-only and never pushed (SPEC §4).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from recon_domains.peertube.urls import parse_watch_url
+from recon_domains.recon.concepts import UnsafeHashError, read_domain_counts
+from recon_domains.recon.store import DomainDecision, PushCandidate, ReconStore, utc_now
+from recon_domains.taxonomy import CATEGORIZED, DOMAINS, Status, category_id, is_domain
+
+CHANNEL_TOP_N = 5  # how many of the channel's domains the page shows
+
+
+class ReviewError(ValueError):
+    """A request the review page refuses (bad hash, bad domain); the message says why."""
+
+
+@dataclass(frozen=True)
+class TiedVideo:
+    """One tied_manual stream document as the review page shows it."""
+
+    hash: str
+    title: str  # documents.book_title when RECON has one, else the file name
+    filename: str | None
+    channel: str | None
+    path: str | None  # catalogue.path as stored
+    watch_url: str | None  # path, when it is an http(s) URL safe to link to
+    video_id: str | None  # PeerTube UUID parsed from the path
+    path_problem: str | None  # why the path is not a usable watch URL
+    fallback_domain: str | None  # display only: never pushed while tied_manual
+    assigned_at: str | None
+    counts: tuple[tuple[str, int], ...]  # valid-domain concept counts, highest first
+    top_domains: tuple[str, ...]  # the domains sharing the top count now
+    concept_state: str  # concepts.STATE_* of the recount
+    channel_top: tuple[tuple[str, int], ...]  # the channel's categorized videos per domain
+    channel_videos: int  # stream videos in the channel
+
+    @property
+    def still_tied(self) -> bool:
+        """True when the recount still has several domains on top."""
+        return len(self.top_domains) > 1
+
+    def domain_options(self) -> tuple[str, ...]:
+        """The 18 domains for the choice: the top (tied) domains first, then the others."""
+        rest = tuple(d for d in DOMAINS if d not in self.top_domains)
+        return (*self.top_domains, *rest)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "hash": self.hash,
+            "title": self.title,
+            "filename": self.filename,
+            "channel": self.channel,
+            "path": self.path,
+            "watch_url": self.watch_url,
+            "video_id": self.video_id,
+            "path_problem": self.path_problem,
+            "fallback_domain": self.fallback_domain,
+            "fallback_pushed": False,
+            "assigned_at": self.assigned_at,
+            "concept_counts": [{"domain": d, "concepts": n} for d, n in self.counts],
+            "tied_domains": list(self.top_domains),
+            "still_tied": self.still_tied,
+            "concept_state": self.concept_state,
+            "channel_top_domains": [{"domain": d, "videos": n} for d, n in self.channel_top],
+            "channel_videos": self.channel_videos,
+            "domain_options": list(self.domain_options()),
+        }
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A manual assignment just written, ready to push."""
+
+    candidate: PushCandidate
+    title: str
+    category_id: int
+
+
+def _link_target(path: str | None) -> str | None:
+    """The path if it is an absolute http(s) URL; anything else is never made a link."""
+    if not path:
+        return None
+    parts = urlsplit(path.strip())
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return path.strip()
+    return None
+
+
+def _channel_context(
+    conn: sqlite3.Connection, channel: str | None, source: str
+) -> tuple[tuple[tuple[str, int], ...], int]:
+    """(top categorized domains of the channel with their video counts, channel size)."""
+    if channel is None:
+        return (), 0
+    statuses = sorted(CATEGORIZED)
+    marks = ",".join("?" * len(statuses))
+    rows = conn.execute(
+        "SELECT d.recon_domain, count(*) FROM documents d JOIN catalogue c ON c.hash = d.hash "
+        f"WHERE c.source = ? AND c.category = ? AND d.recon_domain_status IN ({marks}) "
+        "AND d.recon_domain IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
+        (source, channel, *statuses, CHANNEL_TOP_N),
+    ).fetchall()
+    size = conn.execute(
+        "SELECT count(*) FROM documents d JOIN catalogue c ON c.hash = d.hash "
+        "WHERE c.source = ? AND c.category = ?",
+        (source, channel),
+    ).fetchone()[0]
+    return tuple((str(d), int(n)) for d, n in rows), int(size)
+
+
+def tied_videos(store: ReconStore, concepts_root: Path, source: str) -> list[TiedVideo]:
+    """Every tied_manual stream document, by channel then title, with fresh concept counts."""
+    rows = store.conn.execute(
+        "SELECT d.hash, d.book_title, COALESCE(c.filename, d.filename) AS filename, "
+        "c.category, c.path, d.recon_domain, d.recon_domain_assigned_at "
+        "FROM documents d JOIN catalogue c ON c.hash = d.hash "
+        "WHERE c.source = ? AND d.recon_domain_status = ? "
+        "ORDER BY c.category, filename, d.hash",
+        (source, Status.TIED_MANUAL),
+    ).fetchall()
+    channels: dict[str | None, tuple[tuple[tuple[str, int], ...], int]] = {}
+    videos: list[TiedVideo] = []
+    for row in rows:
+        doc_hash, book_title, filename, channel, path, fallback, assigned_at = tuple(row)
+        if channel not in channels:  # once per channel per page load
+            channels[channel] = _channel_context(store.conn, channel, source)
+        channel_top, channel_size = channels[channel]
+        try:
+            recount = read_domain_counts(concepts_root, doc_hash)
+            counts = tuple(sorted(recount.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+            state = recount.state
+        except UnsafeHashError as exc:
+            counts, state = (), f"not read: {exc}"
+        top = counts[0][1] if counts else 0
+        top_domains = tuple(d for d, n in counts if n == top) if counts else ()
+        parsed = parse_watch_url(path)
+        title = book_title.strip() if isinstance(book_title, str) and book_title.strip() else ""
+        videos.append(
+            TiedVideo(
+                hash=doc_hash,
+                title=title or filename or doc_hash,
+                filename=filename,
+                channel=channel,
+                path=path,
+                watch_url=_link_target(path),
+                video_id=parsed.video_id,
+                path_problem=parsed.reason,
+                fallback_domain=fallback,
+                assigned_at=assigned_at,
+                counts=counts,
+                top_domains=top_domains,
+                concept_state=state,
+                channel_top=channel_top,
+                channel_videos=channel_size,
+            )
+        )
+    return videos
+
+
+def assign_domain(
+    store: ReconStore, doc_hash: str, domain: str, source: str, *, now: str | None = None
+) -> Assignment:
+    """Record a human's choice: tied_manual → manual_assigned with `domain`.
+
+    Raises ReviewError (nothing written) when domain is not one of the 18 or doc_hash is
+    not a tied_manual stream document of `source` (e.g. already assigned in another tab).
+    """
+    if not is_domain(domain):
+        raise ReviewError(
+            f"{domain!r} is not one of the 18 RECON domains; choose one from the list."
+        )
+    if not doc_hash:
+        raise ReviewError("no video hash in the form; reload the review page and try again.")
+    row = store.conn.execute(
+        "SELECT d.recon_domain_status, c.path, d.book_title, "
+        "COALESCE(c.filename, d.filename) FROM documents d JOIN catalogue c ON c.hash = d.hash "
+        "WHERE c.source = ? AND d.hash = ?",
+        (source, doc_hash),
+    ).fetchone()
+    if row is None:
+        raise ReviewError(
+            f"no stream video with hash {doc_hash!r} (source {source}); reload the review page."
+        )
+    status, path, book_title, filename = tuple(row)
+    if status != Status.TIED_MANUAL:
+        raise ReviewError(
+            f"video {doc_hash!r} is {status or 'unassigned'!s}, not tied_manual: only tied "
+            "videos are assigned here (it may have been assigned already; reload the page)."
+        )
+    stamp = now or utc_now()
+    store.write_decisions([DomainDecision(doc_hash, Status.MANUAL_ASSIGNED, domain)], now=stamp)
+    title = book_title.strip() if isinstance(book_title, str) and book_title.strip() else ""
+    return Assignment(
+        candidate=PushCandidate(doc_hash, path, domain, Status.MANUAL_ASSIGNED, stamp),
+        title=title or filename or doc_hash,
+        category_id=category_id(domain),
+    )
