@@ -266,18 +266,19 @@ class BenchmarkCheck:
 
 
 # -- helpers -------------------------------------------------------------------------------
-class _Unreadable(RuntimeError):
-    pass
+class UnreadableConceptsError(RuntimeError):
+    """Some of a document's concept files could not be read (permissions, I/O): its counts
+    would be incomplete, so it is not decided."""
 
 
 def _read_checked(concepts_root: Path, doc_hash: str, tally: _ReadTally) -> ConceptCounts:
-    """Read one document; raise _Unreadable when some of its files could not be read."""
+    """Read one document; raise UnreadableConceptsError if some files could not be read."""
     counts = read_domain_counts(concepts_root, doc_hash)
     tally.add(counts)
     bad = counts.unreadable
     if bad:
         first = bad[0]
-        raise _Unreadable(
+        raise UnreadableConceptsError(
             f"could not read {len(bad)} concept file(s)/folder(s), e.g. {first.file} "
             f"({first.detail}); fix the permissions/disk and re-run: not decided"
         )
@@ -285,7 +286,7 @@ def _read_checked(concepts_root: Path, doc_hash: str, tally: _ReadTally) -> Conc
 
 
 def _error_reason(exc: BaseException) -> str:
-    if isinstance(exc, _Unreadable | ValueError):
+    if isinstance(exc, UnreadableConceptsError | ValueError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
@@ -380,10 +381,18 @@ def _channel_total(
     known: Mapping[str, Counter[str]],
     problems: list[DocumentError],
     channel: str,
+    failed: set[str] | None = None,
 ) -> Counter[str]:
-    """Sum valid-domain counts over a channel's members, reusing counts already read."""
+    """Sum valid-domain counts over a channel's members, reusing counts already read.
+
+    Members that cannot be read are left out and listed in ``problems``; members in
+    ``failed`` (already reported as errors this run) are left out without a second read.
+    """
     total: Counter[str] = Counter()
     for member in members:
+        if failed and member in failed:
+            problems.append(DocumentError(str(member), f"channel {channel!r}: not readable"))
+            continue
         counts = known.get(member)
         if counts is None:
             try:
@@ -435,6 +444,7 @@ def run_tiebreaker(
     own: dict[str, Counter[str]] = {}
     states: dict[str, str] = {}
     pending: dict[str, list[StreamDocument]] = defaultdict(list)
+    failed: set[str] = set()  # tied documents already reported: not read again as members
 
     def record(doc: StreamDocument, counts: Counter[str], dec: TiebreakDecision) -> None:
         assert dec.status is not None
@@ -459,6 +469,7 @@ def run_tiebreaker(
             counts = _read_checked(root, doc.hash, tally)
         except Exception as exc:
             errors.append(DocumentError(str(doc.hash), _error_reason(exc)))
+            failed.add(doc.hash)
             continue
         own[doc.hash] = counts.counts
         states[doc.hash] = counts.state
@@ -476,7 +487,7 @@ def run_tiebreaker(
         try:
             members = store.channel_members(channel, source)
             member_set = set(members)
-            total = _channel_total(members, root, tally, own, problems, channel)
+            total = _channel_total(members, root, tally, own, problems, channel, failed)
             channels_counted += 1
             again: list[StreamDocument] = []
             for doc in docs:
@@ -500,7 +511,8 @@ def run_tiebreaker(
                     fresh[doc.hash] = _read_checked(root, doc.hash, tally).counts
                 except Exception as exc:
                     errors.append(DocumentError(str(doc.hash), _error_reason(exc)))
-            total = _channel_total(members, root, tally, fresh, problems, channel)
+                    failed.add(doc.hash)
+            total = _channel_total(members, root, tally, fresh, problems, channel, failed)
             channels_recounted += 1
             for doc in again:
                 if doc.hash not in fresh:
@@ -546,6 +558,7 @@ class Rederived:
     top_counts: tuple[tuple[str, int], ...]
     channel_counts: tuple[tuple[str, int], ...] = ()
     files_read: int = 0
+    channel_problems: tuple[str, ...] = ()
 
 
 def _channel_of(store: ReconStore, doc_hash: str) -> str | None:
@@ -565,8 +578,9 @@ def rederive_decision(
 
     A clear own winner gives the pass-1 rule (assigned); otherwise the tiebreak rule with
     the channel counted afresh (every other member of its channel and source), decided
-    finally (a tie here is tied_manual). Raises UnsafeHashError / _Unreadable-style errors
-    for a document whose files cannot be read, like the runners.
+    finally (a tie here is tied_manual). Raises UnsafeHashError or UnreadableConceptsError
+    when the document's own files cannot be read; channel members that cannot be read are
+    left out and listed in ``channel_problems``.
     """
     root = Path(concepts_root)
     tally = _ReadTally()
@@ -579,10 +593,10 @@ def rederive_decision(
             doc_hash, channel, p1.status, p1.domain, RULE_PASS1, top, (), tally.files_read
         )
     skip = frozenset(skip_channels)
+    problems: list[DocumentError] = []
     if channel is None or channel in skip:
         dec = decide_tiebreak(mine, None, channel_on_skip_list=channel in skip)
     else:
-        problems: list[DocumentError] = []
         others = [m for m in store.channel_members(channel, source) if m != doc_hash]
         total = _channel_total(others, root, tally, {}, problems, channel)
         dec = decide_tiebreak(
@@ -598,6 +612,7 @@ def rederive_decision(
         top,
         dec.channel_counts,
         tally.files_read,
+        tuple(f"{p.hash}: {p.reason}" for p in problems),
     )
 
 
@@ -665,6 +680,8 @@ def spot_check(
                 (r.status, r.domain) == (s_status, s_domain),
                 r.top_counts,
                 r.channel_counts,
+                # shown, not failing: the decision still matches what the readable files say
+                "; ".join(r.channel_problems),
             )
         )
     return rows

@@ -531,3 +531,31 @@ def test_rederive_and_spot_check_agree_then_catch_a_wrong_row(world: World) -> N
     rows = spot_check(world.store, world.root, SOURCE, Status.TIED_PASS_2, 5, seed=1)
     bad = [r for r in rows if not r.agrees]
     assert [(r.hash, r.stored_domain, r.expected_domain) for r in bad] == [("t2", NAV, WAT)]
+
+
+def test_unreadable_tied_document_is_an_error_read_once_and_left_out_of_context(
+    world: World, monkeypatch
+) -> None:
+    fill_tie_world(world)
+    attempts: Counter[str] = Counter()
+    real_open = builtins.open
+
+    def fake_open(path, *args, **kwargs):
+        attempts[os.fspath(path)] += 1
+        if "/t2/" in os.fspath(path):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(concepts, "open", fake_open, raising=False)
+    result = run_tiebreaker(world.store, world.root, SOURCE)
+    assert [e.hash for e in result.errors] == ["t2"]
+    assert world.row("t2") == (Status.TIED_PASS_1, None)  # left for the next run
+    assert [p.hash for p in result.channel_problems] == ["t2"]
+    t2_files = [p for p in attempts if "/t2/" in p]
+    assert t2_files and all(attempts[p] == 1 for p in t2_files)
+    # t1's context is o1 + o2 only: WAT 2, MED 1
+    by = {d.hash: d for d in result.decisions}
+    assert (by["t1"].domain, by["t1"].channel_counts) == (WAT, ((WAT, 2), (MED, 1)))
+    r = rederive_decision(world.root, world.store, "t1", SOURCE)
+    assert (r.status, r.domain) == (Status.TIED_PASS_2, WAT)
+    assert len(r.channel_problems) == 1 and r.channel_problems[0].startswith("t2: ")
