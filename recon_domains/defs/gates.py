@@ -1,0 +1,238 @@
+"""The one place that reads gate state (asset check evaluations) back from the Dagster instance.
+
+Why this exists (DESIGN.md §4): a blocking asset check only blocks *within one run*. A later
+run that selects only a downstream asset is not stopped by Dagster. So every asset that
+writes starts with `require_gates(...)`, which reads the latest evaluation of each upstream
+gate from `context.instance` and refuses (`dg.Failure`) when the gate failed, never ran, or
+was evaluated against an older materialization than the current one.
+
+Storage independence: everything here goes through `DagsterInstance` methods that every
+event-log storage implements (SQLite, PostgreSQL, ...). Freshness is decided by comparing
+event-log storage ids (same index table for materializations and check evaluations in every
+SQL storage), falling back to event timestamps (floats written by the run, not by the
+database) only when an evaluation carries no target materialization. The single non-public
+call (`event_log_storage.get_asset_check_execution_history`) is wrapped in
+`_check_executions` so an API move touches one function.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+# How many recent executions to scan for the latest *completed* one (planned rows of runs
+# that were skipped or crashed sit above it).
+_HISTORY_SCAN = 50
+
+
+@dataclass(frozen=True)
+class Gate:
+    """An upstream gate: an asset check (optionally one partition of it)."""
+
+    asset: str
+    check: str
+    partition: str | None = None
+    # What the operator should do when this gate refuses (named in the Failure message).
+    remedy: str = ""
+
+    @property
+    def key(self) -> dg.AssetCheckKey:
+        return dg.AssetCheckKey(dg.AssetKey(self.asset), self.check)
+
+    @property
+    def label(self) -> str:
+        where = f"[{self.partition}]" if self.partition else ""
+        return f"{self.asset}{where}:{self.check}"
+
+
+@dataclass(frozen=True)
+class GateState:
+    """What the instance says about one gate right now."""
+
+    gate: Gate
+    ok: bool
+    reason: str  # operator-readable: why it is (not) open
+    run_id: str | None = None
+    evaluated_at: float | None = None
+    materialization_storage_id: int | None = None
+
+
+def _check_executions(
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey, partition: str | None
+) -> Sequence[Any]:
+    """Recent executions of one check (newest first), for one partition or unpartitioned.
+
+    The only non-public Dagster call of the project (1.13: EventLogStorage method, implemented
+    by the SQL base class shared by the SQLite and PostgreSQL storages).
+    """
+    from dagster._core.event_api import PartitionKeyFilter
+
+    return instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=_HISTORY_SCAN, partition_filter=PartitionKeyFilter(key=partition)
+    )
+
+
+def latest_materialization(
+    instance: dg.DagsterInstance, asset: str, partition: str | None = None
+) -> dg.EventLogRecord | None:
+    """The newest materialization record of an asset (of one partition when given)."""
+    records_filter = dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey(asset),
+        asset_partitions=[partition] if partition is not None else None,
+    )
+    result = instance.fetch_materializations(records_filter, limit=1)
+    return result.records[0] if result.records else None
+
+
+def materialization_metadata(
+    instance: dg.DagsterInstance, asset: str, partition: str | None = None
+) -> dict[str, Any]:
+    """The metadata of an asset's newest materialization as plain values ({} when none).
+
+    Checks use this to find what the asset produced (a backup path, the dry-run counts).
+    """
+    record = latest_materialization(instance, asset, partition)
+    if record is None:
+        return {}
+    mat = record.asset_materialization
+    if mat is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name, value in mat.metadata.items():
+        out[name] = getattr(value, "value", value)
+    return out
+
+
+def json_metadata(
+    instance: dg.DagsterInstance, asset: str, name: str, partition: str | None = None
+) -> Any:
+    """One JSON metadata entry of the newest materialization, decoded (None when absent)."""
+    value = materialization_metadata(instance, asset, partition).get(name)
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
+    """Read one gate: open only when its newest completed evaluation passed against the
+    upstream asset's current materialization (of the gate's partition)."""
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus as Status,
+    )
+
+    mat = latest_materialization(instance, gate.asset, gate.partition)
+    target = f"{gate.asset}" + (f" partition {gate.partition}" if gate.partition else "")
+    if mat is None:
+        return GateState(gate, False, f"{target} has never been materialized")
+
+    completed = [
+        r
+        for r in _check_executions(instance, gate.key, gate.partition)
+        if r.status in (Status.SUCCEEDED, Status.FAILED)
+    ]
+    if not completed:
+        return GateState(
+            gate,
+            False,
+            f"check {gate.check} has never been evaluated for {target}",
+            materialization_storage_id=mat.storage_id,
+        )
+    rec = completed[0]
+    evaluation = rec.evaluation
+    evaluated_at = rec.event.timestamp if rec.event is not None else rec.create_timestamp
+    common = {
+        "run_id": rec.run_id,
+        "evaluated_at": evaluated_at,
+        "materialization_storage_id": mat.storage_id,
+    }
+
+    target_data = evaluation.target_materialization_data if evaluation is not None else None
+    if target_data is not None:
+        current = target_data.storage_id == mat.storage_id
+    else:
+        # No recorded target: the evaluation counts only if it came after the materialization.
+        current = evaluated_at >= mat.timestamp
+    if not current:
+        return GateState(
+            gate,
+            False,
+            f"check {gate.check} was last evaluated (run {rec.run_id[:8]}) against an older "
+            f"materialization of {target}; the current one (run {mat.run_id[:8]}) is unchecked",
+            **common,
+        )
+
+    if rec.status == Status.FAILED:
+        detail = (evaluation.description or "") if evaluation is not None else ""
+        return GateState(
+            gate,
+            False,
+            f"check {gate.check} FAILED on the current materialization of {target} "
+            f"(run {rec.run_id[:8]})" + (f": {detail}" if detail else ""),
+            **common,
+        )
+    return GateState(gate, True, f"check {gate.check} passed on {target}", **common)
+
+
+def require_gates(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext,
+    gates: Iterable[Gate],
+    *,
+    step: str,
+) -> list[GateState]:
+    """Refuse (raise dg.Failure) unless every gate is open; return their states otherwise.
+
+    `step` names what is being refused (e.g. "pass1_assignments (runbook Step 4)"). Called
+    first thing by every writing asset, so the refusal also happens in a separate, later run.
+    """
+    instance = context.instance
+    states = [gate_state(instance, g) for g in gates]
+    closed = [s for s in states if not s.ok]
+    for s in states:
+        context.log.info(f"gate {s.gate.label}: {'open' if s.ok else 'CLOSED'} ({s.reason})")
+    if closed:
+        lines = [f"Refusing {step}: {len(closed)} upstream gate(s) not passed."]
+        for s in closed:
+            lines.append(f"- gate {s.gate.label}: {s.reason}.")
+            if s.gate.remedy:
+                lines.append(f"  What to do: {s.gate.remedy}")
+        raise dg.Failure(
+            description="\n".join(lines),
+            metadata={"closed_gates": ", ".join(s.gate.label for s in closed)},
+            allow_retries=False,
+        )
+    return states
+
+
+def require_partition_materialized(
+    context: dg.AssetExecutionContext,
+    asset: str,
+    partitions_def: dg.PartitionsDefinition,
+    partition: str,
+    *,
+    step: str,
+    remedy: str,
+) -> None:
+    """Refuse unless `partition` of `asset` is MATERIALIZED (public instance API)."""
+    from dagster._core.storage.partition_status_cache import AssetPartitionStatus
+
+    statuses: Mapping[str, Any] = (
+        context.instance.get_status_by_partition(dg.AssetKey(asset), [partition], partitions_def)
+        or {}
+    )
+    status = statuses.get(partition)
+    if status != AssetPartitionStatus.MATERIALIZED:
+        found = status.value.lower() if status is not None else "never materialized"
+        raise dg.Failure(
+            description=(
+                f"Refusing {step}: {asset} partition {partition} must be materialized and "
+                f"verified first (found: {found}).\n  What to do: {remedy}"
+            ),
+            allow_retries=False,
+        )
