@@ -193,6 +193,7 @@ class ReviewServer(ThreadingHTTPServer):
         concepts_root: Path,
         source: str,
         push: PushFn | None,
+        extra_hosts: Sequence[str] = (),
     ) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -205,15 +206,14 @@ class ReviewServer(ThreadingHTTPServer):
         self._flashes: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._flash_lock = threading.Lock()
         host = address[0]
-        port = self.server_address[1]
-        self.port = int(port)
-        # Host headers we answer. On loopback only the loopback names (DNS-rebinding
-        # defence); bound elsewhere, any name with our port (the operator chose to expose it).
+        self.port = int(self.server_address[1])
+        # Host names we answer to. Bound to loopback: only loopback names (any port, so an
+        # SSH tunnel works) plus the operator's extra names (a reverse proxy's); this is the
+        # DNS-rebinding defence. Bound elsewhere, the operator chose to expose it: any name.
         if host in LOOPBACK_NAMES or host.startswith("127."):
-            names = {*LOOPBACK_NAMES, host}
-            self.allowed_hosts: set[str] | None = {
-                f"[{n}]:{self.port}" if ":" in n else f"{n}:{self.port}" for n in names
-            }
+            self.allowed_hosts: frozenset[str] | None = frozenset(
+                n.strip().lower() for n in (*LOOPBACK_NAMES, host, *extra_hosts) if n.strip()
+            )
         else:
             self.allowed_hosts = None
 
@@ -272,11 +272,14 @@ class ReviewHandler(BaseHTTPRequestHandler):
             self._html(status, render_error(status, message, **kwargs))
 
     def _host_ok(self) -> bool:
-        host = (self.headers.get("Host") or "").strip().lower()
         allowed = self.server.allowed_hosts
         if allowed is None:
-            return host.rsplit(":", 1)[-1] == str(self.server.port)
-        return host in allowed
+            return True
+        try:
+            host = urlsplit("//" + (self.headers.get("Host") or "").strip()).hostname
+        except ValueError:  # e.g. a malformed IPv6 literal
+            return False
+        return host is not None and host.lower() in allowed
 
     def _same_origin(self) -> bool:
         """A POST from a page of another site is refused (loopback tool: no CSRF tokens)."""
@@ -331,7 +334,8 @@ class ReviewHandler(BaseHTTPRequestHandler):
     def _bad_host_message(self) -> str:
         return (
             f"refused: Host header {self.headers.get('Host')!r} does not name this server. "
-            f"Open http://127.0.0.1:{self.server.port}/ instead."
+            f"Open http://127.0.0.1:{self.server.port}/ instead (behind a reverse proxy, add "
+            "its host name to RECON_REVIEW_HOSTS)."
         )
 
     def _load(self) -> list[TiedVideo]:
@@ -402,7 +406,7 @@ class ReviewHandler(BaseHTTPRequestHandler):
                 return
         token = self.server.put_flash("ok", message)
         self.send_response(HTTPStatus.SEE_OTHER)
-        self.send_header("Location", f"/?flash={quote(token)}")
+        self.send_header("Location", f"./?flash={quote(token)}")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -470,9 +474,12 @@ def start_review_server(
     push: PushFn | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    extra_hosts: Sequence[str] = (),
 ) -> RunningReview:
     """Serve the review page in a background thread; port 0 picks a free port.
 
+    extra_hosts: Host names to answer besides the loopback ones when bound to loopback,
+    e.g. the public name of a reverse proxy in front of the page (RECON_REVIEW_HOSTS).
     Raises ReconStoreError when store_path is not a migrated RECON database.
     """
     store_path = Path(store_path).expanduser()
@@ -483,6 +490,7 @@ def start_review_server(
         concepts_root=Path(concepts_root).expanduser(),
         source=source,
         push=push,
+        extra_hosts=extra_hosts,
     )
     # A short poll interval makes stop() quick; the loop is idle-cheap either way.
     thread = threading.Thread(
@@ -530,7 +538,12 @@ def push_from_env(settings: Settings) -> tuple[PushFn | None, str]:
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    """`recon-domains review --db PATH --port P --host H`: serve until Ctrl-C."""
+    """`recon-domains review --db PATH --port P --host H`: serve until Ctrl-C.
+
+    Reads RECON_DB_PATH (unless --db), RECON_CONCEPTS_DIR, RECON_STREAM_SOURCE, the PeerTube
+    variables for the immediate push, and RECON_REVIEW_HOSTS: comma-separated extra Host
+    names to answer on loopback (a reverse proxy's public name).
+    """
     settings = Settings.from_env()
     try:
         db = Path(args.db) if args.db else settings.require("recon_db_path", "RECON_DB_PATH")
@@ -539,6 +552,7 @@ def cli_main(args: argparse.Namespace) -> int:
         running = start_review_server(
             Path(str(db)), Path(str(concepts)), settings.stream_source,
             push=push, host=args.host, port=args.port,
+            extra_hosts=[h for h in os.environ.get("RECON_REVIEW_HOSTS", "").split(",") if h],
         )
     except (ConfigError, ReconStoreError, OSError) as exc:
         print(f"recon-domains review: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
 import pytest
 
@@ -153,9 +153,10 @@ class Client:
         """POST /assign, check the 303, follow it once, return the page it leads to."""
         status, headers, body = self.post("/assign", {"hash": doc_hash, "domain": domain})
         assert status == 303, body
+        # Relative, so the page also works behind a reverse proxy under a path prefix.
         location = headers["Location"]
-        assert location.startswith("/?flash=")
-        status, _, page = self.get(location)
+        assert location.startswith("./?flash=")
+        status, _, page = self.get(urljoin("/assign", location))
         assert status == 200
         return page
 
@@ -330,6 +331,22 @@ def test_cross_site_posts_and_foreign_hosts_are_refused(review, recon) -> None:
     status, _, _ = client.post("/assign", form, headers={"Origin": own})
     assert status == 303
     assert _row(db, "tie_alpha")["recon_domain_status"] == Status.MANUAL_ASSIGNED
+
+
+def test_ssh_tunnels_and_configured_proxy_names_are_accepted(recon) -> None:
+    db, concepts = recon
+    with start_review_server(db, concepts, SOURCE, extra_hosts=["Recon.Example.org"]) as running:
+        client = Client(running.url)
+        # ssh -L 9000:127.0.0.1:<port>: the browser says localhost:9000.
+        assert client.get("/", headers={"Host": "localhost:9000"})[0] == 200
+        assert client.get("/", headers={"Host": "recon.example.org"})[0] == 200
+        assert client.get("/", headers={"Host": "other.example.org"})[0] == 403
+        status, _, _ = client.post(
+            "/assign", {"hash": "tie_evil", "domain": "Security"},
+            headers={"Host": "recon.example.org", "Origin": "https://recon.example.org"},
+        )
+        assert status == 303
+    assert _row(db, "tie_evil")["recon_domain"] == "Security"
 
 
 def test_unknown_paths_are_404(review) -> None:
