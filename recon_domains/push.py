@@ -19,7 +19,9 @@ Plain core, no Dagster. What it guarantees:
 
 from __future__ import annotations
 
+import argparse
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,7 +41,7 @@ from recon_domains.peertube.client import (
 )
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import PushCandidate, ReconStore
-from recon_domains.taxonomy import DOMAIN_IDS
+from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAIN_IDS
 
 log = logging.getLogger(__name__)
 
@@ -446,3 +448,56 @@ def _push_chunk(
         progress(1)
 
     _run_concurrently(pool, put, to_put, tracker, result, on_put)
+
+
+# -- command line --------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m recon_domains.push --db recon.db --stage stage-1`: push one stage.
+
+    PeerTube settings come from the environment (PEERTUBE_URL, PEERTUBE_PASSWORD, …; see
+    PeerTubeClient.from_env); PEERTUBE_DB_DSN, when set, is used for the bulk reads. Exit
+    status: 0 all pushed, 1 some items failed, 2 aborted or not configured.
+    """
+    parser = argparse.ArgumentParser(prog="python -m recon_domains.push",
+                                     description="Push one stage of categories to PeerTube.")
+    parser.add_argument("--db", default=os.environ.get("RECON_DB_PATH"),
+                        help="recon.db (default: $RECON_DB_PATH)")
+    parser.add_argument("--source",
+                        default=os.environ.get("RECON_STREAM_SOURCE") or DEFAULT_STREAM_SOURCE)
+    parser.add_argument("--stage", required=True, choices=[*STAGES, "all"])
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument("--dry-run", action="store_true", help="only count what would go")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if not args.db:
+        print("no recon.db given: pass --db or set RECON_DB_PATH")
+        return 2
+    with ReconStore.open(args.db) as store:
+        store.require_migrated()
+        items = select_stage_items(store, args.source, args.stage)
+        if args.dry_run:
+            print(f"{args.stage}: {len(items)} document(s) would be pushed")
+            return 0
+        database = None
+        if os.environ.get("PEERTUBE_DB_DSN"):
+            from recon_domains.peertube.database import PeerTubeDatabase
+
+            database = PeerTubeDatabase(os.environ["PEERTUBE_DB_DSN"])
+        try:
+            client = PeerTubeClient.from_env(pool_size=max(args.workers, 1))
+        except PeerTubeError as exc:
+            print(exc)
+            return 2
+        with client:
+            result = push_items(store, client, items, stage=args.stage, database=database,
+                                workers=args.workers)
+    print(result.summary())
+    for doc_hash, reason in result.failed[:20]:
+        print(f"  failed  {doc_hash}: {reason}")
+    for doc_hash, reason in result.skipped[:20]:
+        print(f"  skipped {doc_hash}: {reason}")
+    return 2 if result.aborted else 1 if result.failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -449,25 +449,32 @@ class PeerTubeClient:
 
     @staticmethod
     def _retry_after(resp: requests.Response) -> float | None:
-        """Seconds to wait after a 429: Retry-After (seconds or HTTP date), else
-        X-RateLimit-Reset (epoch seconds, or seconds when small)."""
-        value = resp.headers.get("Retry-After")
+        """Seconds to wait after a 429.
+
+        `Retry-After` (seconds or an HTTP date) is an upper bound: express-rate-limit, which
+        PeerTube uses, sends the whole window length there even when the window ends sooner.
+        `X-RateLimit-Reset` (epoch seconds; a small number is read as seconds) says when the
+        window really ends, so the sooner of the two is used, unless the reset lies in the
+        past by our clock (skew): then it cannot be trusted and Retry-After wins.
+        """
+        retry_after: float | None = None
+        value = (resp.headers.get("Retry-After") or "").strip()
         if value:
-            value = value.strip()
             try:
-                return max(0.0, float(value))
+                retry_after = max(0.0, float(value))
             except ValueError:
-                parsed = email.utils.parsedate_to_datetime(value) if value else None
-                if parsed is not None:
-                    return max(0.0, parsed.timestamp() - _now())
-        reset = resp.headers.get("X-RateLimit-Reset")
+                with contextlib.suppress(TypeError, ValueError):
+                    retry_after = max(0.0, email.utils.parsedate_to_datetime(value).timestamp()
+                                      - _now())
+        until_reset: float | None = None
+        reset = (resp.headers.get("X-RateLimit-Reset") or "").strip()
         if reset:
-            try:
+            with contextlib.suppress(ValueError):
                 number = float(reset)
-            except ValueError:
-                return None
-            return max(0.0, number - _now()) if number > 1_000_000_000 else max(0.0, number)
-        return None
+                until_reset = number - _now() if number > 1_000_000_000 else number
+        if until_reset is not None and until_reset > 0:
+            return min(until_reset, retry_after) if retry_after is not None else until_reset
+        return retry_after
 
     def _request(
         self,
