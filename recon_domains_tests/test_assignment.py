@@ -78,7 +78,7 @@ def test_pass1_strict_max_is_assigned_and_shared_top_is_tied() -> None:
     )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.dictionaries(st.sampled_from(DOMAINS), st.integers(min_value=0, max_value=6)))
 def test_pass1_properties(counts: dict[str, int]) -> None:
     d = decide_pass1(counts)
@@ -559,3 +559,36 @@ def test_unreadable_tied_document_is_an_error_read_once_and_left_out_of_context(
     r = rederive_decision(world.root, world.store, "t1", SOURCE)
     assert (r.status, r.domain) == (Status.TIED_PASS_2, WAT)
     assert len(r.channel_problems) == 1 and r.channel_problems[0].startswith("t2: ")
+
+
+# -- a generated corpus (recon_domains.sandbox.corpus) ---------------------------------------
+def test_passes_on_a_generated_corpus_match_its_design(small_corpus, opened) -> None:
+    c = small_corpus
+    with ReconStore.open(c.recon_db) as store:
+        store.migrate()
+        dry = run_pass1(store, c.concepts_dir, c.source, dry_run=True)
+        assert store.status_counts(c.source).keys() == {"unassigned"}
+        opened.clear()
+        result = run_pass1(store, c.concepts_dir, c.source)
+        assert result.errors == [] and result.candidates == c.complete_stream_docs
+        assert (
+            result.status_counts
+            == dry.status_counts
+            == {
+                Status.ASSIGNED: c.expected_assigned,
+                Status.TIED_PASS_1: c.expected_tied,
+                Status.NEEDS_REPROCESS: c.expected_needs_reprocess,
+            }
+        )
+        assert set(opened.values()) == {1} and result.files_read == len(opened)
+        opened.clear()
+        tb = run_tiebreaker(store, c.concepts_dir, c.source)
+        assert tb.errors == [] and tb.tied_documents == c.expected_tied
+        assert Status.TIED_PASS_1 not in store.status_counts(c.source)
+        assert max(opened.values()) <= 2  # once, plus at most one pass-3 recount
+        if tb.channels_recounted == 0:
+            assert set(opened.values()) == {1}
+        rows = spot_check(store, c.concepts_dir, c.source, Status.ASSIGNED, 20, seed=7)
+        assert len(rows) == 20 and all(r.agrees for r in rows)
+        rows = spot_check(store, c.concepts_dir, c.source, Status.TIED_PASS_2, 5, seed=7)
+        assert rows and all(r.agrees for r in rows)
