@@ -291,6 +291,11 @@ def _error_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class DecisionWriteError(RuntimeError):
+    """Writing decisions to recon.db failed: systemic (locked, disk full), so the pass stops
+    instead of reporting every following document as an error."""
+
+
 class _BatchWriter:
     """Writes decisions through the store in batches as they come (progress survives a
     kill); counts only in dry-run."""
@@ -313,7 +318,15 @@ class _BatchWriter:
 
     def flush(self) -> None:
         if self.pending and self.store is not None:
-            self.written += self.store.write_decisions(self.pending, batch_size=self.batch_size)
+            try:
+                n = self.store.write_decisions(self.pending, batch_size=self.batch_size)
+            except Exception as exc:
+                raise DecisionWriteError(
+                    f"writing {len(self.pending)} decisions to recon.db failed ({exc}); "
+                    f"{self.written} were written before. Earlier batches are kept and a "
+                    "re-run only picks up what is still undecided."
+                ) from exc
+            self.written += n
             self.pending = []
 
 
@@ -523,6 +536,8 @@ def run_tiebreaker(
                     mine, _others(total, counted, mine), channel_on_skip_list=False, final=True
                 )
                 record(doc, mine, dec)
+        except DecisionWriteError:
+            raise
         except Exception as exc:  # e.g. the store failing for this channel
             decided = {d.hash for d in decisions}
             for doc in docs:
@@ -535,7 +550,8 @@ def run_tiebreaker(
         tied_documents=len(tied_docs),
         decisions=decisions,
         errors=errors,
-        channel_problems=problems,
+        # a member unreadable in pass 2 and again in pass 3 is listed once
+        channel_problems=list(dict.fromkeys(problems)),
         files_read=tally.files_read,
         channels_counted=channels_counted,
         channels_recounted=channels_recounted,

@@ -25,6 +25,7 @@ from recon_domains.assignment import (
     RULE_OWN_WINNER,
     RULE_SKIP_CHANNEL,
     BenchmarkCheck,
+    DecisionWriteError,
     Pass1Result,
     benchmark_deviation,
     decide_pass1,
@@ -592,3 +593,26 @@ def test_passes_on_a_generated_corpus_match_its_design(small_corpus, opened) -> 
         assert len(rows) == 20 and all(r.agrees for r in rows)
         rows = spot_check(store, c.concepts_dir, c.source, Status.TIED_PASS_2, 5, seed=7)
         assert rows and all(r.agrees for r in rows)
+
+
+def test_a_failing_write_stops_the_pass_keeps_earlier_batches_and_a_rerun_finishes(
+    world: World, monkeypatch
+) -> None:
+    for i in range(5):
+        world.add(f"d{i}", "C", [[MED]])
+    real = world.store.write_decisions
+    calls: list[int] = []
+
+    def locked_on_second(decisions, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise sqlite3.OperationalError("database is locked")
+        return real(decisions, **kwargs)
+
+    monkeypatch.setattr(world.store, "write_decisions", locked_on_second)
+    with pytest.raises(DecisionWriteError, match=r"database is locked.*2 were written"):
+        run_pass1(world.store, world.root, SOURCE, batch_size=2)
+    assert world.store.status_counts(SOURCE) == {"assigned": 2, "unassigned": 3}
+    monkeypatch.setattr(world.store, "write_decisions", real)
+    result = run_pass1(world.store, world.root, SOURCE, batch_size=2)
+    assert result.candidates == 3 and world.store.status_counts(SOURCE) == {"assigned": 5}
