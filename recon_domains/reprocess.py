@@ -1,0 +1,560 @@
+"""Runbook Step 7, "Reprocess missing items": the feature's only destructive step (SPEC §7).
+
+`needs_reprocess` documents have no usable concepts. A real batch moves each stale concept
+folder into a quarantine folder (never deletes it), records an audit row, and resets and
+re-queues the document so RECON extracts it again.
+
+Crash safety, per document (an interruption at any point strands nothing, a re-run is
+always safe):
+
+1. An *entry* folder `<quarantine>/<hash>__<UTC stamp>/` is created holding
+   `document.json`: the document's and catalogue's rows before the reset (what the
+   rollback puts back) and whether a concept folder existed. It is written under a
+   `.partial` name and renamed, so an entry is complete or absent.
+2. The concept folder is moved to `<entry>/concepts` (a rename; across file systems a copy
+   under a temporary name, a rename, then removal of the original).
+3. ONE SQLite transaction resets and queues the document and inserts the audit row.
+
+The audit row exists exactly when the reset happened (same transaction). An entry without
+an audit row is a batch interrupted between 1 and 3: the next run (or `verify_requeued`)
+finds it by its name and finishes the move and the reset instead of starting over.
+The entry, not the database, is the journal, so it also survives a schema rollback that
+drops our audit table.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from recon_domains.recon.concepts import (
+    REASON_LEGACY_DOMAIN,
+    REASON_MALFORMED_JSON,
+    REASON_NO_DOMAIN,
+    REASON_NON_OBJECT_ITEM,
+    REASON_NOT_A_FILE,
+    REASON_NOT_A_LIST,
+    STATE_MISSING_FOLDER,
+    STATE_NO_VALID_DOMAINS,
+    STATE_NO_WINDOW_FILES,
+    STATE_OK,
+    concept_folder,
+    read_domain_counts,
+)
+from recon_domains.recon.store import AUDIT_TABLE, ReconStore
+from recon_domains.taxonomy import MID_PIPELINE_STATUSES, Status
+
+ENTRY_SEPARATOR = "__"
+DOCUMENT_FILE = "document.json"
+CONCEPTS_SUBDIR = "concepts"
+RESTORED_MARKER = "restored.json"
+AUDITED_MARKER = "audited.json"  # the audit row, copied out before a schema rollback
+REMOVING_MARKER = "removing-source"
+PARTIAL_SUFFIX = ".partial"
+
+# Columns the reset writes (SPEC §7); the four domain columns are added when present.
+_RESET_SET = (
+    "status = 'queued', concepts_extracted = 0, vectors_inserted = 0, extracted_at = NULL, "
+    "enriched_at = NULL, embedded_at = NULL, error_message = NULL"
+)
+_DOMAIN_RESET = (
+    "recon_domain = NULL, recon_domain_status = NULL, recon_domain_assigned_at = NULL, "
+    "peertube_category_pushed_at = NULL"
+)
+
+
+class ReprocessError(RuntimeError):
+    """The batch cannot run as asked; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ReprocessItem:
+    """One `needs_reprocess` document and the state of its concept folder (the dry run)."""
+
+    hash: str
+    channel: str | None
+    path: str | None  # watch URL
+    folder: str
+    folder_exists: bool
+    file_count: int  # every file in the folder (what would be quarantined)
+    window_files: int
+    stale: bool  # False: the folder has valid domains now, or could not be read: skipped
+    why: str  # why it is stale (or why it is skipped)
+
+
+@dataclass
+class ReprocessResult:
+    """What a batch did. `requeued` lists every document reset and queued by this call."""
+
+    requeued: list[str] = field(default_factory=list)
+    quarantined: list[dict] = field(default_factory=list)  # hash, quarantine_path, file_count
+    resumed: list[str] = field(default_factory=list)  # interrupted earlier, finished now
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (hash, why)
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (hash, message)
+
+    @property
+    def files_quarantined(self) -> int:
+        return sum(int(q["file_count"]) for q in self.quarantined)
+
+
+@dataclass
+class RequeueCheck:
+    """Result of verify_requeued (the `requeued` gate)."""
+
+    checked: int = 0
+    queued: int = 0
+    in_pipeline: int = 0  # RECON already picked it up (past queued)
+    quarantined_folders: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _utc_stamp() -> tuple[str, str]:
+    now = datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%S%fZ"), now.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def count_files(folder: Path) -> int:
+    """Regular files anywhere under folder (0 when it does not exist)."""
+    total = 0
+    stack = [os.fspath(folder)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    else:
+                        total += 1
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return total
+
+
+def _why_stale(counts) -> tuple[bool, str]:
+    """(stale?, reason) from the concept reader's result."""
+    if counts.state == STATE_MISSING_FOLDER:
+        return True, "missing folder"
+    if counts.unreadable:
+        return False, "folder not fully readable (permissions/I-O): fix it before reprocessing"
+    if counts.state == STATE_NO_WINDOW_FILES:
+        return True, "no window files"
+    if counts.state == STATE_OK:
+        return False, "has valid domains now: run pass 1 again instead of reprocessing"
+    assert counts.state == STATE_NO_VALID_DOMAINS
+    reasons = {s.reason for s in counts.skipped}
+    legacy = REASON_LEGACY_DOMAIN in reasons
+    malformed = bool(
+        reasons
+        & {REASON_MALFORMED_JSON, REASON_NOT_A_LIST, REASON_NON_OBJECT_ITEM, REASON_NOT_A_FILE}
+    )
+    if legacy and malformed:
+        return True, "only legacy domains and malformed files"
+    if legacy:
+        return True, "only legacy domains"
+    if malformed:
+        return True, "malformed window files"
+    if REASON_NO_DOMAIN in reasons:
+        return True, "concepts without a domain"
+    return True, "empty window files"
+
+
+def _check_roots(concepts_root: Path, quarantine_root: Path) -> None:
+    c, q = os.path.realpath(concepts_root), os.path.realpath(quarantine_root)
+    if c == q or q.startswith(c.rstrip(os.sep) + os.sep) or c.startswith(q.rstrip(os.sep) + os.sep):
+        raise ReprocessError(
+            f"the quarantine folder {quarantine_root} must be outside the concepts folder "
+            f"{concepts_root} (and not contain it): RECON would read quarantined folders as "
+            "concepts. Set RECON_QUARANTINE_DIR to a sibling folder on the same file system."
+        )
+
+
+def plan_reprocess(
+    store: ReconStore, concepts_root: str | os.PathLike[str], source: str, limit: int | None = None
+) -> list[ReprocessItem]:
+    """The dry run: each `needs_reprocess` stream document (oldest hash order, up to `limit`
+    stale ones) with its folder's state and why it is stale. Writes nothing.
+
+    Documents whose folder now has valid domains, or cannot be read, are listed with
+    `stale=False` (a batch skips them) and do not count towards `limit`.
+    """
+    root = Path(concepts_root)
+    items: list[ReprocessItem] = []
+    stale = 0
+    for doc in store.documents_with_status(Status.NEEDS_REPROCESS, source):
+        if limit is not None and stale >= limit:
+            break
+        counts = read_domain_counts(root, doc.hash)
+        is_stale, why = _why_stale(counts)
+        folder = concept_folder(root, doc.hash)
+        items.append(
+            ReprocessItem(
+                hash=doc.hash,
+                channel=doc.channel,
+                path=doc.path,
+                folder=str(folder),
+                folder_exists=counts.folder_exists,
+                file_count=count_files(folder) if counts.folder_exists else 0,
+                window_files=counts.window_files,
+                stale=is_stale,
+                why=why,
+            )
+        )
+        stale += is_stale
+    return items
+
+
+# --- the batch ------------------------------------------------------------------------------
+
+
+def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _row_dict(conn: sqlite3.Connection, table: str, doc_hash: str) -> dict | None:
+    cur = conn.execute(f"SELECT * FROM {table} WHERE hash = ?", (doc_hash,))
+    row = cur.fetchone()
+    if row is None:
+        return None
+    return {d[0]: row[i] for i, d in enumerate(cur.description)}
+
+
+def _referenced_entries(conn: sqlite3.Connection, doc_hash: str) -> set[str]:
+    rows = conn.execute(
+        f"SELECT quarantine_path FROM {AUDIT_TABLE} WHERE hash = ?", (doc_hash,)
+    ).fetchall()
+    out: set[str] = set()
+    for (qpath,) in rows:
+        if qpath:
+            p = Path(qpath)
+            out.add(p.parent.name if p.name == CONCEPTS_SUBDIR else p.name)
+    return out
+
+
+def entries_for(quarantine_root: Path, doc_hash: str) -> list[Path]:
+    """Complete quarantine entries of one document, oldest first."""
+    if not quarantine_root.is_dir():
+        return []
+    prefix = doc_hash + ENTRY_SEPARATOR
+    return sorted(
+        p
+        for p in quarantine_root.iterdir()
+        if p.name.startswith(prefix) and not p.name.endswith(PARTIAL_SUFFIX) and p.is_dir()
+    )
+
+
+def _unfinished_entry(
+    conn: sqlite3.Connection, quarantine_root: Path, doc_hash: str
+) -> Path | None:
+    """An entry of this document no audit row refers to: a batch stopped before its reset."""
+    referenced = _referenced_entries(conn, doc_hash)
+    pending = [
+        e
+        for e in entries_for(quarantine_root, doc_hash)
+        if e.name not in referenced
+        and not (e / RESTORED_MARKER).exists()
+        and not (e / AUDITED_MARKER).exists()
+    ]
+    return pending[-1] if pending else None
+
+
+def read_entry(entry: Path) -> dict:
+    """The `document.json` of a quarantine entry."""
+    return json.loads((entry / DOCUMENT_FILE).read_text())
+
+
+def move_folder(src: Path, dst: Path, removing_marker: Path | None = None) -> None:
+    """Move a folder: one rename on the same file system; across devices a copy under a
+    temporary name, a rename into place, then removal of the source (never a half copy
+    under the final name). `removing_marker`, when given, exists while the source is being
+    removed after a complete copy, so a resumed run knows the source is a remainder."""
+    try:
+        os.rename(src, dst)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    tmp = dst.with_name(dst.name + PARTIAL_SUFFIX)
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, symlinks=True, copy_function=shutil.copy2)
+    if removing_marker is not None:
+        removing_marker.write_text(str(src))
+    os.rename(tmp, dst)
+    shutil.rmtree(src)
+    if removing_marker is not None:
+        removing_marker.unlink(missing_ok=True)
+
+
+def _write_entry(quarantine_root: Path, doc_hash: str, snapshot: dict) -> Path:
+    stamp, _ = _utc_stamp()
+    entry = quarantine_root / f"{doc_hash}{ENTRY_SEPARATOR}{stamp}"
+    partial = entry.with_name(entry.name + PARTIAL_SUFFIX)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    data = json.dumps(snapshot, indent=1, sort_keys=True, default=str)
+    with open(partial / DOCUMENT_FILE, "w") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.rename(partial, entry)
+    return entry
+
+
+def _reset_and_audit(
+    store: ReconStore,
+    doc_hash: str,
+    original_path: Path,
+    quarantine_path: str,
+    file_count: int,
+    reason: str,
+) -> None:
+    """One transaction: reset + queue the document, catalogue queued, audit row."""
+    _, iso = _utc_stamp()
+    domain_cols = set(_table_columns(store.conn, "documents"))
+    extra = f", {_DOMAIN_RESET}" if "recon_domain" in domain_cols else ""
+    with store.transaction() as conn:
+        cur = conn.execute(
+            f"UPDATE documents SET {_RESET_SET}{extra} WHERE hash = ? AND recon_domain_status = ?",
+            (doc_hash, Status.NEEDS_REPROCESS),
+        )
+        if cur.rowcount != 1:
+            raise ReprocessError(
+                f"document {doc_hash} is no longer needs_reprocess (changed while the batch "
+                "ran); its folder stays in quarantine at "
+                f"{quarantine_path} — check it, then re-run the batch"
+            )
+        conn.execute("UPDATE catalogue SET status = 'queued' WHERE hash = ?", (doc_hash,))
+        conn.execute(
+            f"INSERT INTO {AUDIT_TABLE} (hash, original_path, quarantine_path, file_count, "
+            "reason, quarantined_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (doc_hash, str(original_path), quarantine_path, file_count, reason, iso),
+        )
+
+
+def _process_one(
+    store: ReconStore,
+    concepts_root: Path,
+    quarantine_root: Path,
+    doc_hash: str,
+    reason: str,
+    result: ReprocessResult,
+) -> None:
+    conn = store.conn
+    folder = concept_folder(concepts_root, doc_hash)
+    doc = _row_dict(conn, "documents", doc_hash)
+    if doc is None:
+        result.skipped.append((doc_hash, "no documents row"))
+        return
+    if doc.get("recon_domain_status") != Status.NEEDS_REPROCESS:
+        result.skipped.append(
+            (doc_hash, f"not needs_reprocess (status {doc.get('recon_domain_status')!r})")
+        )
+        return
+    if doc.get("status") in MID_PIPELINE_STATUSES:
+        result.skipped.append((doc_hash, f"RECON is processing it ({doc['status']})"))
+        return
+
+    entry = _unfinished_entry(conn, quarantine_root, doc_hash)
+    resumed = entry is not None
+    if entry is None:
+        counts = read_domain_counts(concepts_root, doc_hash)
+        stale, why = _why_stale(counts)
+        if not stale:
+            result.skipped.append((doc_hash, why))
+            return
+        snapshot = {
+            "hash": doc_hash,
+            "documents": doc,
+            "catalogue": _row_dict(conn, "catalogue", doc_hash),
+            "had_folder": counts.folder_exists,
+            "original_path": str(folder),
+            "why": why,
+            "reason": reason,
+        }
+        entry = _write_entry(quarantine_root, doc_hash, snapshot)
+    else:
+        snapshot = read_entry(entry)
+        why = snapshot.get("why", "")
+
+    target = entry / CONCEPTS_SUBDIR
+    marker = entry / REMOVING_MARKER
+    if snapshot.get("had_folder"):
+        if folder.exists() and target.exists():
+            if not marker.exists():
+                raise ReprocessError(
+                    f"{doc_hash}: a concept folder exists both at {folder} and in quarantine "
+                    f"at {target}; compare them, remove the wrong one, then re-run"
+                )
+            # Copied across devices, stopped while removing the original: finish removing.
+            shutil.rmtree(folder)
+            marker.unlink(missing_ok=True)
+        elif folder.exists():
+            move_folder(folder, target, marker)
+        elif not target.exists():
+            raise ReprocessError(
+                f"concept folder of {doc_hash} is neither at {folder} nor in quarantine at "
+                f"{target}: restore it from the off-site backup (restore_concepts) first"
+            )
+        files = count_files(target)
+    else:
+        files = 0  # nothing to move; the entry still keeps the rows before the reset
+    qpath = str(target)  # always <entry>/concepts: the audit row names its entry
+    _reset_and_audit(store, doc_hash, folder, qpath, files, f"{reason}: {why}")
+    result.requeued.append(doc_hash)
+    if snapshot.get("had_folder"):
+        result.quarantined.append({"hash": doc_hash, "quarantine_path": qpath, "file_count": files})
+    if resumed:
+        result.resumed.append(doc_hash)
+
+
+def run_reprocess_batch(
+    store: ReconStore,
+    concepts_root: str | os.PathLike[str],
+    quarantine_root: str | os.PathLike[str],
+    items: Iterable[ReprocessItem | str],
+    reason: str,
+) -> ReprocessResult:
+    """Quarantine the stale folders of `items` and re-queue their documents (see the module
+    docstring for the crash-safe order). Items with `stale=False` are skipped; every document
+    is re-checked against the database and its folder first, so a stale plan is harmless.
+    An error on one document is recorded and the batch goes on.
+    """
+    croot, qroot = Path(concepts_root), Path(quarantine_root)
+    _check_roots(croot, qroot)
+    store.require_migrated()
+    qroot.mkdir(parents=True, exist_ok=True)
+    result = ReprocessResult()
+    for item in items:
+        if isinstance(item, ReprocessItem):
+            if not item.stale:
+                result.skipped.append((item.hash, item.why))
+                continue
+            doc_hash = item.hash
+        else:
+            doc_hash = item
+        try:
+            _process_one(store, croot, qroot, doc_hash, reason, result)
+        except (OSError, ReprocessError, sqlite3.Error, ValueError) as exc:
+            result.errors.append((doc_hash, str(exc)))
+    return result
+
+
+def resume_interrupted(
+    store: ReconStore,
+    concepts_root: str | os.PathLike[str],
+    quarantine_root: str | os.PathLike[str],
+    reason: str = "resume",
+) -> ReprocessResult:
+    """Finish every document a previous batch left between quarantine and reset."""
+    qroot = Path(quarantine_root)
+    return run_reprocess_batch(
+        store, concepts_root, qroot, sorted(_pending_hashes(store.conn, qroot)), reason
+    )
+
+
+def _pending_hashes(conn: sqlite3.Connection, quarantine_root: Path) -> set[str]:
+    if not quarantine_root.is_dir():
+        return set()
+    out: set[str] = set()
+    for p in quarantine_root.iterdir():
+        if ENTRY_SEPARATOR not in p.name or p.name.endswith(PARTIAL_SUFFIX) or not p.is_dir():
+            continue
+        doc_hash = p.name.rsplit(ENTRY_SEPARATOR, 1)[0]
+        if _unfinished_entry(conn, quarantine_root, doc_hash) is not None:
+            out.add(doc_hash)
+    return out
+
+
+def verify_requeued(
+    store: ReconStore,
+    hashes: Sequence[str],
+    quarantine_root: str | os.PathLike[str] | None = None,
+) -> RequeueCheck:
+    """The `requeued` gate: every document is queued (or already further in RECON's
+    pipeline) with its domain columns NULL, none is stranded at 'catalogued', each has its
+    audit row, and every quarantined folder is in quarantine with the audited file count.
+    With `quarantine_root`, an entry no audit row refers to (an interrupted batch) fails too.
+    """
+    check = RequeueCheck()
+    conn = store.conn
+    for doc_hash in hashes:
+        check.checked += 1
+        doc = _row_dict(conn, "documents", doc_hash)
+        cat = _row_dict(conn, "catalogue", doc_hash)
+        if doc is None:
+            check.problems.append(f"{doc_hash}: no documents row")
+            continue
+        if doc.get("status") == "catalogued" or (cat and cat.get("status") == "catalogued"):
+            check.problems.append(
+                f"{doc_hash}: stranded at 'catalogued' — re-run the batch (or `recon.py queue`)"
+            )
+        elif doc.get("status") == "queued":
+            check.queued += 1
+        elif doc.get("status") in {
+            "extracting",
+            "extracted",
+            "enriching",
+            "enriched",
+            "embedding",
+            "complete",
+        }:
+            check.in_pipeline += 1
+        else:
+            check.problems.append(
+                f"{doc_hash}: documents.status is {doc.get('status')!r}, not queued"
+            )
+        if doc.get("status") != "complete":
+            set_cols = [
+                c
+                for c in (
+                    "recon_domain",
+                    "recon_domain_status",
+                    "recon_domain_assigned_at",
+                    "peertube_category_pushed_at",
+                )
+                if doc.get(c) is not None
+            ]
+            if set_cols:
+                check.problems.append(f"{doc_hash}: not reset, {', '.join(set_cols)} still set")
+        audits = conn.execute(
+            f"SELECT quarantine_path, file_count, restored_at FROM {AUDIT_TABLE} WHERE hash = ? "
+            "ORDER BY id DESC",
+            (doc_hash,),
+        ).fetchall()
+        if not audits:
+            check.problems.append(f"{doc_hash}: no reprocess audit row")
+            continue
+        qpath, files, restored = audits[0]
+        if qpath and restored is None:
+            if not Path(qpath).is_dir():
+                if files:
+                    check.problems.append(f"{doc_hash}: quarantined folder {qpath} is missing")
+            else:
+                check.quarantined_folders += 1
+                actual = count_files(Path(qpath))
+                if actual != files:
+                    check.problems.append(
+                        f"{doc_hash}: quarantine holds {actual} files, the audit says {files}"
+                    )
+    if quarantine_root is not None:
+        pending = _pending_hashes(conn, Path(quarantine_root)) & set(hashes)
+        for doc_hash in sorted(pending):
+            check.problems.append(
+                f"{doc_hash}: quarantined but not re-queued (interrupted batch) — re-run it"
+            )
+    return check
+
+
+def item_dict(item: ReprocessItem) -> dict:
+    """A JSON-friendly view of a plan item (metadata, reports)."""
+    return asdict(item)

@@ -1,0 +1,242 @@
+"""Reprocess (runbook Step 7) on a real generated corpus: dry run, batches, interruptions."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from recon_domains import reprocess as rp
+from recon_domains.assignment import run_pass1
+from recon_domains.recon.store import AUDIT_TABLE, ReconStore
+from recon_domains.reprocess import (
+    ReprocessError,
+    plan_reprocess,
+    run_reprocess_batch,
+    verify_requeued,
+)
+from recon_domains.taxonomy import Status
+from recon_domains_tests.snapshots import db_snapshot, tree_snapshot
+
+
+@pytest.fixture
+def migrated(corpus_factory):
+    """A small corpus after the schema migration and pass 1: needs_reprocess rows exist."""
+    corpus = corpus_factory(docs=150)
+    store = ReconStore.open(corpus.recon_db)
+    store.migrate()
+    run_pass1(store, corpus.concepts_dir, corpus.source)
+    yield corpus, store
+    store.close()
+
+
+def _quarantine(corpus) -> Path:
+    return corpus.out_dir / "concepts.quarantine"
+
+
+def test_plan_lists_state_and_reason_and_writes_nothing(migrated) -> None:
+    corpus, store = migrated
+    before_db, before_tree = db_snapshot(corpus.recon_db), tree_snapshot(corpus.out_dir)
+    items = plan_reprocess(store, corpus.concepts_dir, corpus.source)
+    assert db_snapshot(corpus.recon_db) == before_db
+    assert tree_snapshot(corpus.out_dir) == before_tree
+    needs = store.documents_with_status(Status.NEEDS_REPROCESS, corpus.source)
+    assert [i.hash for i in items] == [d.hash for d in needs]
+    assert len(items) == corpus.expected_needs_reprocess
+    missing = [i for i in items if not i.folder_exists]
+    assert len(missing) == corpus.missing_folders
+    assert all(i.why == "missing folder" and i.file_count == 0 for i in missing)
+    present = [i for i in items if i.folder_exists]
+    assert present and all(i.stale for i in items)
+    for i in present:
+        assert i.file_count == sum(len(f) for _, _, f in os.walk(i.folder))
+        assert i.why in {
+            "no window files",
+            "only legacy domains",
+            "malformed window files",
+            "only legacy domains and malformed files",
+            "concepts without a domain",
+            "empty window files",
+        }
+    assert len(plan_reprocess(store, corpus.concepts_dir, corpus.source, limit=10)) == 10
+
+
+def _pick(items, with_folder: int, without: int):
+    return [i for i in items if i.folder_exists][:with_folder] + [
+        i for i in items if not i.folder_exists
+    ][:without]
+
+
+def test_batch_quarantines_and_queues_exactly(migrated) -> None:
+    corpus, store = migrated
+    items = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 7, 3)
+    untouched = db_snapshot(corpus.recon_db)["rows"]
+    trees = {i.hash: tree_snapshot(i.folder) for i in items if i.folder_exists}
+    result = run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), items, "batch-10")
+    assert result.errors == [] and result.skipped == []
+    assert sorted(result.requeued) == sorted(i.hash for i in items)
+    assert len(result.quarantined) == 7
+    for q in result.quarantined:
+        # Moved, not deleted: same files, same contents, original gone.
+        assert tree_snapshot(q["quarantine_path"]) == trees[q["hash"]]
+        assert not (corpus.concepts_dir / q["hash"]).exists()
+        assert q["file_count"] == len(trees[q["hash"]])
+    for i in items:
+        row = store.conn.execute("SELECT * FROM documents WHERE hash = ?", (i.hash,)).fetchone()
+        assert row["status"] == "queued"
+        assert (row["concepts_extracted"], row["vectors_inserted"]) == (0, 0)
+        for col in (
+            "extracted_at",
+            "enriched_at",
+            "embedded_at",
+            "error_message",
+            "recon_domain",
+            "recon_domain_status",
+            "recon_domain_assigned_at",
+            "peertube_category_pushed_at",
+        ):
+            assert row[col] is None, col
+        cat = store.conn.execute("SELECT status FROM catalogue WHERE hash = ?", (i.hash,))
+        assert cat.fetchone()[0] == "queued"
+    audits = store.conn.execute(f"SELECT * FROM {AUDIT_TABLE}").fetchall()
+    assert len(audits) == 10
+    assert {a["hash"] for a in audits if a["file_count"]} == set(trees)
+    assert all(a["reason"].startswith("batch-10: ") and a["quarantined_at"] for a in audits)
+    # Every other document is exactly as it was.
+    after = db_snapshot(corpus.recon_db)["rows"]
+    done = {i.hash for i in items}
+    assert [r for r in after["documents"] if r[0] not in done] == [
+        r for r in untouched["documents"] if r[0] not in done
+    ]
+    check = verify_requeued(store, [i.hash for i in items], _quarantine(corpus))
+    assert check.ok, check.problems
+    assert (check.queued, check.quarantined_folders) == (10, 7)
+    # The entry keeps the rows as they were before the reset (what a rollback restores).
+    entry = Path(result.quarantined[0]["quarantine_path"]).parent
+    saved = json.loads((entry / rp.DOCUMENT_FILE).read_text())
+    assert saved["documents"]["recon_domain_status"] == Status.NEEDS_REPROCESS
+    assert saved["documents"]["status"] == "complete"
+
+
+def test_rerun_is_safe_and_changes_nothing(migrated) -> None:
+    corpus, store = migrated
+    items = plan_reprocess(store, corpus.concepts_dir, corpus.source, limit=5)
+    run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), items, "b")
+    before_db, before_tree = db_snapshot(corpus.recon_db), tree_snapshot(corpus.out_dir)
+    again = run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), items, "b")
+    assert again.requeued == [] and again.errors == []
+    assert len(again.skipped) == 5
+    assert all("not needs_reprocess" in why for _, why in again.skipped)
+    assert db_snapshot(corpus.recon_db) == before_db
+    assert tree_snapshot(corpus.out_dir) == before_tree
+    # The next plan no longer lists them.
+    assert not {i.hash for i in items} & {
+        i.hash for i in plan_reprocess(store, corpus.concepts_dir, corpus.source)
+    }
+
+
+class Killed(BaseException):
+    """Stands for the process dying: not an Exception, so nothing catches it."""
+
+
+def test_kill_between_move_and_reset_resumes(migrated, monkeypatch) -> None:
+    corpus, store = migrated
+    item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
+    files = tree_snapshot(item.folder)
+
+    def die(*a, **k):
+        raise Killed()
+
+    monkeypatch.setattr(rp, "_reset_and_audit", die)
+    with pytest.raises(Killed):
+        run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), [item], "b")
+    monkeypatch.undo()
+    # The folder is in quarantine, the document not yet reset: the gate sees it.
+    assert not Path(item.folder).exists()
+    check = verify_requeued(store, [item.hash], _quarantine(corpus))
+    assert not check.ok
+    assert any("interrupted batch" in p for p in check.problems)
+    # A new plan shows it as "missing folder"; running the batch finishes the job.
+    replanned = [
+        i for i in plan_reprocess(store, corpus.concepts_dir, corpus.source) if i.hash == item.hash
+    ]
+    assert replanned[0].why == "missing folder"
+    result = run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), replanned, "b")
+    assert result.resumed == [item.hash] and result.errors == []
+    assert result.quarantined[0]["file_count"] == len(files)
+    assert tree_snapshot(result.quarantined[0]["quarantine_path"]) == files
+    assert verify_requeued(store, [item.hash], _quarantine(corpus)).ok
+    assert len(list(_quarantine(corpus).iterdir())) == 1  # no second entry
+
+
+def test_kill_before_the_move_resumes(migrated, monkeypatch) -> None:
+    corpus, store = migrated
+    item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
+    files = tree_snapshot(item.folder)
+
+    def die(*a, **k):
+        raise Killed()
+
+    monkeypatch.setattr(rp, "move_folder", die)
+    with pytest.raises(Killed):
+        run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), [item.hash], "b")
+    monkeypatch.undo()
+    assert tree_snapshot(item.folder) == files  # untouched
+    result = run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), [item], "b")
+    assert result.resumed == [item.hash]
+    assert tree_snapshot(result.quarantined[0]["quarantine_path"]) == files
+    assert verify_requeued(store, [item.hash], _quarantine(corpus)).ok
+
+
+def test_cross_device_move_and_kill_while_removing_the_source(migrated, monkeypatch) -> None:
+    corpus, store = migrated
+    item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
+    files = tree_snapshot(item.folder)
+    real_rename, real_rmtree = os.rename, shutil.rmtree
+
+    def rename(src, dst):
+        if Path(src) == Path(item.folder):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_rename(src, dst)
+
+    def rmtree(path, *a, **k):
+        if Path(path) == Path(item.folder):
+            # Remove one file, then die: a partial source is left behind.
+            first = sorted(Path(path).iterdir())[0]
+            first.unlink()
+            raise Killed()
+        return real_rmtree(path, *a, **k)
+
+    monkeypatch.setattr(rp.os, "rename", rename)
+    monkeypatch.setattr(rp.shutil, "rmtree", rmtree)
+    with pytest.raises(Killed):
+        run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), [item], "b")
+    monkeypatch.setattr(rp.shutil, "rmtree", real_rmtree)
+    result = run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), [item], "b")
+    assert result.errors == [] and result.resumed == [item.hash]
+    assert not Path(item.folder).exists()
+    assert tree_snapshot(result.quarantined[0]["quarantine_path"]) == files
+    assert verify_requeued(store, [item.hash], _quarantine(corpus)).ok
+
+
+def test_folder_with_valid_domains_now_is_skipped(migrated) -> None:
+    corpus, store = migrated
+    item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
+    # RECON rewrote the folder since pass 1: it has a valid domain now.
+    Path(item.folder, "window_9999.json").write_text(json.dumps([{"domain": "Medical"}]))
+    before = tree_snapshot(item.folder)
+    result = run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), [item.hash], "b")
+    assert result.requeued == []
+    assert "valid domains now" in result.skipped[0][1]
+    assert tree_snapshot(item.folder) == before
+    assert store.domain_row(item.hash)["recon_domain_status"] == Status.NEEDS_REPROCESS
+
+
+def test_quarantine_inside_concepts_is_refused(migrated) -> None:
+    corpus, store = migrated
+    with pytest.raises(ReprocessError, match="outside the concepts folder"):
+        run_reprocess_batch(store, corpus.concepts_dir, corpus.concepts_dir / "quarantine", [], "b")
