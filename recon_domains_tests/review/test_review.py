@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import sqlite3
@@ -11,14 +12,19 @@ from pathlib import Path
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import pytest
+import requests
 
+from recon_domains.peertube.client import PeerTubeClient
 from recon_domains.peertube.urls import uuid_to_short
 from recon_domains.recon.store import PushCandidate, ReconStore, ReconStoreError
-from recon_domains.review.server import RunningReview, start_review_server
+from recon_domains.review.server import RunningReview, make_push, start_review_server
 from recon_domains.sandbox.corpus import RECON_SCHEMA
 from recon_domains.taxonomy import DOMAINS, Status
 
 SOURCE = "stream.echo6.co"
+PLUGIN_DIR = (
+    Path(__file__).resolve().parents[2] / "peertube-plugin" / "peertube-plugin-recon-domains"
+)
 EVIL_CHANNEL = "<script>alert('channel')</script>"
 EVIL_FILE = '"><img src=x onerror=alert(1)>.mp4'
 
@@ -61,8 +67,13 @@ DOCS: dict[str, Doc] = {
 TIED = {"tie_alpha", "tie_evil", "tie_transcript"}
 
 
+def _video_uuid(doc_hash: str) -> str:
+    """A deterministic version-4 UUID per document (PeerTube refuses other versions)."""
+    return str(uuid.UUID(bytes=hashlib.sha256(doc_hash.encode()).digest()[:16], version=4))
+
+
 def _watch_url(doc_hash: str) -> str:
-    return f"https://{SOURCE}/w/{uuid_to_short(str(uuid.uuid5(uuid.NAMESPACE_URL, doc_hash)))}"
+    return f"https://{SOURCE}/w/{uuid_to_short(_video_uuid(doc_hash))}"
 
 
 def build_recon(root: Path) -> tuple[Path, Path]:
@@ -191,7 +202,7 @@ def test_lists_exactly_the_tied_manual_videos_with_counts(review) -> None:
     assert alpha["tied_domains"] == ["Medical", "Water Systems"] and alpha["still_tied"]
     assert alpha["fallback_domain"] == "Medical" and alpha["fallback_pushed"] is False
     assert alpha["watch_url"] == _watch_url("tie_alpha")
-    assert alpha["video_id"] == str(uuid.uuid5(uuid.NAMESPACE_URL, "tie_alpha"))
+    assert alpha["video_id"] == _video_uuid("tie_alpha")
     # The channel context: Alpha's categorized videos (assigned + tied_pass_2) per domain;
     # tied_manual, needs_reprocess, unassigned and the other source's video do not count.
     assert alpha["channel_top_domains"] == [
@@ -395,6 +406,39 @@ def test_a_failed_push_keeps_the_assignment_and_says_so(recon) -> None:
     row = _row(db, "tie_alpha")
     assert row["recon_domain_status"] == Status.MANUAL_ASSIGNED
     assert row["peertube_category_pushed_at"] is None
+
+
+def test_assign_really_pushes_to_the_sandbox_peertube(recon, peertube_server) -> None:
+    """The real push engine against the sandbox PeerTube over HTTP, read back via its API."""
+    db, concepts = recon
+    peertube_server.seed_videos_from_recon(db, SOURCE, prior_category_percent=0)
+    client = PeerTubeClient(
+        peertube_server.url, peertube_server.admin_username, peertube_server.admin_password
+    )
+    client.install_plugin(str(PLUGIN_DIR))  # registers categories 100-117
+    api = f"{peertube_server.url}/api/v1/videos"
+    try:
+        with start_review_server(db, concepts, SOURCE, push=make_push(client)) as running:
+            page = Client(running.url).assign("tie_transcript", "Tools & Equipment")
+    finally:
+        client.close()
+    assert "Pushed to PeerTube (category 114)" in page
+
+    video = requests.get(f"{api}/{_video_uuid('tie_transcript')}", timeout=10).json()
+    assert video["category"] == {"id": 114, "label": "Tools & Equipment"}
+    # Only that video: the other tied ones keep no category (the fallback is never pushed).
+    for other in ("tie_alpha", "asg_1"):
+        assert requests.get(f"{api}/{_video_uuid(other)}", timeout=10).json()["category"][
+            "id"] is None
+    row = _row(db, "tie_transcript")
+    assert row["peertube_category_pushed_at"] is not None
+    with ReconStore.open(db) as store:
+        ledger = store.ledger()
+    assert [(r.hash, r.video_id, r.stage, r.category_before, r.category_after)
+            for r in ledger] == [
+        ("tie_transcript", _video_uuid("tie_transcript"), "review", None, 114)
+    ]
+    assert ledger[0].pushed_at is not None
 
 
 # -- starting -----------------------------------------------------------------------------
