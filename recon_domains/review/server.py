@@ -397,35 +397,40 @@ class ReviewHandler(BaseHTTPRequestHandler):
                     assignment = assign_domain(store, doc_hash, domain, self.server.source)
                     log.info("review: %s assigned %r (manual_assigned)", doc_hash, domain)
                     message = f"Assigned {domain} to {assignment.title!r} (manual_assigned). "
-                    message += self._push(store, assignment)
+                    kind, pushed = self._push(store, assignment)
+                    message += pushed
             except ReviewError as exc:
                 self._error(HTTPStatus.BAD_REQUEST, str(exc))
                 return
             except ReconStoreError as exc:
                 self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc), changed="")
                 return
-        token = self.server.put_flash("ok", message)
+        token = self.server.put_flash(kind, message)
         self.send_response(HTTPStatus.SEE_OTHER)
         self.send_header("Location", f"./?flash={quote(token)}")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    def _push(self, store: ReconStore, assignment: Assignment) -> str:
-        """Push the one assigned video now when a push is configured; say what happened."""
+    def _push(self, store: ReconStore, assignment: Assignment) -> tuple[str, str]:
+        """Push the one assigned video now when a push is configured.
+
+        Returns (flash kind, what happened): "ok", or "error" when a push was tried and
+        PeerTube does not have the category (the assignment stands either way).
+        """
         push = self.server.push
         if push is None:
-            return f"No PeerTube push is configured here: {NEXT_RUN}."
+            return "ok", f"No PeerTube push is configured here: {NEXT_RUN}."
         doc_hash = assignment.candidate.hash
         try:
             outcome = push(store, [assignment.candidate])
         except Exception as exc:  # the assignment stands; the steady state retries the push
             log.warning("review: push of %s failed: %s: %s", doc_hash, type(exc).__name__, exc)
-            return f"Pushing to PeerTube failed ({type(exc).__name__}: {exc}); {NEXT_RUN}."
+            return "error", f"Pushing to PeerTube failed ({type(exc).__name__}: {exc}); {NEXT_RUN}."
         row = store.domain_row(doc_hash)
         if row is not None and row["peertube_category_pushed_at"]:
-            return f"Pushed to PeerTube (category {assignment.category_id})."
+            return "ok", f"Pushed to PeerTube (category {assignment.category_id})."
         why = _push_problem(outcome, doc_hash)
-        return f"Not pushed to PeerTube now{f' ({why})' if why else ''}; {NEXT_RUN}."
+        return "error", f"Not pushed to PeerTube now{f' ({why})' if why else ''}; {NEXT_RUN}."
 
 
 def _push_problem(outcome: object, doc_hash: str) -> str | None:

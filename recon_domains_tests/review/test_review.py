@@ -391,6 +391,7 @@ def test_assign_pushes_exactly_that_item(recon) -> None:
     assert item.assigned_at == row["recon_domain_assigned_at"]
     assert row["peertube_category_pushed_at"] is not None
     assert "Pushed to PeerTube (category 114)" in page
+    assert '<p class="flash"' in page
 
 
 def test_a_failed_push_keeps_the_assignment_and_says_so(recon) -> None:
@@ -402,6 +403,7 @@ def test_a_failed_push_keeps_the_assignment_and_says_so(recon) -> None:
     with start_review_server(db, concepts, SOURCE, push=push) as running:
         page = Client(running.url).assign("tie_alpha", "Medical")
     assert "Pushing to PeerTube failed (ConnectionError" in page
+    assert '<p class="flash error"' in page
     assert "will be pushed by the next steady-state run" in page
     row = _row(db, "tie_alpha")
     assert row["recon_domain_status"] == Status.MANUAL_ASSIGNED
@@ -420,6 +422,8 @@ def test_assign_really_pushes_to_the_sandbox_peertube(recon, peertube_server) ->
     try:
         with start_review_server(db, concepts, SOURCE, push=make_push(client)) as running:
             page = Client(running.url).assign("tie_transcript", "Tools & Equipment")
+            # A video whose watch URL is garbage: assigned, not pushed, and the page says why.
+            bad = Client(running.url).assign("tie_evil", "Security")
     finally:
         client.close()
     assert "Pushed to PeerTube (category 114)" in page
@@ -432,6 +436,10 @@ def test_assign_really_pushes_to_the_sandbox_peertube(recon, peertube_server) ->
             "id"] is None
     row = _row(db, "tie_transcript")
     assert row["peertube_category_pushed_at"] is not None
+    assert '<p class="flash error"' in bad and "Not pushed to PeerTube now (" in bad
+    assert "will be pushed by the next steady-state run" in bad
+    assert _row(db, "tie_evil")["recon_domain_status"] == Status.MANUAL_ASSIGNED
+    assert _row(db, "tie_evil")["peertube_category_pushed_at"] is None
     with ReconStore.open(db) as store:
         ledger = store.ledger()
     assert [(r.hash, r.video_id, r.stage, r.category_before, r.category_after)
