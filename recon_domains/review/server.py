@@ -235,7 +235,9 @@ class ReviewServer(ThreadingHTTPServer):
 class ReviewHandler(BaseHTTPRequestHandler):
     server: ReviewServer
     server_version = "recon-domains-review"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version in the Server header
 
     # -- plumbing ------------------------------------------------------------------------
     def log_message(self, format: str, *args: Any) -> None:
