@@ -300,8 +300,15 @@ class _BatchWriter:
     """Writes decisions through the store in batches as they come (progress survives a
     kill); counts only in dry-run."""
 
-    def __init__(self, store: ReconStore | None, batch_size: int, dry_run: bool) -> None:
+    def __init__(
+        self,
+        store: ReconStore | None,
+        batch_size: int,
+        dry_run: bool,
+        only_from: tuple[str | None, ...],
+    ) -> None:
         self.store = store
+        self.only_from = only_from
         self.batch_size = max(1, int(batch_size))
         self.dry_run = dry_run
         self.pending: list[Any] = []
@@ -319,7 +326,9 @@ class _BatchWriter:
     def flush(self) -> None:
         if self.pending and self.store is not None:
             try:
-                n = self.store.write_decisions(self.pending, batch_size=self.batch_size)
+                n = self.store.write_decisions(
+                    self.pending, batch_size=self.batch_size, only_from=self.only_from
+                )
             except Exception as exc:
                 raise DecisionWriteError(
                     f"writing {len(self.pending)} decisions to recon.db failed ({exc}); "
@@ -348,7 +357,7 @@ def run_pass1(
     docs = list(store.backfill_candidates(source) if documents is None else documents)
     root = Path(concepts_root)
     tally = _ReadTally()
-    writer = _BatchWriter(store, batch_size, dry_run)
+    writer = _BatchWriter(store, batch_size, dry_run, (None,))
     decisions: list[DocumentDecision] = []
     errors: list[DocumentError] = []
     for doc in docs:
@@ -450,7 +459,7 @@ def run_tiebreaker(
         store.documents_with_status(Status.TIED_PASS_1, source) if documents is None else documents
     )
     tally = _ReadTally()
-    writer = _BatchWriter(store, batch_size, dry_run)
+    writer = _BatchWriter(store, batch_size, dry_run, (Status.TIED_PASS_1,))
     decisions: list[DocumentDecision] = []
     errors: list[DocumentError] = []
     problems: list[DocumentError] = []

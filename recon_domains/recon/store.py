@@ -447,18 +447,30 @@ class ReconStore:
         *,
         batch_size: int = 500,
         now: str | None = None,
+        only_from: tuple[str | None, ...] | None = None,
     ) -> int:
-        """Write pass results, one transaction per batch (RECON keeps writing meanwhile)."""
+        """Write pass results, one transaction per batch (RECON keeps writing meanwhile).
+
+        only_from: write a row only while its status is still one of these (None = NULL),
+        so a pass never overwrites what a human chose on the review page meanwhile.
+        Returns the number of rows written.
+        """
         stamp = now or utc_now()
+        sql = (
+            "UPDATE documents SET recon_domain = ?, recon_domain_status = ?, "
+            "recon_domain_assigned_at = ? WHERE hash = ?"
+        )
+        guard: tuple[str | None, ...] = ()
+        if only_from is not None:
+            guard = tuple(only_from)
+            sql += " AND (" + " OR ".join("recon_domain_status IS ?" for _ in guard) + ")"
         written = 0
         for batch in _chunks(decisions, batch_size):
             with self.transaction() as conn:
-                conn.executemany(
-                    "UPDATE documents SET recon_domain = ?, recon_domain_status = ?, "
-                    "recon_domain_assigned_at = ? WHERE hash = ?",
-                    [(d.domain, d.status, stamp, d.hash) for d in batch],
+                cur = conn.executemany(
+                    sql, [(d.domain, d.status, stamp, d.hash, *guard) for d in batch]
                 )
-            written += len(batch)
+                written += cur.rowcount
         return written
 
     # -- push ledger -----------------------------------------------------------------------

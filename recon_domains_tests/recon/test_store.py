@@ -194,3 +194,21 @@ def test_push_ledger_keeps_the_category_from_before_the_first_push(recon_db: Pat
         assert store.original_categories() == {"uuid-0": 15}
         assert store.clear_push_timestamps() == 1
         assert store.unpushed_categorized(SOURCE)[0].hash == "h000"
+
+
+def test_guarded_writes_never_overwrite_a_human_choice(recon_db: Path) -> None:
+    """The tiebreaker writes only rows still tied_pass_1: a review-page choice made while it
+    ran stays."""
+    with ReconStore.open(recon_db) as store:
+        store.migrate()
+        store.write_decisions([DomainDecision(h, Status.TIED_PASS_1, None)
+                               for h in ("h000", "h001")])
+        store.write_decisions([DomainDecision("h001", Status.MANUAL_ASSIGNED, "Medical")])
+        written = store.write_decisions(
+            [DomainDecision(h, Status.TIED_PASS_2, "Logistics") for h in ("h000", "h001")],
+            only_from=(Status.TIED_PASS_1,),
+        )
+        assert written == 1
+        assert store.domain_row("h000")["recon_domain"] == "Logistics"
+        assert store.domain_row("h001")["recon_domain_status"] == Status.MANUAL_ASSIGNED
+        assert store.domain_row("h001")["recon_domain"] == "Medical"
