@@ -1013,10 +1013,39 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = _handle
 
 
+class _SandboxHTTPServer(ThreadingHTTPServer):
+    """Tracks open connections so stop() can close idle keep-alive ones too (a stopped
+    sandbox must look stopped to a client holding a pooled connection)."""
+
+    daemon_threads = True
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_open_connections(self) -> None:
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+
 class RunningPeerTube:
     """A sandbox PeerTube serving in a background thread; a context manager."""
 
-    def __init__(self, app: PeerTubeApp, server: ThreadingHTTPServer, dsn: str) -> None:
+    def __init__(self, app: PeerTubeApp, server: _SandboxHTTPServer, dsn: str) -> None:
         self.app = app
         self._server = server
         self.dsn = dsn
@@ -1103,6 +1132,7 @@ class RunningPeerTube:
         self._stopped = True
         self._server.shutdown()
         self._server.server_close()
+        self._server.close_open_connections()
         self._thread.join(timeout=5)
         self.app.store.close()
 
@@ -1143,11 +1173,10 @@ def start_server(
             node=node,
         )
         handler = type("PeerTubeHandler", (_Handler,), {"app": app})
-        server = ThreadingHTTPServer((host, port), handler)
+        server = _SandboxHTTPServer((host, port), handler)
     except BaseException:
         store.close()
         raise
-    server.daemon_threads = True
     return RunningPeerTube(app, server, dsn)
 
 
@@ -1165,8 +1194,8 @@ def cli_main(args: argparse.Namespace) -> int:
     """``recon-domains sandbox peertube``: serve until Ctrl-C."""
     from recon_domains.peertube.database import mask_dsn
     from recon_domains.sandbox.postgres import (
-        create_database,
         embedded_or_system_postgres,
+        ensure_database,
     )
     from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE
 
@@ -1177,7 +1206,8 @@ def cli_main(args: argparse.Namespace) -> int:
         dsn = args.db_dsn
         if not dsn:
             info = stack.enter_context(embedded_or_system_postgres())
-            dsn = create_database(info.admin_dsn, "peertube_sandbox")
+            # Kept between runs on a real server (an embedded one is temporary anyway).
+            dsn = ensure_database(info.admin_dsn, "peertube_sandbox")
             print(f"PostgreSQL ({info.kind}): {mask_dsn(dsn)}")
         try:
             running = start_server(dsn, host=args.host, port=args.port, admin_password=password)

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -64,7 +65,9 @@ def pg_bin_dir() -> Path | None:
     pgserver's binaries are PostgreSQL 16: they dump servers of version <= 16.
     """
     try:
-        from pgserver._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
+            warnings.simplefilter("ignore")
+            from pgserver._commands import POSTGRES_BIN_PATH
     except ImportError:  # pragma: no cover - pgserver is a dependency
         POSTGRES_BIN_PATH = None
     if POSTGRES_BIN_PATH is not None and (Path(POSTGRES_BIN_PATH) / "pg_dump").exists():
@@ -99,7 +102,9 @@ def embedded_or_system_postgres(workdir: str | Path | None = None) -> Iterator[P
 @contextmanager
 def _embedded_server(workdir: str | Path | None) -> Iterator[str]:
     try:
-        import pgserver
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pgserver
     except ImportError as exc:  # pragma: no cover - pgserver is a dependency
         raise PostgresUnavailableError(
             f"no PostgreSQL at {SYSTEM_DSN} and the pgserver package is missing; set "
@@ -160,3 +165,18 @@ def drop_database(admin_dsn: str, name: str) -> None:
             )
     finally:
         conn.close()
+
+
+def ensure_database(admin_dsn: str, name: str) -> str:
+    """Create database ``name`` unless it exists (keeping its data); return its DSN."""
+    _check_name(name)
+    conn = psycopg2.connect(admin_dsn, connect_timeout=5)
+    try:
+        conn.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT)
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if cur.fetchone() is None:
+                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    finally:
+        conn.close()
+    return dsn_for_database(admin_dsn, name)
