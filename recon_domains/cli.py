@@ -36,6 +36,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-password", default="sandbox-admin")
     p.add_argument("--videos-from", help="seed a video for every stream row of this recon.db")
     p.add_argument("--source", help="stream source (default: $RECON_STREAM_SOURCE)")
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to each answer")
+    p.add_argument("--error-rate", type=float, default=0.0, help="fraction answered 500")
+    p.add_argument("--drop-rate", type=float, default=0.0, help="fraction of dropped connections")
+    p.add_argument("--token-lifetime", type=float, default=86400.0, help="access token seconds")
+    p.add_argument("--rate-limit", type=int, default=50, help="API requests per window per IP")
+    p.add_argument("--rate-window", type=float, default=10.0, help="API rate-limit window (s)")
+    p.add_argument("--login-limit", type=int, default=15, help="logins per 5 minutes per IP")
     p.set_defaults(handler="recon_domains.sandbox.peertube_server:cli_main")
 
     # demo / rehearse ----------------------------------------------------------------------

@@ -57,6 +57,7 @@ from recon_domains.sandbox.peertube_auth import (
     ROLE_ADMINISTRATOR,
     ROLE_LABELS,
     ROLE_MODERATOR,
+    ROLE_USER,
     Accounts,
     FixedWindowLimiter,
     LimitState,
@@ -656,6 +657,9 @@ class PeerTubeApp:
         if row["privacy"] in (3, 4) and req.user is None:
             # Sandbox: message wording not recorded; status 401 is (PEERTUBE-FACTS).
             raise ApiError(401, "Cannot get this private video: please log in", docs=docs)
+        if row["privacy"] == 3 and req.user is not None and req.user.role == ROLE_USER:
+            # Sandbox videos belong to the admin: a plain user may not see private ones.
+            raise ApiError(403, "Cannot get this private video of another user", docs=docs)
         return _json(200, self._video_json(row, req))
 
     def put_video(self, req: Request, raw: str) -> tuple[int, dict[str, str], bytes]:
@@ -1190,6 +1194,24 @@ def running_peertube(dsn: str, **kwargs: Any) -> Iterator[RunningPeerTube]:
         running.stop()
 
 
+def _cli_knobs(args: argparse.Namespace) -> dict[str, Any]:
+    """Knobs given on the command line (flags absent from an older parser are skipped)."""
+    flags = {
+        "latency": "latency_s",
+        "error_rate": "error_rate",
+        "drop_rate": "drop_rate",
+        "token_lifetime": "token_lifetime_s",
+        "rate_limit": "rate_limit_max",
+        "rate_window": "rate_limit_window_s",
+        "login_limit": "login_limit_max",
+    }
+    return {
+        knob: getattr(args, flag)
+        for flag, knob in flags.items()
+        if getattr(args, flag, None) is not None
+    }
+
+
 def cli_main(args: argparse.Namespace) -> int:
     """``recon-domains sandbox peertube``: serve until Ctrl-C."""
     from recon_domains.peertube.database import mask_dsn
@@ -1210,7 +1232,9 @@ def cli_main(args: argparse.Namespace) -> int:
             dsn = ensure_database(info.admin_dsn, "peertube_sandbox")
             print(f"PostgreSQL ({info.kind}): {mask_dsn(dsn)}")
         try:
-            running = start_server(dsn, host=args.host, port=args.port, admin_password=password)
+            running = start_server(
+                dsn, host=args.host, port=args.port, admin_password=password, **_cli_knobs(args)
+            )
         except psycopg2.Error as exc:
             print(f"error: cannot use PostgreSQL at {mask_dsn(dsn)}: {db_error_text(exc)}")
             return 2
@@ -1227,6 +1251,13 @@ def cli_main(args: argparse.Namespace) -> int:
             )
         print(f"PeerTube sandbox listening on {running.url}")
         print(f"admin user: {running.admin_username} (password from --admin-password)")
+        changed = {
+            k: v
+            for k, v in dataclasses.asdict(running.knobs).items()
+            if v != getattr(ServerKnobs(), k)
+        }
+        if changed:
+            print(f"test knobs: {changed}")
         print("log in with curl:")
         print(f"  curl -s {running.url}/api/v1/oauth-clients/local")
         print(

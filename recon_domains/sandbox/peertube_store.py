@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import sqlite3
+import threading
 import uuid as uuid_mod
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -134,6 +135,9 @@ class SandboxStore:
     def __init__(self, dsn: str, *, max_connections: int = 8):
         self.dsn = dsn
         self._pool = ThreadedConnectionPool(1, max_connections, dsn, connect_timeout=5)
+        # The pool raises when empty; the HTTP server has a thread per connection, so
+        # requests wait for a free connection instead.
+        self._slots = threading.BoundedSemaphore(max_connections)
         self.execute(SCHEMA_SQL)
 
     def close(self) -> None:
@@ -141,12 +145,17 @@ class SandboxStore:
         self._pool.closeall()
 
     def _run(self, fn: Any) -> Any:
-        conn = self._pool.getconn()
-        try:
-            with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
-                return fn(cur)
-        finally:
-            self._pool.putconn(conn)
+        with self._slots:
+            conn = self._pool.getconn()
+            broken = False
+            try:
+                with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
+                    return fn(cur)
+            except psycopg2.OperationalError:
+                broken = True  # e.g. the server restarted: do not reuse this connection
+                raise
+            finally:
+                self._pool.putconn(conn, close=broken or bool(conn.closed))
 
     def execute(self, query: str, params: Any = None) -> None:
         """Run one statement (or a script without parameters) in its own transaction."""

@@ -994,6 +994,8 @@ def test_cli_serves_until_terminated(pg_dsn, tmp_path):
             str(db_path),
             "--source",
             src,
+            "--rate-limit",
+            "1000",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -1014,7 +1016,41 @@ def test_cli_serves_until_terminated(pg_dsn, tmp_path):
         headers, _ = _login(url, "root", "cli-pw")
         body = requests.get(f"{url}/api/v1/videos/{u}", headers=headers).json()
         assert body["channel"]["displayName"] == "Chan"
+        r = requests.get(f"{url}/api/v1/videos/categories")
+        assert r.headers["X-RateLimit-Limit"] == "1000"
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out
+
+
+def test_private_video_is_hidden_from_anonymous_and_plain_users(peertube_server):
+    base = peertube_server.url
+    video = peertube_server.add_video("private", privacy=3)
+    assert requests.get(f"{base}/api/v1/videos/{video['uuid']}").status_code == 401
+    peertube_server.add_user("carol", "carol-password", "user")
+    user_headers, _ = _login(base, "carol", "carol-password")
+    r = requests.get(f"{base}/api/v1/videos/{video['uuid']}", headers=user_headers)
+    assert r.status_code == 403
+    admin_headers, _ = _login(base)
+    r = requests.get(f"{base}/api/v1/videos/{video['uuid']}", headers=admin_headers)
+    assert r.json()["privacy"] == {"id": 3, "label": "Private"}
+
+
+def test_many_concurrent_puts_all_succeed(peertube_server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = peertube_server.url
+    videos = [peertube_server.add_video(f"c{i}") for i in range(40)]
+    headers, _ = _login(base)
+
+    def put(video: dict[str, Any]) -> int:
+        return requests.put(
+            f"{base}/api/v1/videos/{video['uuid']}", headers=headers, json={"category": 13}
+        ).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(put, videos))
+    assert statuses == [204] * 40
+    db = PeerTubeDatabase(peertube_server.dsn)
+    assert db.category_histogram(min_id=1) == {13: 40}
