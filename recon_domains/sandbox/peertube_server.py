@@ -19,8 +19,25 @@ rate-limit windows and maxima, a required Host header. Change them on a running 
 ``RunningPeerTube.set_knobs(...)``; ``fail_next(n, mode)`` injects deterministic faults.
 
 Where PeerTube's behaviour is not recorded, the sandbox errs toward strictness and says so in
-a comment. Known differences are listed in the README of this folder's owner report and in
-comments marked "Sandbox:".
+a comment marked "Sandbox:". Known differences from real PeerTube:
+
+- a malformed video id answers 400 in express-validator's shape (detail "Incorrect request
+  parameters: id", the sentence "Should have a valid video id (id, short UUID or UUID)" in
+  ``invalid-params.id.msg``); the record only fixes status and content type. As in PeerTube,
+  a UUID must be version 4, and any 22-character id is decoded as a short UUID first;
+- tokens live in memory (a sandbox restart logs everyone out; PeerTube keeps them in its
+  database); the OAuth client is persisted;
+- the 429 body is the plain sentence, labelled ``text/html`` like Express's ``res.send``;
+  ``Retry-After`` is the whole window (express-rate-limit);
+- PUT understands ``category``, ``name`` and ``licence``; other fields are accepted and ignored;
+  ``"updatedAt"`` moves only when a value changes (Sequelize skips unchanged saves);
+- every video belongs to the admin: a plain user gets 403 on PUT and on private videos;
+- plugins install from a path only (no npm registry); a restart (``simulate_restart`` or a
+  new server on the same database) re-registers the categories recorded at install instead
+  of running ``register()`` again; uninstalling a plugin that is not installed answers 404
+  (not recorded);
+- unknown API paths answer a bare 400 "Bad Request" (PeerTube's API router fallback);
+- no upload, listing, federation or static files.
 """
 
 from __future__ import annotations
