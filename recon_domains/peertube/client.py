@@ -448,8 +448,8 @@ class PeerTubeClient:
             self._sleep(delay)
 
     @staticmethod
-    def _retry_after(resp: requests.Response) -> float | None:
-        """Seconds to wait after a 429.
+    def _retry_after(resp: requests.Response) -> tuple[float | None, float | None]:
+        """(seconds to wait after a 429, the announced reset epoch when that was used).
 
         `Retry-After` (seconds or an HTTP date) is an upper bound: express-rate-limit, which
         PeerTube uses, sends the whole window length there even when the window ends sooner.
@@ -466,15 +466,15 @@ class PeerTubeClient:
                 with contextlib.suppress(TypeError, ValueError):
                     retry_after = max(0.0, email.utils.parsedate_to_datetime(value).timestamp()
                                       - _now())
-        until_reset: float | None = None
         reset = (resp.headers.get("X-RateLimit-Reset") or "").strip()
         if reset:
             with contextlib.suppress(ValueError):
                 number = float(reset)
-                until_reset = number - _now() if number > 1_000_000_000 else number
-        if until_reset is not None and until_reset > 0:
-            return min(until_reset, retry_after) if retry_after is not None else until_reset
-        return retry_after
+                is_epoch = number > 1_000_000_000
+                until_reset = number - _now() if is_epoch else number
+                if until_reset > 0 and (retry_after is None or until_reset <= retry_after):
+                    return until_reset, number if is_epoch else None
+        return retry_after, None
 
     def _request(
         self,
@@ -499,6 +499,7 @@ class PeerTubeClient:
         attempt = 0
         renewals = 0
         waited_for_rate_limit = 0.0
+        probed_reset: float | None = None
         while True:
             headers: dict[str, str] = {}
             generation = -1
@@ -530,9 +531,16 @@ class PeerTubeClient:
                 self._renew_token(generation)
                 continue
             if status == 429:
-                delay = self._retry_after(resp)
+                delay, reset_epoch = self._retry_after(resp)
                 if delay is None:
                     delay = policy.backoff(min(attempt, 6))
+                elif reset_epoch is not None and reset_epoch != probed_reset and delay > 0.5:
+                    # The announced reset is rounded up to a whole second, so the window
+                    # really ends during the second before it: try half a second early, once
+                    # per window (a 429 then just waits out the rest). Worth ~5 % of the
+                    # allowed rate with PeerTube's 10 s window.
+                    delay -= 0.5
+                    probed_reset = reset_epoch
                 delay += random.uniform(0, 0.05)  # spread the herd a little
                 with self._counter_lock:
                     self.rate_limited_count += 1

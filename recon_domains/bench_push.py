@@ -1,0 +1,316 @@
+"""Push benchmark: throughput against the sandbox PeerTube, and behaviour under a rate limit.
+
+`python -m recon_domains.bench_push [--items 5000] [--latency 0.02] [--json out.json]`
+
+1. **Throughput**: N categorized documents, a sandbox PeerTube answering every request after
+   `latency` seconds, the push engine at its defaults (8 workers), category reads from
+   PeerTube's database (and once more through the API alone, for comparison). Target: at
+   least 150 items/s on 2 cores with 20 ms latency.
+2. **Rate limited**: the sandbox's API limit applied to the admin too (real PeerTube lets
+   admins bypass it: this emulates a deployment where the push does hit it), PeerTube's
+   default 50 requests per 10 s. Reports the settled rate against the allowed one (target
+   >= 90 %), items failed by 429 (target 0) and logins (target exactly 1).
+
+Also `run_benchmarks(...) -> dict` for `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recon_domains.peertube.client import PeerTubeClient
+from recon_domains.peertube.database import PeerTubeDatabase
+from recon_domains.peertube.urls import uuid_to_short
+from recon_domains.push import PushResult, push_items, select_stage_items
+from recon_domains.recon.store import DomainDecision, ReconStore
+from recon_domains.sandbox.corpus import RECON_SCHEMA
+from recon_domains.sandbox.peertube_server import start_server
+from recon_domains.sandbox.peertube_store import seed_videos_from_recon
+from recon_domains.sandbox.postgres import (
+    create_database,
+    drop_database,
+    embedded_or_system_postgres,
+)
+from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAINS, PLUGIN_NPM_NAME, Status
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "peertube-plugin" / PLUGIN_NPM_NAME
+
+
+@dataclass(frozen=True)
+class PushDoc:
+    """One document of a push corpus: its RECON hash, PeerTube video and domain."""
+
+    hash: str
+    video_uuid: str | None  # None for a garbage watch URL
+    path: str
+    domain: str
+    assigned_at: str
+
+
+def build_push_corpus(
+    db_path: Path,
+    count: int,
+    *,
+    source: str = DEFAULT_STREAM_SOURCE,
+    garbage: int = 0,
+    seed: int = 7,
+    same_time_groups: int = 10,
+) -> list[PushDoc]:
+    """A migrated RECON database of `count` categorized stream documents, ready to push.
+
+    Watch URLs alternate short UUID / full UUID forms of version-4 UUIDs; `garbage` more
+    documents carry an unparseable watch URL. Documents are assigned in groups of
+    `same_time_groups` sharing one assigned_at (so ordering ties are broken by hash).
+    Returned in push order (assigned_at, hash).
+    """
+    rng = random.Random(seed)
+    docs: list[PushDoc] = []
+    for i in range(count + garbage):
+        doc_hash = hashlib.sha256(f"push-doc-{seed}-{i}".encode()).hexdigest()
+        if i < count:
+            video = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            vid = uuid_to_short(video) if i % 2 == 0 else video
+            path = f"https://{source}/w/{vid}"
+        else:
+            video, path = None, f"https://{source}/about/instance#{i}"
+        group = i // max(1, same_time_groups)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_767_225_600 + group * 60))
+        docs.append(PushDoc(doc_hash, video, path, rng.choice(DOMAINS), stamp))
+    conn = sqlite3.connect(db_path)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        for ddl in RECON_SCHEMA:
+            conn.execute(ddl)
+        conn.executemany(
+            "INSERT INTO catalogue (hash, filename, path, source, category, status) "
+            "VALUES (?, ?, ?, ?, ?, 'complete')",
+            [(d.hash, f"{d.hash[:12]}.mp4", d.path, source, f"channel {i % 7}")
+             for i, d in enumerate(docs)],
+        )
+        conn.executemany(
+            "INSERT INTO documents (hash, filename, status, discovered_at) "
+            "VALUES (?, ?, 'complete', '2026-01-01T00:00:00Z')",
+            [(d.hash, f"{d.hash[:12]}.mp4") for d in docs],
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    with ReconStore.open(db_path) as store:
+        store.migrate()
+        by_time: dict[str, list[DomainDecision]] = {}
+        for d in docs:
+            by_time.setdefault(d.assigned_at, []).append(
+                DomainDecision(d.hash, Status.ASSIGNED, d.domain))
+        for stamp, decisions in by_time.items():
+            store.write_decisions(decisions, now=stamp)
+    return sorted(docs, key=lambda d: (d.assigned_at, d.hash))
+
+
+def _no_nagle(server: Any) -> None:
+    """Answer without Nagle's algorithm, like Node (PeerTube) does by default.
+
+    The sandbox's handler writes headers and body in two sends; with Nagle on, the body
+    waits for the client's delayed ACK (~40 ms per request on Linux), which would make this
+    a benchmark of TCP timers. Sandbox fix belongs in peertube_server._Handler
+    (`disable_nagle_algorithm = True`); applied here until it lands.
+    """
+    handler = server._server.RequestHandlerClass
+    if not getattr(handler, "disable_nagle_algorithm", False):
+        handler.disable_nagle_algorithm = True
+
+
+def _limit_admins_too(server: Any) -> None:
+    """Make the sandbox's API limiter refuse admins as well (bench only, see module doc)."""
+    app = server.app
+    original: Callable[..., Any] = app.rate_limit
+
+    def rate_limit(req: Any) -> tuple[Any, bool]:
+        state, blocked = original(req)
+        return state, blocked or state.exceeded
+
+    app.rate_limit = rate_limit
+
+
+class _ChildServer:
+    """A sandbox PeerTube in its own process (as in production, the client and the server
+    must not share one interpreter lock: in one process the benchmark measures the GIL)."""
+
+    def __init__(self, dsn: str, knobs: dict[str, Any], *, limit_admins: bool) -> None:
+        self.dsn = dsn
+        self.admin_username = "root"
+        self.admin_password = "bench-admin-password"
+        config = json.dumps({"dsn": dsn, "knobs": knobs, "limit_admins": limit_admins,
+                             "password": self.admin_password})
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from recon_domains.bench_push import _serve; _serve()",
+             config], stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().strip()
+        if not line.startswith("http://"):
+            self.stop()
+            raise RuntimeError(f"sandbox PeerTube did not start (said {line!r})")
+        self.url = line
+
+    def seed_videos_from_recon(self, db_path: Path, source: str, **kwargs: Any) -> Any:
+        return seed_videos_from_recon(self.dsn, db_path, source, **kwargs)
+
+    def stop(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+
+def _serve() -> None:
+    """Child process: start the sandbox, install the plugin, print the URL, serve until
+    SIGTERM."""
+    config = json.loads(sys.argv[1])
+    running = start_server(config["dsn"], admin_password=config["password"],
+                           **config["knobs"])
+    _no_nagle(running)
+    if config["limit_admins"]:
+        _limit_admins_too(running)
+    running.app.install_plugin(str(PLUGIN_DIR))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    print(running.url, flush=True)
+    stop.wait()
+    running.stop()
+
+
+def _run_push(server: Any, workdir: Path, count: int, *, database: bool, workers: int,
+              name: str) -> tuple[PushResult, PeerTubeClient]:
+    db_path = workdir / f"{name}.db"
+    build_push_corpus(db_path, count)
+    server.seed_videos_from_recon(db_path, DEFAULT_STREAM_SOURCE, prior_category_percent=5)
+    client = PeerTubeClient(server.url, server.admin_username, server.admin_password,
+                            pool_size=workers)
+    with ReconStore.open(db_path) as store:
+        items = select_stage_items(store, DEFAULT_STREAM_SOURCE, "all")
+        result = push_items(store, client, items, stage="bench",
+                            database=PeerTubeDatabase(server.dsn) if database else None,
+                            workers=workers)
+    return result, client
+
+
+def run_benchmarks(
+    *, items: int = 5000, latency_s: float = 0.02, workers: int = 8,
+    rate_limit_items: int = 197, rate_limit_max: int = 50, rate_limit_window_s: float = 10.0,
+    api_items: int = 1000, workdir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Run both benchmarks against fresh sandbox servers; returns the figures."""
+    figures: dict[str, Any] = {"items": items, "latency_s": latency_s, "workers": workers}
+    with tempfile.TemporaryDirectory(prefix="bench-push-", dir=workdir) as tmp, \
+            embedded_or_system_postgres(tmp) as pg:
+        work = Path(tmp)
+        names: list[str] = []
+
+        def server(*, limit_admins: bool = False, **knobs: Any) -> _ChildServer:
+            name = f"bench_push_{uuid.uuid4().hex[:10]}"
+            names.append(name)
+            return _ChildServer(create_database(pg.admin_dsn, name), knobs,
+                                limit_admins=limit_admins)
+
+        try:
+            # 1. throughput, database reads (the configuration the runbook uses)
+            srv = server(latency_s=latency_s)
+            try:
+                result, client = _run_push(srv, work, items, database=True, workers=workers,
+                                           name="throughput")
+                figures["throughput_db"] = _figures(result, client)
+                result, client = _run_push(srv, work, api_items, database=False,
+                                           workers=workers, name="throughput_api")
+                figures["throughput_api_only"] = _figures(result, client)
+            finally:
+                srv.stop()
+            # 2. rate limited
+            srv = server(rate_limit_max=rate_limit_max, rate_limit_window_s=rate_limit_window_s,
+                         limit_admins=True)
+            try:
+                result, client = _run_push(srv, work, rate_limit_items, database=True,
+                                           workers=workers, name="ratelimited")
+            finally:
+                srv.stop()
+            allowed = rate_limit_max / rate_limit_window_s
+            # Every request counts against the window: one PUT per item plus three for the
+            # login (OAuth client, token) and the admin check. The first window's quota is
+            # there at once, so an ideal client needs (windows - 1) full windows; the
+            # settled rate is the allowed rate scaled by ideal time / real time.
+            requests_made = rate_limit_items + 3
+            windows = math.ceil(requests_made / rate_limit_max)
+            ideal_s = (windows - 1) * rate_limit_window_s
+            efficiency = ideal_s / result.elapsed if result.elapsed > 0 else 0.0
+            figures["rate_limited"] = {
+                **_figures(result, client),
+                "limit": f"{rate_limit_max} per {rate_limit_window_s:g}s",
+                "allowed_per_s": allowed,
+                "windows": windows,
+                "ideal_elapsed_s": ideal_s,
+                "settled_per_s": round(allowed * efficiency, 2),
+                "settled_vs_allowed": round(efficiency, 3),
+                "failed_by_429": sum(1 for _, r in result.failed if " 429" in r),
+                "rate_limited_answers": client.rate_limited_count,
+            }
+        finally:
+            for name in names:
+                drop_database(pg.admin_dsn, name)
+    return figures
+
+
+def _figures(result: PushResult, client: PeerTubeClient) -> dict[str, Any]:
+    return {
+        "pushed": len(result.succeeded),
+        "failed": len(result.failed),
+        "skipped": len(result.skipped),
+        "aborted": result.aborted,
+        "elapsed_s": round(result.elapsed, 2),
+        "items_per_s": round(result.items_per_second, 1),
+        "logins": client.login_count,
+        "retries": client.retry_count,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the push benchmarks and print the figures (JSON)."""
+    parser = argparse.ArgumentParser(prog="python -m recon_domains.bench_push")
+    parser.add_argument("--items", type=int, default=5000)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--rate-limit-items", type=int, default=197)
+    parser.add_argument("--json", help="also write the figures here")
+    args = parser.parse_args(argv)
+    figures = run_benchmarks(items=args.items, latency_s=args.latency, workers=args.workers,
+                             rate_limit_items=args.rate_limit_items)
+    text = json.dumps(figures, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+    ok = (figures["throughput_db"]["items_per_s"] >= 150
+          and figures["rate_limited"]["settled_vs_allowed"] >= 0.9
+          and figures["rate_limited"]["failed_by_429"] == 0
+          and figures["rate_limited"]["logins"] == 1)
+    print("targets met" if ok else "TARGETS NOT MET")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
