@@ -652,6 +652,8 @@ def test_admin_requests_use_up_the_anonymous_quota(peertube_server_factory):
     for _ in range(4):
         assert requests.get(f"{base}/api/v1/videos/categories", headers=headers).ok
     assert requests.get(f"{base}/api/v1/videos/categories").status_code == 429
+    server.set_knobs(admins_bypass_rate_limit=False)
+    assert requests.get(f"{base}/api/v1/videos/categories", headers=headers).status_code == 429
 
 
 def test_rate_limit_window_is_a_knob_that_can_change_live(peertube_server):
