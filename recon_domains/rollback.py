@@ -254,10 +254,11 @@ def _ledger_rows(store: ReconStore) -> list[sqlite3.Row]:
     ).fetchall()
 
 
-def _current_categories(
+def read_current_categories(
     video_ids: Sequence[str], client: Any = None, pt_db: Any = None
 ) -> dict[str, int | None]:
-    """{video_id: category} for videos that exist (a missing video is absent)."""
+    """{video_id: category} for videos that exist (a missing video is absent): one query on
+    PeerTube's database when given, else one API GET per video (8 at a time)."""
     if pt_db is not None:
         return pt_db.categories_of(video_ids)
     if client is None:
@@ -325,7 +326,7 @@ def rollback_peertube_categories(
     if via == "auto":
         via = "api" if client is not None else "db"
     reader_client = client if pt_db is None else None
-    current = _current_categories(video_ids, reader_client, pt_db) if video_ids else {}
+    current = read_current_categories(video_ids, reader_client, pt_db) if video_ids else {}
 
     to_restore: dict[str, int | None] = {}
     already, gone, drifted = [], [], []
@@ -392,7 +393,7 @@ def rollback_peertube_categories(
             f"{failed[0][0]}: {failed[0][1]}): re-run; their push timestamps are kept"
         )
     # Verify by reading back, then forget the pushes of every video now at its original.
-    after = _current_categories(video_ids, reader_client, pt_db) if to_restore else current
+    after = read_current_categories(video_ids, reader_client, pt_db) if to_restore else current
     wrong = [v for v in to_restore if v in after and after[v] != to_restore[v]]
     if wrong:
         report.problems.append(
@@ -583,9 +584,9 @@ def _still_carrying(store: ReconStore, peertube: Any) -> tuple[int, list[str]]:
                 latest[r["video_id"]] = r["category_after"]
         if latest:
             if hasattr(peertube, "categories_of"):
-                now = _current_categories(sorted(latest), pt_db=peertube)
+                now = read_current_categories(sorted(latest), pt_db=peertube)
             else:
-                now = _current_categories(sorted(latest), client=peertube)
+                now = read_current_categories(sorted(latest), client=peertube)
             carrying = sorted(v for v, c in latest.items() if v in now and now[v] == c)
     return pushed, carrying
 

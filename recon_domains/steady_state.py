@@ -1,0 +1,175 @@
+"""The steady state after the migration (SPEC §9): what is new in RECON, and whether PeerTube
+still shows what we pushed. Plain core; the Dagster sensor, schedule and jobs call it.
+
+- :func:`pending_work` looks at RECON's database *read-only* with a short timeout, so a
+  sensor tick never blocks RECON and survives "database is locked" (:class:`ReconBusy`).
+- :func:`drift_report` compares every pushed video's category in PeerTube with the one we
+  pushed and reports differences; it never writes (a human changed them on purpose, or
+  not: an operator decides).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recon_domains.peertube.urls import parse_watch_url
+from recon_domains.recon.store import LEDGER_TABLE, ReconStore
+from recon_domains.taxonomy import CATEGORIZED, DOMAIN_BY_ID, DOMAIN_IDS, Status
+
+
+class ReconBusy(RuntimeError):
+    """RECON's database is locked or briefly unavailable; try again on the next tick."""
+
+
+@dataclass(frozen=True)
+class PendingWork:
+    """Newly completed stream documents that have no domain yet (pass 1 candidates), plus
+    counts of the other steady-state work (for schedules and logs)."""
+
+    hashes: tuple[str, ...]
+    tied_pass_1: int = 0
+    unpushed: int = 0
+
+    @property
+    def fingerprint(self) -> str:
+        """A stable id of the candidate set: the sensor's cursor and run key."""
+        if not self.hashes:
+            return ""
+        digest = hashlib.sha256("\n".join(self.hashes).encode()).hexdigest()[:16]
+        return f"{len(self.hashes)}-{digest}"
+
+    @property
+    def any(self) -> bool:
+        return bool(self.hashes or self.tied_pass_1 or self.unpushed)
+
+
+def pending_work(
+    db_path: str | os.PathLike[str], source: str, *, timeout_s: float = 2.0
+) -> PendingWork:
+    """What the steady state would do now, read without writing anything.
+
+    Raises ReconBusy when the database is locked, missing or unreadable right now (a
+    sensor skips the tick and keeps its cursor), and ValueError when recon.db has not been
+    migrated (the steady state belongs after the migration).
+    """
+    path = Path(db_path)
+    if not path.is_file():
+        raise ReconBusy(f"RECON database {path} is not there right now (RECON_DB_PATH)")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout_s)
+    except sqlite3.Error as exc:
+        raise ReconBusy(f"cannot open RECON's database {path}: {exc}") from None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(documents)")}
+        if "recon_domain_status" not in cols:
+            raise ValueError(
+                f"{path} has no domain columns: run the migration (schema_job) before the "
+                "steady state"
+            )
+        base = "FROM documents d JOIN catalogue c ON c.hash = d.hash WHERE c.source = ?"
+        hashes = tuple(
+            r[0]
+            for r in conn.execute(
+                f"SELECT d.hash {base} AND d.status = 'complete' AND d.recon_domain IS NULL "
+                "AND d.recon_domain_status IS NULL ORDER BY d.hash",
+                (source,),
+            )
+        )
+        (tied,) = conn.execute(
+            f"SELECT count(*) {base} AND d.recon_domain_status = ?", (source, Status.TIED_PASS_1)
+        ).fetchone()
+        marks = ",".join("?" * len(CATEGORIZED))
+        (unpushed,) = conn.execute(
+            f"SELECT count(*) {base} AND d.recon_domain_status IN ({marks}) "
+            "AND d.recon_domain IS NOT NULL AND d.peertube_category_pushed_at IS NULL",
+            (source, *sorted(CATEGORIZED)),
+        ).fetchone()
+    except sqlite3.OperationalError as exc:  # "database is locked", I/O hiccups
+        raise ReconBusy(f"RECON's database is busy ({exc}); will look again next tick") from None
+    finally:
+        conn.close()
+    return PendingWork(hashes, int(tied), int(unpushed))
+
+
+@dataclass
+class DriftReport:
+    """Pushed videos whose PeerTube category is not what we pushed."""
+
+    checked: int = 0
+    matching: int = 0
+    drifted: list[dict[str, Any]] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # video no longer in PeerTube
+    unparsable: int = 0  # pushed documents whose watch URL holds no video id
+
+    @property
+    def ok(self) -> bool:
+        return not self.drifted
+
+    def sample(self, n: int = 10) -> list[dict[str, Any]]:
+        return self.drifted[:n]
+
+
+def _label(category: int | None) -> str:
+    if category is None:
+        return "(none)"
+    return DOMAIN_BY_ID.get(category, f"category {category}")
+
+
+def drift_report(
+    store: ReconStore,
+    source: str,
+    pt_db: Any = None,
+    client: Any = None,
+    *,
+    base_url: str | None = None,
+) -> DriftReport:
+    """Every pushed document's video: what PeerTube shows now versus what we pushed (the
+    ledger's latest completed push, or the document's domain when no ledger row exists).
+    Reads PeerTube's database in one query when given, else the API per video."""
+    from recon_domains.rollback import read_current_categories
+
+    expected: dict[str, tuple[str, int | None]] = {}  # video_id -> (hash, category)
+    report = DriftReport()
+    for cand in store.pushed_documents(source):
+        parsed = parse_watch_url(cand.path)
+        if not parsed.ok:
+            report.unparsable += 1
+            continue
+        expected[parsed.video_id] = (cand.hash, DOMAIN_IDS.get(cand.domain))
+    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
+    if LEDGER_TABLE in tables:
+        for row in store.conn.execute(
+            f"SELECT hash, video_id, category_after FROM {LEDGER_TABLE} "
+            "WHERE pushed_at IS NOT NULL AND restored_at IS NULL ORDER BY id"
+        ):
+            if row[1] in expected:
+                expected[row[1]] = (row[0], row[2])  # later rows win: the latest push
+    ids: Sequence[str] = sorted(expected)
+    current = read_current_categories(ids, client if pt_db is None else None, pt_db) if ids else {}
+    for vid in ids:
+        doc_hash, pushed = expected[vid]
+        report.checked += 1
+        if vid not in current:
+            report.missing.append(vid)
+        elif current[vid] == pushed:
+            report.matching += 1
+        else:
+            report.drifted.append(
+                {
+                    "hash": doc_hash,
+                    "video_id": vid,
+                    "pushed": pushed,
+                    "pushed_label": _label(pushed),
+                    "now": current[vid],
+                    "now_label": _label(current[vid]),
+                    "url": f"{base_url.rstrip('/')}/w/{vid}" if base_url else None,
+                }
+            )
+    return report
