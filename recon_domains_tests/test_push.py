@@ -1,0 +1,350 @@
+"""The push engine against real SQLite, real HTTP (sandbox PeerTube) and real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from recon_domains.bench_push import PushDoc, build_push_corpus
+from recon_domains.peertube.client import PeerTubeClient, RetryPolicy
+from recon_domains.peertube.database import PeerTubeDatabase
+from recon_domains.push import (
+    _FailureTracker,
+    plan_stages,
+    push_items,
+    select_stage_items,
+)
+from recon_domains.recon.store import DomainDecision, ReconStore
+from recon_domains.taxonomy import DOMAIN_IDS, PLUGIN_NPM_NAME, Status
+
+SOURCE = "stream.echo6.co"
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "peertube-plugin" / PLUGIN_NPM_NAME
+FAST_RETRY = RetryPolicy(max_retries=2, backoff_base=0.01, backoff_max=0.05)
+
+
+def _corpus(tmp_path: Path, count: int, **kwargs) -> tuple[Path, list[PushDoc]]:
+    db = tmp_path / "recon.db"
+    return db, build_push_corpus(db, count, source=SOURCE, **kwargs)
+
+
+def _server_with_videos(server, db: Path, docs: list[PushDoc], *, plugin: bool = True,
+                        prior: dict[str, int] | None = None) -> dict[str, int | None]:
+    """Seed one video per document; set prior categories; return uuid -> category now."""
+    server.seed_videos_from_recon(db, SOURCE, prior_category_percent=0)
+    for video, category in (prior or {}).items():
+        server.store.execute("UPDATE video SET category = %s WHERE uuid = %s",
+                             (category, video))
+    if plugin:
+        server.app.install_plugin(str(PLUGIN_DIR))
+    uuids = [d.video_uuid for d in docs if d.video_uuid]
+    return PeerTubeDatabase(server.dsn).categories_of(uuids)
+
+
+def _client(server, **kwargs) -> PeerTubeClient:
+    kwargs.setdefault("retry", FAST_RETRY)
+    return PeerTubeClient(server.url, server.admin_username, server.admin_password, **kwargs)
+
+
+def _pushed_hashes(db: Path) -> set[str]:
+    with sqlite3.connect(db) as conn:
+        return {h for (h,) in conn.execute(
+            "SELECT hash FROM documents WHERE peertube_category_pushed_at IS NOT NULL")}
+
+
+# -- stage selection (SQLite only) ----------------------------------------------------------
+def test_stages_follow_assignment_time_then_hash(tmp_path: Path) -> None:
+    db, docs = _corpus(tmp_path, 30, same_time_groups=4)
+    order = [d.hash for d in docs]  # build_push_corpus returns (assigned_at, hash) order
+    with ReconStore.open(db) as store:
+        # A tied_manual document is never pushed, whatever its age.
+        store.write_decisions([DomainDecision(order[0], Status.TIED_MANUAL, "Medical")],
+                              now="2025-01-01T00:00:00Z")
+        order = order[1:]
+        plan = plan_stages(store, SOURCE, sizes=(5, 10))
+        assert [c.hash for c in plan["stage-1"]] == order[:5]
+        assert [c.hash for c in plan["stage-2"]] == order[5:15]
+        assert [c.hash for c in plan["stage-3"]] == order[15:]
+
+        # Stage 1 pushed except one failure: stage 1 keeps only that leftover, stage 2 is
+        # the first 10 still unpushed after stage 1, not shifted by the leftover.
+        for doc_hash in order[:4]:
+            store.complete_push(doc_hash)
+        plan = plan_stages(store, SOURCE, sizes=(5, 10))
+        assert [c.hash for c in plan["stage-1"]] == [order[4]]
+        assert [c.hash for c in plan["stage-2"]] == order[5:15]
+        for doc_hash in order[4:15]:
+            store.complete_push(doc_hash)
+        assert select_stage_items(store, SOURCE, "stage-2", sizes=(5, 10)) == []
+        assert [c.hash for c in select_stage_items(store, SOURCE, "stage-3", sizes=(5, 10))] \
+            == order[15:]
+        assert len(select_stage_items(store, SOURCE, "all")) == len(order) - 15
+        with pytest.raises(ValueError, match="stage-4"):
+            select_stage_items(store, SOURCE, "stage-4")
+
+
+def test_default_stage_sizes_are_100_and_1000(tmp_path: Path) -> None:
+    db, _ = _corpus(tmp_path, 1150, same_time_groups=50)
+    with ReconStore.open(db) as store:
+        plan = plan_stages(store, SOURCE)
+    assert [len(plan[s]) for s in ("stage-1", "stage-2", "stage-3")] == [100, 1000, 50]
+
+
+def test_failure_tracker_first_attempts_and_streaks() -> None:
+    boom = RuntimeError("boom")
+    first = _FailureTracker(5, 25)
+    for _ in range(4):
+        first.record(boom)
+    assert first.abort_reason is None
+    first.record(boom)
+    assert first.abort_reason and "first 5 attempts" in first.abort_reason
+
+    later = _FailureTracker(5, 3)
+    later.record(None)
+    for _ in range(2):
+        later.record(boom)
+    later.record(None)  # a success resets the streak
+    for _ in range(2):
+        later.record(boom)
+    assert later.abort_reason is None
+    later.record(boom)
+    assert later.abort_reason and "3 consecutive failures" in later.abort_reason
+
+
+# -- pushes against the sandbox --------------------------------------------------------------
+@pytest.mark.parametrize("use_database", [True, False], ids=["db-reads", "api-reads"])
+def test_push_with_plugin_installed_records_before_and_after(
+    tmp_path: Path, peertube_server, use_database: bool
+) -> None:
+    db, docs = _corpus(tmp_path, 24, garbage=2)
+    real = [d for d in docs if d.video_uuid]
+    prior = {real[0].video_uuid: 13, real[7].video_uuid: 15}
+    _server_with_videos(peertube_server, db, docs, prior=prior)
+    client = _client(peertube_server)
+    database = PeerTubeDatabase(peertube_server.dsn) if use_database else None
+    with ReconStore.open(db) as store:
+        items = select_stage_items(store, SOURCE, "stage-1")
+        result = push_items(store, client, items, stage="stage-1", database=database)
+        ledger = {row.hash: row for row in store.ledger()}
+
+    assert result.ok and not result.aborted, result.summary()
+    assert sorted(result.succeeded) == sorted(d.hash for d in real)
+    assert {h for h, _ in result.skipped} == {d.hash for d in docs if not d.video_uuid}
+    assert all("watch URL" in reason for _, reason in result.skipped)
+    assert result.login_count == 1 and client.login_count == 1
+    assert result.put_count == len(real)
+    now = PeerTubeDatabase(peertube_server.dsn).categories_of([d.video_uuid for d in real])
+    for d in real:
+        assert now[d.video_uuid] == DOMAIN_IDS[d.domain]
+        row = ledger[d.hash]
+        assert (row.video_id, row.stage) == (d.video_uuid, "stage-1")
+        assert row.category_before == prior.get(d.video_uuid)
+        assert row.category_after == DOMAIN_IDS[d.domain]
+        assert row.pushed_at is not None
+    assert _pushed_hashes(db) == {d.hash for d in real}
+
+
+def test_plugin_missing_aborts_after_exactly_five_attempts(tmp_path, peertube_server) -> None:
+    db, docs = _corpus(tmp_path, 40)
+    before = _server_with_videos(peertube_server, db, docs, plugin=False)
+    client = _client(peertube_server)
+    with ReconStore.open(db) as store:
+        items = select_stage_items(store, SOURCE, "all")
+        result = push_items(store, client, items, stage="stage-1",
+                            database=PeerTubeDatabase(peertube_server.dsn))
+        assert store.pushed_documents(SOURCE) == []
+    assert result.aborted
+    assert "plugin is probably not installed" in result.abort_reason
+    assert "first 5 attempts" in result.abort_reason
+    assert result.put_count == 5 and len(result.failed) == 5
+    assert all("400" in reason for _, reason in result.failed)
+    assert result.not_attempted == 35 and result.succeeded == []
+    assert _pushed_hashes(db) == set()
+    after = PeerTubeDatabase(peertube_server.dsn).categories_of(before)
+    assert after == before  # PeerTube untouched
+
+
+def test_a_missing_video_is_that_items_failure_only(tmp_path, peertube_server) -> None:
+    db, docs = _corpus(tmp_path, 20)
+    _server_with_videos(peertube_server, db, docs)
+    gone = docs[10]
+    peertube_server.store.execute("DELETE FROM video WHERE uuid = %s", (gone.video_uuid,))
+    with ReconStore.open(db) as store:
+        result = push_items(store, _client(peertube_server),
+                            select_stage_items(store, SOURCE, "all"), stage="stage-1",
+                            database=PeerTubeDatabase(peertube_server.dsn))
+    assert not result.aborted
+    assert [h for h, _ in result.failed] == [gone.hash]
+    assert "404" in result.failed[0][1]
+    assert len(result.succeeded) == 19
+    assert gone.hash not in _pushed_hashes(db)
+
+
+def test_a_long_run_of_failures_later_aborts(tmp_path, peertube_server) -> None:
+    db, docs = _corpus(tmp_path, 40)
+    _server_with_videos(peertube_server, db, docs)
+    for d in docs[8:]:  # PeerTube lost every video after the first 8
+        peertube_server.store.execute("DELETE FROM video WHERE uuid = %s", (d.video_uuid,))
+    with ReconStore.open(db) as store:
+        result = push_items(store, _client(peertube_server),
+                            select_stage_items(store, SOURCE, "all"), stage="stage-1",
+                            database=PeerTubeDatabase(peertube_server.dsn),
+                            workers=1, max_consecutive_failures=10)
+    assert result.aborted
+    assert "10 consecutive failures" in result.abort_reason
+    assert "404" in result.abort_reason
+    assert len(result.succeeded) == 8
+    # The abort stops new work; the one PUT already running (one worker) still finishes.
+    assert len(result.failed) in (10, 11)
+    assert len(result.failed) + result.not_attempted == 32
+
+
+def test_non_admin_account_aborts_before_any_attempt(tmp_path, peertube_server) -> None:
+    db, docs = _corpus(tmp_path, 10)
+    _server_with_videos(peertube_server, db, docs)
+    peertube_server.add_user("carol", "carol-password", "user")
+    client = PeerTubeClient(peertube_server.url, "carol", "carol-password", retry=FAST_RETRY)
+    with ReconStore.open(db) as store:
+        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+                            stage="stage-1")
+        assert store.ledger() == []
+    assert result.aborted and "administrator" in result.abort_reason
+    assert result.put_count == 0 and result.not_attempted == 10
+    assert "carol-password" not in result.abort_reason
+
+
+def test_wrong_password_aborts_with_the_cause_and_no_password(tmp_path, peertube_server) -> None:
+    db, docs = _corpus(tmp_path, 10)
+    _server_with_videos(peertube_server, db, docs)
+    client = PeerTubeClient(peertube_server.url, "root", "not-the-Passw0rd", retry=FAST_RETRY)
+    with ReconStore.open(db) as store:
+        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+                            stage="stage-1")
+    assert result.aborted and "PEERTUBE_PASSWORD" in result.abort_reason
+    assert "not-the-Passw0rd" not in result.abort_reason + result.summary()
+
+
+def test_token_expiring_mid_push_is_refreshed_without_a_new_login(
+    tmp_path, peertube_server_factory
+) -> None:
+    server = peertube_server_factory(token_lifetime_s=1.0)
+    db, docs = _corpus(tmp_path, 30)
+    _server_with_videos(server, db, docs)
+    client = _client(server)
+    client.login()
+    # Let the token die on the server before the push starts: its first call must refresh.
+    while client.session.get(
+        f"{server.url}/api/v1/users/me", timeout=5,
+        headers={"Authorization": f"Bearer {client._tokens.access_token}"},
+    ).status_code != 401:
+        time.sleep(0.2)
+    with ReconStore.open(db) as store:
+        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+                            stage="stage-1", database=PeerTubeDatabase(server.dsn))
+    assert result.ok, result.summary()
+    assert len(result.succeeded) == 30
+    assert client.refresh_count >= 1
+    assert client.login_count == 1 and result.login_count == 0
+
+
+def test_resume_completes_open_intents_without_pushing_twice(tmp_path, peertube_server) -> None:
+    """A run killed between its PUTs and their completion: PeerTube has some categories, the
+    ledger has open intents. The next run completes those without a PUT and keeps the
+    category each video had before the first run."""
+    db, docs = _corpus(tmp_path, 12)
+    prior = {docs[0].video_uuid: 13, docs[1].video_uuid: 15}
+    _server_with_videos(peertube_server, db, docs, prior=prior)
+    client = _client(peertube_server)
+    with ReconStore.open(db) as store:
+        store.record_push_intents(
+            (d.hash, d.video_uuid, "stage-1", prior.get(d.video_uuid), DOMAIN_IDS[d.domain])
+            for d in docs[:8])
+    for d in docs[:5]:  # the killed run got these PUTs through
+        client.set_category(d.video_uuid, DOMAIN_IDS[d.domain])
+
+    with ReconStore.open(db) as store:
+        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+                            stage="stage-1", database=PeerTubeDatabase(peertube_server.dsn))
+        ledger = store.ledger()
+    assert result.ok, result.summary()
+    assert sorted(result.already_in_place) == sorted(d.hash for d in docs[:5])
+    assert result.put_count == 7
+    assert len(ledger) == 12 and all(row.pushed_at for row in ledger)  # one row per document
+    before = {row.hash: row.category_before for row in ledger}
+    assert before[docs[0].hash] == 13 and before[docs[1].hash] == 15
+    assert all(before[d.hash] is None for d in docs[2:])
+
+
+PUSH_ENV_KEYS = ("PEERTUBE_URL", "PEERTUBE_PASSWORD", "PEERTUBE_USERNAME", "PEERTUBE_DB_DSN",
+                 "PEERTUBE_HOST_HEADER", "PEERTUBE_TOKEN_CACHE")
+
+
+def test_kill_9_mid_push_then_resume(tmp_path, peertube_server) -> None:
+    """A real `kill -9` of a pushing process; the resumed run finishes the job, pushes
+    nothing twice needlessly, and the ledger keeps every original category."""
+    db, docs = _corpus(tmp_path, 120)
+    prior = {d.video_uuid: 13 for d in docs[::9]}
+    _server_with_videos(peertube_server, db, docs, prior=prior)
+    peertube_server.set_knobs(latency_s=0.03)  # slow enough to be killed mid-way
+    env = {k: v for k, v in os.environ.items() if k not in PUSH_ENV_KEYS}
+    env.update(PEERTUBE_URL=peertube_server.url, PEERTUBE_PASSWORD=peertube_server.admin_password,
+               PEERTUBE_DB_DSN=peertube_server.dsn)
+    log = (tmp_path / "push.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recon_domains.push", "--db", str(db), "--source", SOURCE,
+         "--stage", "all", "--workers", "4"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_pushed_hashes(db)) < 30:
+            assert proc.poll() is None, (tmp_path / "push.log").read_text()
+            assert time.monotonic() < deadline, "the push made no progress"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    peertube = PeerTubeDatabase(peertube_server.dsn)
+    target = {d.hash: DOMAIN_IDS[d.domain] for d in docs}
+    pushed_before = _pushed_hashes(db)
+    assert 30 <= len(pushed_before) < len(docs)
+    # Requests the killed process had sent are still being answered: let PeerTube settle.
+    at_kill = peertube.categories_of([d.video_uuid for d in docs])
+    while True:
+        time.sleep(0.3)
+        settled = peertube.categories_of([d.video_uuid for d in docs])
+        if settled == at_kill:
+            break
+        at_kill = settled
+    # Nothing is marked pushed that PeerTube does not have.
+    assert all(at_kill[d.video_uuid] == target[d.hash] for d in docs if d.hash in pushed_before)
+
+    peertube_server.set_knobs(latency_s=0.0)
+    remaining = [d for d in docs if d.hash not in pushed_before]
+    already = {d.hash for d in remaining if at_kill[d.video_uuid] == target[d.hash]}
+    client = _client(peertube_server)
+    with ReconStore.open(db) as store:
+        items = select_stage_items(store, SOURCE, "all")
+        assert sorted(i.hash for i in items) == sorted(d.hash for d in remaining)
+        result = push_items(store, client, items, stage="all", database=peertube)
+        ledger = store.ledger()
+    assert result.ok, result.summary()
+    assert set(result.already_in_place) == already
+    assert result.put_count == len(remaining) - len(already)
+    assert _pushed_hashes(db) == {d.hash for d in docs}
+    final = peertube.categories_of([d.video_uuid for d in docs])
+    assert all(final[d.video_uuid] == target[d.hash] for d in docs)
+    assert len(ledger) == len(docs)  # one row per document: no duplicate intents
+    original = {d.hash: prior.get(d.video_uuid) for d in docs}
+    assert {row.hash: row.category_before for row in ledger} == original
