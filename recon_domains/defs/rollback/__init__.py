@@ -1,0 +1,373 @@
+"""The runbook's "Rollback Procedures" as jobs (issue 5), thin over recon_domains.rollback.
+
+Every job is a dry run unless its config says `confirm: true`; the dry run logs and records
+what it would do (counts, a sample) and changes nothing. Every call, dry or not, appends to
+the audit trail `$RECON_BACKUP_DIR/recon_domains-audit.jsonl` (a file, because the schema
+rollback drops our tables). Launch from the UI's Launchpad or from cron, e.g.:
+
+    dagster job execute -m recon_domains.definitions -j rollback_peertube_categories \
+        -c rollback.yaml      # ops: {rollback_peertube_categories_step: {config: {confirm: true}}}
+"""
+
+
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from recon_domains.defs.common import (
+    DESTRUCTIVE,
+    EXTERNAL_WRITE,
+    RECON_DB_REVERSIBLE,
+    TIER_TAG,
+    WRITES_POOL,
+    md_table,
+    operator_errors,
+)
+from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
+
+CONFIRM_HELP = "false (default): dry run, change nothing, show what would happen; true: act"
+
+
+class _Confirm(dg.Config):
+    confirm: bool = Field(default=False, description=CONFIRM_HELP)
+
+
+class RollbackPluginConfig(_Confirm):
+    manual: bool = Field(
+        default=False,
+        description="the plugin was installed by hand: state the manual steps and verify "
+        "that categories 100–117 are gone, instead of uninstalling through the API",
+    )
+
+
+class RollbackSchemaConfig(_Confirm):
+    force: bool = Field(
+        default=False,
+        description="drop the columns and tables even while PeerTube still carries pushed "
+        "categories (their originals are then only in the audit trail)",
+    )
+
+
+class RollbackAssignmentsConfig(_Confirm):
+    mode: str = Field(
+        default="all",
+        description="all: clear every domain column; tiebreaker_only: tied_pass_2 and "
+        "tied_manual back to tied_pass_1",
+    )
+
+
+class RollbackCategoriesConfig(_Confirm):
+    force: bool = Field(
+        default=False,
+        description="also restore videos whose category was changed in PeerTube after our push",
+    )
+    via: str = Field(
+        default="auto",
+        description="api (PeerTube federates, bumps updatedAt), db (PeerTube's PostgreSQL, one "
+        "transaction), auto (= api)",
+    )
+
+
+class RestoreConceptsConfig(_Confirm):
+    hashes: list[str] = Field(
+        default_factory=list, description="only these documents (empty: every quarantined one)"
+    )
+    force: bool = Field(
+        default=False,
+        description="replace a concept folder that exists (it is moved aside, not deleted)",
+    )
+    restore_documents: bool = Field(
+        default=True,
+        description="also put back the document rows of documents RECON has not re-processed",
+    )
+
+
+class RemoveFeatureConfig(_Confirm):
+    manual_plugin: bool = Field(default=False, description="see rollback_plugin's `manual`")
+    restore_concepts: bool = Field(
+        default=True, description="undo the reprocess where RECON has not re-processed yet"
+    )
+    via: str = Field(default="auto", description="see rollback_peertube_categories' `via`")
+    force: bool = Field(default=False, description="see rollback_peertube_categories' `force`")
+
+
+def _audit(recon: ReconResource):
+    from recon_domains.rollback import audit_log_for
+
+    return audit_log_for(recon.backup_root)
+
+
+def _pt_db(peertube_db: PeerTubeDbResource):
+    return peertube_db.database() if peertube_db.dsn else None
+
+
+def _sample_table(sample: list[dict[str, Any]]) -> str:
+    if not sample:
+        return "(none)"
+    headers = sorted({k for row in sample for k in row})
+    return md_table(headers, [[row.get(h) for h in headers] for row in sample])
+
+
+def report_output(context: dg.OpExecutionContext, report, audit=None) -> dg.Output:
+    """Log a RollbackReport and return it as the op's output, with metadata the UI shows;
+    a confirmed run with problems fails (after recording what it did)."""
+    context.log.info(report.summary())
+    for s in report.steps:
+        context.log.info(s)
+    for p in report.problems:
+        context.log.warning(p)
+    metadata = {
+        "dry_run": report.dry_run,
+        "acted": report.acted,
+        "counts": dg.MetadataValue.json(report.counts),
+        "sample": dg.MetadataValue.md(_sample_table(report.sample)),
+        "steps": dg.MetadataValue.md("\n".join(f"- {s}" for s in report.steps) or "(none)"),
+        "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in report.problems) or "none"),
+    }
+    if audit is not None and audit.path is not None:
+        metadata["audit_file"] = dg.MetadataValue.path(str(audit.path))
+    if report.problems and not report.dry_run:
+        raise dg.Failure(
+            description=f"{report.action}: " + "; ".join(report.problems),
+            metadata=metadata,
+            allow_retries=False,
+        )
+    return dg.Output(report.as_dict(), metadata=metadata)
+
+
+def _tags(tier_value: str) -> dict[str, str]:
+    return {TIER_TAG: tier_value}
+
+
+# --- ops -------------------------------------------------------------------------------------
+
+
+@dg.op(tags=_tags(EXTERNAL_WRITE), pool=WRITES_POOL)
+def rollback_plugin_step(
+    context: dg.OpExecutionContext,
+    config: RollbackPluginConfig,
+    recon: ReconResource,
+    peertube: PeerTubeResource,
+) -> dict:
+    """Runbook "Plugin install fails": uninstall the plugin (or state the manual steps) and
+    verify PeerTube's categories show only 1–18 (plus other plugins')."""
+    from recon_domains.rollback import rollback_plugin
+
+    audit = _audit(recon)
+    with operator_errors("rollback_plugin"), peertube.client() as client:
+        report = rollback_plugin(
+            client, manual=config.manual, dry_run=not config.confirm, audit=audit
+        )
+    return report_output(context, report, audit)
+
+
+@dg.op(tags=_tags(RECON_DB_REVERSIBLE), pool=WRITES_POOL)
+def rollback_schema_step(
+    context: dg.OpExecutionContext,
+    config: RollbackSchemaConfig,
+    recon: ReconResource,
+    peertube_db: PeerTubeDbResource,
+) -> dict:
+    """Runbook "Schema migration revert": drop the four columns, the index and our tables
+    (SQLite >= 3.35); refuses while PeerTube still carries pushed categories unless force."""
+    from recon_domains.rollback import RollbackRefused, rollback_schema
+
+    audit = _audit(recon)
+    with operator_errors("rollback_schema"), recon.store() as store:
+        try:
+            report = rollback_schema(
+                store,
+                _pt_db(peertube_db),
+                config.force,
+                dry_run=not config.confirm,
+                audit=audit,
+            )
+        except RollbackRefused as exc:
+            raise dg.Failure(description=f"rollback_schema refused: {exc}") from exc
+    return report_output(context, report, audit)
+
+
+@dg.op(tags=_tags(RECON_DB_REVERSIBLE), pool=WRITES_POOL)
+def rollback_assignments_step(
+    context: dg.OpExecutionContext, config: RollbackAssignmentsConfig, recon: ReconResource
+) -> dict:
+    """Runbook "Clear wrong backfill assignments": mode all or tiebreaker_only."""
+    from recon_domains.rollback import rollback_assignments
+
+    if config.mode not in ("all", "tiebreaker_only"):
+        raise dg.Failure(
+            description=f"mode must be 'all' or 'tiebreaker_only', got {config.mode!r}"
+        )
+    audit = _audit(recon)
+    with operator_errors("rollback_assignments"), recon.store() as store:
+        report = rollback_assignments(
+            store,
+            config.mode,
+            dry_run=not config.confirm,
+            audit=audit,  # type: ignore[arg-type]
+        )
+    return report_output(context, report, audit)
+
+
+@dg.op(tags=_tags(EXTERNAL_WRITE), pool=WRITES_POOL)
+def rollback_peertube_categories_step(
+    context: dg.OpExecutionContext,
+    config: RollbackCategoriesConfig,
+    recon: ReconResource,
+    peertube: PeerTubeResource,
+    peertube_db: PeerTubeDbResource,
+) -> dict:
+    """Runbook "Clear wrong PeerTube categories", done exactly: every pushed video back to
+    the category it had before our first push (NULL only where nothing was recorded), then
+    the push timestamps cleared so a later push can retry."""
+    from recon_domains.rollback import rollback_peertube_categories
+
+    if config.via not in ("auto", "api", "db"):
+        raise dg.Failure(description=f"via must be auto, api or db, got {config.via!r}")
+    audit = _audit(recon)
+    with (
+        operator_errors("rollback_peertube_categories"),
+        recon.store() as store,
+        peertube.client() as client,
+    ):
+        report = rollback_peertube_categories(
+            store,
+            client,
+            _pt_db(peertube_db),
+            source=recon.stream_source,
+            via=config.via,  # type: ignore[arg-type]
+            force=config.force,
+            dry_run=not config.confirm,
+            audit=audit,
+        )
+    return report_output(context, report, audit)
+
+
+@dg.op(tags=_tags(DESTRUCTIVE), pool=WRITES_POOL)
+def restore_concepts_step(
+    context: dg.OpExecutionContext, config: RestoreConceptsConfig, recon: ReconResource
+) -> dict:
+    """Runbook "Restore concepts after failed --reprocess-missing": quarantined folders back
+    (or copied from the off-site mirror); an existing folder is never overwritten without
+    force."""
+    from recon_domains.rollback import restore_concepts
+
+    audit = _audit(recon)
+    with operator_errors("restore_concepts"), recon.store() as store:
+        report = restore_concepts(
+            store,
+            recon.concepts_root,
+            recon.quarantine_root,
+            recon.offsite_concepts_dir or None,
+            list(config.hashes) or None,
+            config.force,
+            restore_documents=config.restore_documents,
+            dry_run=not config.confirm,
+            audit=audit,
+        )
+    return report_output(context, report, audit)
+
+
+@dg.op(tags=_tags(DESTRUCTIVE), pool=WRITES_POOL)
+def remove_feature_step(
+    context: dg.OpExecutionContext,
+    config: RemoveFeatureConfig,
+    recon: ReconResource,
+    peertube: PeerTubeResource,
+    peertube_db: PeerTubeDbResource,
+) -> dict:
+    """Runbook "Fully remove feature", in a safe order: PeerTube categories restored →
+    plugin uninstalled → quarantined concepts restored → assignments cleared → schema
+    reverted. Stops at the first step that needs an operator; re-run after fixing it."""
+    from recon_domains.rollback import remove_feature
+
+    if config.via not in ("auto", "api", "db"):
+        raise dg.Failure(description=f"via must be auto, api or db, got {config.via!r}")
+    audit = _audit(recon)
+    with (
+        operator_errors("remove_feature"),
+        recon.store() as store,
+        peertube.client() as client,
+    ):
+        report = remove_feature(
+            store,
+            client,
+            recon.concepts_root,
+            recon.quarantine_root,
+            recon.offsite_concepts_dir or None,
+            _pt_db(peertube_db),
+            source=recon.stream_source,
+            manual_plugin=config.manual_plugin,
+            restore_concept_folders=config.restore_concepts,
+            via=config.via,  # type: ignore[arg-type]
+            force=config.force,
+            dry_run=not config.confirm,
+            audit=audit,
+        )
+    return report_output(context, report, audit)
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+def _job(name: str, op_def: dg.OpDefinition, tier_value: str, description: str) -> dg.JobDefinition:
+    @dg.job(
+        name=name,
+        description=description + " Dry run unless `confirm: true`.",
+        tags={TIER_TAG: tier_value, "runbook": "Rollback Procedures"},
+    )
+    def _the_job() -> None:
+        op_def()
+
+    return _the_job
+
+
+rollback_plugin_job = _job(
+    "rollback_plugin",
+    rollback_plugin_step,
+    EXTERNAL_WRITE,
+    "Uninstall peertube-plugin-recon-domains through the admin API (or, manual: true, state "
+    "the manual steps) and verify categories 100–117 are gone.",
+)
+rollback_schema_job = _job(
+    "rollback_schema",
+    rollback_schema_step,
+    RECON_DB_REVERSIBLE,
+    "Drop the domain columns, the index and our tables from recon.db (SQLite >= 3.35); refuses "
+    "while PeerTube still carries pushed categories unless force: true.",
+)
+rollback_assignments_job = _job(
+    "rollback_assignments",
+    rollback_assignments_step,
+    RECON_DB_REVERSIBLE,
+    "Clear assignments: mode all (every domain column) or tiebreaker_only (back to tied_pass_1).",
+)
+rollback_peertube_categories_job = _job(
+    "rollback_peertube_categories",
+    rollback_peertube_categories_step,
+    EXTERNAL_WRITE,
+    "Restore every pushed video's PeerTube category from the push ledger and clear the push "
+    "timestamps.",
+)
+restore_concepts_job = _job(
+    "restore_concepts",
+    restore_concepts_step,
+    DESTRUCTIVE,
+    "Move quarantined concept folders back (or copy them from the off-site mirror).",
+)
+remove_feature_job = _job(
+    "remove_feature",
+    remove_feature_step,
+    DESTRUCTIVE,
+    "Fully remove the feature in a safe order (categories, plugin, concepts, assignments, schema).",
+)
+
+jobs = [
+    rollback_plugin_job,
+    rollback_schema_job,
+    rollback_assignments_job,
+    rollback_peertube_categories_job,
+    restore_concepts_job,
+    remove_feature_job,
+]

@@ -1,0 +1,375 @@
+"""The steady state after the migration (SPEC §9, issue 5): what the original did in a
+post-embed hook, as a job an operator can schedule, sense or cron.
+
+- `steady_state_assignment` (job): pass 1 for stream documents completed since the last run
+  (including those back from reprocessing) → tiebreaker → push of everything categorized and
+  unpushed (no stages; the same systemic-failure abort) → verification of what was pushed.
+  Refuses unless the migration's final gate (`rollout_verification:peertube_matches_recon`)
+  passed.
+- `steady_state_hourly` (schedule, off by default) and `steady_state_sensor` (sensor on
+  RECON's database, off by default; cursor = the pending documents' fingerprint; a locked or
+  missing database skips the tick).
+- `peertube_drift_check` (job) and `peertube_drift_nightly` (schedule, off by default):
+  videos whose PeerTube category no longer matches what was pushed are reported with samples
+  and never overwritten.
+
+Schedules and sensors tick only under `dagster-daemon` (or `dagster dev`); the jobs run
+from cron with `dagster job execute -m recon_domains.definitions -j <job>`.
+"""
+
+
+import dagster as dg
+from pydantic import Field
+
+from recon_domains.defs.common import (
+    EXTERNAL_WRITE,
+    READ_ONLY,
+    RECON_DB_REVERSIBLE,
+    TIER_TAG,
+    WRITES_POOL,
+    counts_table,
+    link,
+    md_table,
+    operator_errors,
+)
+from recon_domains.defs.gates import require_gates
+from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
+from recon_domains.defs.verify import ROLLOUT_GATE
+
+STEADY_GATES = (ROLLOUT_GATE,)
+STEP = "steady_state_assignment"
+
+
+def _pt_db(peertube_db: PeerTubeDbResource):
+    return peertube_db.database() if peertube_db.dsn else None
+
+
+# --- the job ---------------------------------------------------------------------------------
+
+
+@dg.op(tags={TIER_TAG: RECON_DB_REVERSIBLE}, pool=WRITES_POOL, out=dg.Out(list))
+def steady_state_pass1(context: dg.OpExecutionContext, recon: ReconResource) -> list:
+    """Pass 1 for every complete stream document without a domain (new, or re-processed)."""
+    from recon_domains.assignment import run_pass1
+
+    require_gates(context, STEADY_GATES, step=f"{STEP} (pass 1)")
+    with operator_errors(f"{STEP} pass 1"), recon.store() as store:
+        store.require_migrated()
+        docs = store.backfill_candidates(recon.stream_source)
+        result = run_pass1(store, recon.concepts_root, recon.stream_source, documents=docs)
+    counts = result.status_counts
+    context.log.info(f"pass 1: {result.candidates} new document(s): {counts}")
+    context.add_output_metadata(
+        {
+            "candidates": result.candidates,
+            "written": result.written,
+            "errors": len(result.errors),
+            "status_counts": dg.MetadataValue.md(counts_table(counts) if counts else "none"),
+        }
+    )
+    return [d.hash for d in result.decisions]
+
+
+@dg.op(
+    tags={TIER_TAG: RECON_DB_REVERSIBLE},
+    pool=WRITES_POOL,
+    ins={"new_documents": dg.In(list)},
+    out=dg.Out(dict),
+)
+def steady_state_tiebreaker(
+    context: dg.OpExecutionContext, recon: ReconResource, new_documents: list
+) -> dict:
+    """Pass 2/3 over every tied_pass_1 document (the new ties, and any left earlier)."""
+    from recon_domains.assignment import run_tiebreaker
+
+    with operator_errors(f"{STEP} tiebreaker"), recon.store() as store:
+        result = run_tiebreaker(
+            store, recon.concepts_root, recon.stream_source, recon.skip_channel_set
+        )
+        status = store.status_counts(recon.stream_source)
+    context.log.info(
+        f"tiebreaker: {result.tied_documents} tied document(s): {result.status_counts}"
+    )
+    context.add_output_metadata(
+        {
+            "tied_documents": result.tied_documents,
+            "written": result.written,
+            "errors": len(result.errors),
+            "decided": dg.MetadataValue.json(result.status_counts),
+            "status_breakdown": dg.MetadataValue.md(counts_table(status)),
+        }
+    )
+    return {"new": len(new_documents), "tied": result.tied_documents}
+
+
+@dg.op(
+    tags={TIER_TAG: EXTERNAL_WRITE},
+    pool=WRITES_POOL,
+    ins={"assigned": dg.In(dict)},
+    out=dg.Out(list),
+)
+def steady_state_push(
+    context: dg.OpExecutionContext,
+    recon: ReconResource,
+    peertube: PeerTubeResource,
+    peertube_db: PeerTubeDbResource,
+    assigned: dict,
+) -> list:
+    """Push every categorized, unpushed document (no stages), with the push engine's
+    systemic-failure abort; returns the hashes pushed by this run."""
+    from recon_domains.push import push_items
+
+    require_gates(context, STEADY_GATES, step=f"{STEP} (push)")
+    with operator_errors(f"{STEP} push"), recon.store() as store, peertube.client() as client:
+        items = store.unpushed_categorized(recon.stream_source)
+        context.log.info(f"push: {len(items)} categorized item(s) not yet in PeerTube")
+        result = push_items(
+            store, client, items, stage="steady-state", database=_pt_db(peertube_db)
+        )
+    context.log.info(result.summary())
+    metadata = {
+        "selected": result.total,
+        "pushed": len(result.succeeded),
+        "failed": len(result.failed),
+        "skipped": len(result.skipped),
+        "summary": result.summary(),
+        "failures": dg.MetadataValue.md(
+            md_table(["hash", "reason"], [(h[:12], r) for h, r in result.failed[:20]])
+            if result.failed
+            else "none"
+        ),
+    }
+    if result.aborted or result.failed:
+        raise dg.Failure(
+            description=f"{STEP} push: "
+            + (
+                f"ABORTED: {result.abort_reason}"
+                if result.aborted
+                else f"{len(result.failed)} item(s) failed (e.g. {result.failed[0][1]})"
+            )
+            + f". {len(result.succeeded)} pushed and marked; the next run retries the rest.",
+            metadata=metadata,
+            allow_retries=False,
+        )
+    context.add_output_metadata(metadata)
+    return list(result.succeeded)
+
+
+@dg.op(tags={TIER_TAG: READ_ONLY}, ins={"pushed": dg.In(list)})
+def steady_state_verify(
+    context: dg.OpExecutionContext,
+    recon: ReconResource,
+    peertube: PeerTubeResource,
+    peertube_db: PeerTubeDbResource,
+    pushed: list,
+) -> None:
+    """Read back what this run pushed: PeerTube must show each video's domain category."""
+    from recon_domains.peertube.urls import parse_watch_url
+    from recon_domains.rollback import read_current_categories
+    from recon_domains.taxonomy import DOMAIN_IDS
+
+    wanted = set(pushed)
+    with operator_errors(f"{STEP} verify"), recon.store() as store, peertube.client() as client:
+        expected = {}
+        for cand in store.pushed_documents(recon.stream_source):
+            parsed = parse_watch_url(cand.path)
+            if cand.hash in wanted and parsed.ok:
+                expected[parsed.video_id] = (cand.hash, DOMAIN_IDS[cand.domain])
+        db = _pt_db(peertube_db)
+        now = read_current_categories(sorted(expected), None if db else client, db)
+    wrong = [
+        (h[:12], vid, cat, now.get(vid))
+        for vid, (h, cat) in sorted(expected.items())
+        if now.get(vid) != cat
+    ]
+    context.add_output_metadata(
+        {
+            "checked": len(expected),
+            "mismatched": len(wrong),
+            "mismatches": dg.MetadataValue.md(
+                md_table(["hash", "video", "pushed", "PeerTube now"], wrong[:20])
+                if wrong
+                else "none"
+            ),
+        }
+    )
+    if wrong:
+        raise dg.Failure(
+            description=f"{STEP} verify: {len(wrong)} of {len(expected)} pushed video(s) do not "
+            "show the pushed category in PeerTube (e.g. video "
+            f"{wrong[0][1]}: pushed {wrong[0][2]}, PeerTube has {wrong[0][3]}). Check the "
+            "plugin is installed and nobody edits them; run peertube_drift_check.",
+            allow_retries=False,
+        )
+    context.log.info(f"verified: {len(expected)} pushed video(s) show their category")
+
+
+@dg.job(
+    name="steady_state_assignment",
+    description="SPEC §9 steady state: pass 1 for newly completed stream documents, the "
+    "tiebreaker, a push of everything categorized and unpushed (same systemic abort), and a "
+    "read-back verification. Refuses until the migration's rollout_verification gate passed.",
+    tags={TIER_TAG: EXTERNAL_WRITE},
+)
+def steady_state_assignment() -> None:
+    steady_state_verify(steady_state_push(steady_state_tiebreaker(steady_state_pass1())))
+
+
+# --- automation ------------------------------------------------------------------------------
+
+
+@dg.sensor(
+    name="steady_state_sensor",
+    job=steady_state_assignment,
+    minimum_interval_seconds=300,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Watches RECON's database (read-only) for newly completed stream documents "
+    "without a domain and requests one steady_state_assignment run per new set (cursor = "
+    "the set's fingerprint). A locked or missing database skips the tick, cursor kept.",
+)
+def steady_state_sensor(context: dg.SensorEvaluationContext, recon: ReconResource):
+    from recon_domains.steady_state import ReconBusy, pending_work
+
+    try:
+        work = pending_work(recon.db_path, recon.stream_source)
+    except ReconBusy as exc:
+        return dg.SkipReason(str(exc))
+    except ValueError as exc:
+        return dg.SkipReason(f"not migrated yet: {exc}")
+    if not work.hashes:
+        context.update_cursor("")
+        return dg.SkipReason("no newly completed stream documents")
+    if work.fingerprint == context.cursor:
+        return dg.SkipReason(
+            f"{len(work.hashes)} new document(s) already requested (run key {work.fingerprint})"
+        )
+    context.update_cursor(work.fingerprint)
+    return dg.RunRequest(
+        run_key=work.fingerprint,
+        tags={"recon_domains/new_documents": str(len(work.hashes))},
+    )
+
+
+@dg.schedule(
+    name="steady_state_hourly",
+    cron_schedule="0 * * * *",
+    job=steady_state_assignment,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    execution_timezone="UTC",
+    description="Hourly steady_state_assignment when there is work (new documents, ties, or "
+    "unpushed categorized documents, e.g. after a failed push). Off by default.",
+)
+def steady_state_hourly(context: dg.ScheduleEvaluationContext, recon: ReconResource):
+    from recon_domains.steady_state import ReconBusy, pending_work
+
+    try:
+        work = pending_work(recon.db_path, recon.stream_source)
+    except ReconBusy:
+        # The job itself waits on the busy timeout: better run than lose an hour.
+        return dg.RunRequest()
+    except ValueError as exc:
+        return dg.SkipReason(f"not migrated yet: {exc}")
+    if not work.any:
+        return dg.SkipReason("nothing new, no ties, nothing unpushed")
+    return dg.RunRequest()
+
+
+# --- drift -----------------------------------------------------------------------------------
+
+
+class DriftCheckConfig(dg.Config):
+    fail_on_drift: bool = Field(
+        default=True,
+        description="fail the run when drift is found (so cron and alerts notice); the videos "
+        "are never changed either way",
+    )
+    sample: int = Field(default=20, description="how many drifted videos to show")
+
+
+@dg.op(tags={TIER_TAG: READ_ONLY})
+def peertube_drift_check_step(
+    context: dg.OpExecutionContext,
+    config: DriftCheckConfig,
+    recon: ReconResource,
+    peertube: PeerTubeResource,
+    peertube_db: PeerTubeDbResource,
+) -> dict:
+    """Compare every pushed video's PeerTube category with what we pushed; report, never
+    overwrite."""
+    from recon_domains.steady_state import drift_report
+
+    with (
+        operator_errors("peertube_drift_check"),
+        recon.store() as store,
+        peertube.client() as client,
+    ):
+        store.require_migrated()
+        db = _pt_db(peertube_db)
+        report = drift_report(
+            store, recon.stream_source, db, None if db else client, base_url=peertube.url
+        )
+    sample = report.sample(config.sample)
+    rows = [
+        (
+            d["hash"][:12],
+            link(d["url"], d["video_id"]),
+            f"{d['pushed']} {d['pushed_label']}",
+            f"{d['now']} {d['now_label']}",
+        )
+        for d in sample
+    ]
+    metadata = {
+        "checked": report.checked,
+        "matching": report.matching,
+        "drifted": len(report.drifted),
+        "video_missing": len(report.missing),
+        "unparsable_urls": report.unparsable,
+        "drift_sample": dg.MetadataValue.md(
+            md_table(["hash", "video", "pushed", "PeerTube now"], rows) if rows else "none"
+        ),
+    }
+    context.log.info(
+        f"drift check: {report.checked} pushed video(s), {report.matching} match, "
+        f"{len(report.drifted)} changed in PeerTube, {len(report.missing)} missing"
+    )
+    for d in sample:
+        context.log.warning(
+            f"drift: video {d['video_id']} (hash {d['hash'][:12]}) pushed {d['pushed']} "
+            f"{d['pushed_label']}, PeerTube now {d['now']} {d['now_label']}"
+        )
+    if report.drifted and config.fail_on_drift:
+        raise dg.Failure(
+            description=f"{len(report.drifted)} pushed video(s) no longer show the category we "
+            "pushed (changed in PeerTube). Nothing was overwritten. Review the sample; to "
+            "re-apply RECON's domain, clear their push timestamps and let the steady state push.",
+            metadata=metadata,
+            allow_retries=False,
+        )
+    return dg.Output(
+        {"checked": report.checked, "drifted": report.drifted, "missing": report.missing},
+        metadata=metadata,
+    )
+
+
+@dg.job(
+    name="peertube_drift_check",
+    description="Report videos whose PeerTube category no longer matches what was pushed "
+    "(with samples); never overwrites. Fails when drift is found unless fail_on_drift: false.",
+    tags={TIER_TAG: READ_ONLY},
+)
+def peertube_drift_check() -> None:
+    peertube_drift_check_step()
+
+
+peertube_drift_nightly = dg.ScheduleDefinition(
+    name="peertube_drift_nightly",
+    cron_schedule="30 3 * * *",
+    job=peertube_drift_check,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Nightly peertube_drift_check (03:30 UTC). Off by default.",
+)
+
+jobs = [steady_state_assignment, peertube_drift_check]
+schedules = [steady_state_hourly, peertube_drift_nightly]
+sensors = [steady_state_sensor]
