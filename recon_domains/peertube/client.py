@@ -325,7 +325,7 @@ class PeerTubeClient:
     # -- OAuth ------------------------------------------------------------------------------
     def _oauth_client(self) -> tuple[str, str]:
         if self._client_credentials is None:
-            data = self._request("GET", "/api/v1/oauth-clients/local", auth=False).json()
+            data = self._json("GET", "/api/v1/oauth-clients/local", auth=False)
             try:
                 self._client_credentials = (str(data["client_id"]), str(data["client_secret"]))
             except (KeyError, TypeError):
@@ -340,9 +340,8 @@ class PeerTubeClient:
         form = {"client_id": client_id, "client_secret": client_secret, **form}
         # Not retried on 5xx/connection errors for refresh (a lost answer spends the
         # refresh token); a password grant is safe to retry but costs login quota.
-        resp = self._request("POST", "/api/v1/users/token", auth=False, data=form,
-                             retry_unsafe=form["grant_type"] == "password")
-        body = resp.json()
+        body = self._json("POST", "/api/v1/users/token", auth=False, data=form,
+                          retry_unsafe=form["grant_type"] == "password")
         now = _now()
         expires_in = body.get("expires_in")
         refresh_in = body.get("refresh_token_expires_in")
@@ -564,6 +563,20 @@ class PeerTubeClient:
                 return resp
             raise self._http_error(method, path, resp, waited_for_rate_limit)
 
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """_request, then the JSON body; a non-JSON answer is a PeerTubeError that says the
+        URL probably is not PeerTube's API (e.g. a proxy's HTML page)."""
+        resp = self._request(method, path, **kwargs)
+        try:
+            return resp.json()
+        except ValueError:
+            kind = resp.headers.get("Content-Type") or "no content type"
+            raise PeerTubeError(
+                f"{self.base_url} answered {method} {path} with {resp.status_code} and a "
+                f"non-JSON body ({kind}): is PEERTUBE_URL PeerTube's address (and "
+                "PEERTUBE_HOST_HEADER right when a proxy sits in front)?"
+            ) from None
+
     def _unreachable(self, method: str, path: str, exc: Exception, retries: int) -> PeerTubeError:
         kind = {
             requests.ConnectTimeout: "connection timed out",
@@ -642,7 +655,7 @@ class PeerTubeClient:
 
     def categories(self) -> dict[int, str]:
         """Registered video categories, id -> label (built-in 1–18 plus plugin ones)."""
-        data = self._request("GET", "/api/v1/videos/categories", auth="if-available").json()
+        data = self._json("GET", "/api/v1/videos/categories", auth="if-available")
         return {int(key): str(label) for key, label in data.items()}
 
     @staticmethod
@@ -652,7 +665,7 @@ class PeerTubeClient:
     def get_video(self, video_id: str | int) -> dict[str, Any]:
         """A video by numeric id, UUID or short UUID (always authenticated: private videos
         answer 401 to anonymous calls)."""
-        return self._request("GET", self._video_path(video_id)).json()
+        return self._json("GET", self._video_path(video_id))
 
     def video_category(self, video_id: str | int) -> int | None:
         """The video's category id, None when unset."""
@@ -673,7 +686,7 @@ class PeerTubeClient:
                                       "count": 50}
             if uninstalled:
                 params["uninstalled"] = "true"
-            body = self._request("GET", "/api/v1/plugins", params=params).json()
+            body = self._json("GET", "/api/v1/plugins", params=params)
             page = body.get("data") or []
             plugins.extend(page)
             start += len(page)
@@ -683,8 +696,8 @@ class PeerTubeClient:
     def install_plugin(self, path: str) -> dict[str, Any]:
         """Install a plugin from a folder on PeerTube's host (folder named like the npm
         package). Not retried after a timeout: a second install changes PeerTube's state."""
-        return self._request("POST", "/api/v1/plugins/install", json_body={"path": path},
-                             retry_unsafe=False).json()
+        return self._json("POST", "/api/v1/plugins/install", json_body={"path": path},
+                          retry_unsafe=False)
 
     def uninstall_plugin(self, npm_name: str) -> None:
         """Uninstall a plugin by npm name (peertube-plugin-…)."""
@@ -693,7 +706,7 @@ class PeerTubeClient:
 
     def whoami(self) -> dict[str, Any]:
         """The logged-in user (GET /api/v1/users/me)."""
-        return self._request("GET", "/api/v1/users/me").json()
+        return self._json("GET", "/api/v1/users/me")
 
     def require_admin(self) -> dict[str, Any]:
         """The logged-in user, or PeerTubeForbidden when it is not an administrator."""

@@ -18,6 +18,7 @@ from recon_domains.peertube.client import (
     PeerTubeAuthError,
     PeerTubeClient,
     PeerTubeConfigError,
+    PeerTubeError,
     PeerTubeForbidden,
     PeerTubeHTTPError,
     PeerTubeNotFound,
@@ -289,3 +290,24 @@ def test_from_env_names_the_missing_variable(monkeypatch) -> None:
     assert client.username == "root" and client.base_url == "http://127.0.0.1:9"
     assert client.session.headers["Host"] == "stream.echo6.co"
     assert "env-secret" not in repr(client)
+
+
+def test_a_web_server_that_is_not_peertube_is_named_as_such(tmp_path: Path) -> None:
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    page = tmp_path / "api" / "v1" / "videos" / "categories"
+    page.parent.mkdir(parents=True)
+    page.write_text("<html>a proxy's welcome page</html>")
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = PeerTubeClient(f"http://127.0.0.1:{server.server_address[1]}", "root", "pw")
+        with pytest.raises(PeerTubeError, match=r"non-JSON.*PEERTUBE_URL"):
+            client.categories()
+    finally:
+        server.shutdown()
+        server.server_close()
