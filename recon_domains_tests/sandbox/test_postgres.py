@@ -64,3 +64,19 @@ def test_env_dsn_is_preferred(monkeypatch, pg_admin_dsn):
     monkeypatch.setenv(postgres.ENV_TEST_DSN, pg_admin_dsn)
     with postgres.embedded_or_system_postgres() as info:
         assert (info.kind, info.admin_dsn) == ("env", pg_admin_dsn)
+
+
+def test_embedded_server_serves_a_sandbox_database(tmp_path):
+    # What a machine without PostgreSQL gets: pgserver's own server, removed afterwards.
+    from recon_domains.sandbox.peertube_store import SandboxStore
+
+    with postgres._embedded_server(tmp_path) as admin_dsn:
+        dsn = postgres.create_database(admin_dsn, "peertube_embedded")
+        store = SandboxStore(dsn, max_connections=2)
+        try:
+            video = store.add_video("embedded", category=15)
+            assert store.find_video(uuid=video["uuid"])["category"] == 15
+        finally:
+            store.close()
+    assert not postgres.can_connect(admin_dsn)
+    assert not any(tmp_path.iterdir())
