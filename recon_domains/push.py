@@ -303,6 +303,11 @@ def push_items(
 
     if not work:
         return finish()
+    if workers > client.pool_size:
+        # More threads than pooled connections: urllib3 opens and drops extra connections
+        # (no keep-alive for them) and says "Connection pool is full".
+        log.warning("push: %d workers but the PeerTube client keeps only %d connections; "
+                    "build it with pool_size >= workers", workers, client.pool_size)
     if check_admin:
         try:
             client.require_admin()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recon_domains.bench_push import PushDoc, build_push_corpus
+from recon_domains.bench_push import PushDoc, _limit_admins_too, build_push_corpus
 from recon_domains.peertube.client import PeerTubeClient, RetryPolicy
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.push import (
@@ -251,6 +251,21 @@ def test_token_expiring_mid_push_is_refreshed_without_a_new_login(
     assert len(result.succeeded) == 30
     assert client.refresh_count >= 1
     assert client.login_count == 1 and result.login_count == 0
+
+
+def test_rate_limited_push_waits_instead_of_failing(tmp_path, peertube_server_factory) -> None:
+    server = peertube_server_factory(rate_limit_max=10, rate_limit_window_s=1.0)
+    _limit_admins_too(server)  # real PeerTube exempts admins; make the push hit the limit
+    db, docs = _corpus(tmp_path, 30)
+    _server_with_videos(server, db, docs)
+    server.reset_rate_limits()
+    client = _client(server)
+    with ReconStore.open(db) as store:
+        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+                            stage="stage-1", database=PeerTubeDatabase(server.dsn))
+    assert result.ok, result.summary()
+    assert len(result.succeeded) == 30 and result.login_count == 1
+    assert client.rate_limited_count >= 1  # it did hit the limit, and waited
 
 
 def test_resume_completes_open_intents_without_pushing_twice(tmp_path, peertube_server) -> None:

@@ -173,12 +173,13 @@ class PeerTubeClient:
         self.host_header = host_header or None
         self.token_cache = Path(token_cache).expanduser() if token_cache else None
         self.timeout = timeout
+        self.pool_size = max(1, pool_size)
         self.retry = retry or RetryPolicy()
         self._sleep = sleep
 
         self.session = requests.Session()
         # Our own retry loop decides what is safe to retry; urllib3 must not retry behind it.
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(1, pool_size), max_retries=0)
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=self.pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"

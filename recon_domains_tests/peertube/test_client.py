@@ -311,3 +311,31 @@ def test_a_web_server_that_is_not_peertube_is_named_as_such(tmp_path: Path) -> N
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _answer(headers: dict[str, str]):
+    import requests
+
+    resp = requests.Response()
+    resp.status_code = 429
+    resp.headers.update(headers)
+    return resp
+
+
+def test_429_wait_prefers_the_announced_reset_when_sooner() -> None:
+    import email.utils
+    import time
+
+    wait = PeerTubeClient._retry_after
+    assert wait(_answer({"Retry-After": "7"})) == (7.0, None)
+    date = email.utils.formatdate(time.time() + 30, usegmt=True)
+    delay, _ = wait(_answer({"Retry-After": date}))
+    assert 25 < delay <= 30
+    reset = int(time.time()) + 4
+    delay, epoch = wait(_answer({"Retry-After": "10", "X-RateLimit-Reset": str(reset)}))
+    assert 2 < delay <= 4 and epoch == reset
+    # A reset in the past by our clock (skew) is not trusted: Retry-After decides.
+    assert wait(_answer({"Retry-After": "10", "X-RateLimit-Reset": str(reset - 100)})) == (
+        10.0, None)
+    assert wait(_answer({"X-RateLimit-Reset": "3"})) == (3.0, None)  # seconds, not epoch
+    assert wait(_answer({})) == (None, None)
