@@ -56,11 +56,17 @@ def collect(modules: tuple[str, ...] = PHASE_MODULES + AREA_MODULES) -> dict[str
     return out
 
 
-def build_definitions(resources: Mapping[str, Any] | None = None) -> dg.Definitions:
-    """The project's Definitions; resources default to the environment (resources_from_env)."""
+def build_definitions(
+    resources: Mapping[str, Any] | None = None,
+    modules: tuple[str, ...] = PHASE_MODULES + AREA_MODULES,
+) -> dg.Definitions:
+    """The project's Definitions; resources default to the environment (resources_from_env).
+
+    `modules` narrows what is loaded (tests of the migration graph pass PHASE_MODULES).
+    """
     from recon_domains.defs.resources import resources_from_env
 
-    parts = collect()
+    parts = collect(modules)
     return dg.Definitions(
         assets=parts["assets"],
         asset_checks=parts["asset_checks"],

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from recon_domains.defs.push import stage_partitions
-from recon_domains.defs.reprocess import batch_partitions
 
-
-def _job(name: str, keys: list[str], description: str, **kwargs) -> dg.UnresolvedAssetJobDefinition:
+def _job(name: str, keys: list[str], description: str) -> dg.UnresolvedAssetJobDefinition:
+    # Partitioned jobs (push_job, reprocess_job) take the partitions of their asset.
     return dg.define_asset_job(
-        name, selection=dg.AssetSelection.assets(*keys), description=description, **kwargs
+        name, selection=dg.AssetSelection.assets(*keys), description=description
     )
 
 
@@ -58,7 +56,6 @@ push_job = _job(
     "push_job",
     ["peertube_category_push"],
     "Runbook Step 5, one stage per run (partition stage-1/2/3), then stage_verified.",
-    partitions_def=stage_partitions,
 )
 verify_job = _job(
     "verify_job", ["rollout_verification"], "Runbook Step 6, then peertube_matches_recon."
@@ -67,7 +64,6 @@ reprocess_job = _job(
     "reprocess_job",
     ["reprocess_batch"],
     "Runbook Step 7, one partition per run (dry-run, batch-10, batch-100, all), then requeued.",
-    partitions_def=batch_partitions,
 )
 
 jobs = [

@@ -18,6 +18,7 @@ from recon_domains.defs.common import (
 from recon_domains.defs.gates import Gate, require_gates, require_partition_materialized
 from recon_domains.defs.plugin import PLUGIN_GATE
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
+from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.taxonomy import DOMAIN_BY_ID, DOMAIN_IDS
 
 GROUP = "push"
@@ -177,7 +178,13 @@ def peertube_category_push(
             description=f"{step} ABORTED: {result.abort_reason}. {len(result.succeeded)} "
             f"item(s) pushed before the abort (marked in RECON), {result.not_attempted} not "
             "attempted. Fix the cause, then run the same stage again: it resumes.",
-            metadata={"summary": result.summary()},
+            metadata={
+                "summary": result.summary(),
+                "put_requests": result.put_count,
+                "pushed_before_abort": len(result.succeeded),
+                "failed": len(result.failed),
+                "not_attempted": result.not_attempted,
+            },
             allow_retries=False,
         )
     return dg.MaterializeResult(
@@ -261,9 +268,13 @@ def stage_verified(
         histogram_md = category_table(pt_hist, recon_hist)
         if pt_hist != recon_hist:
             problems.append("PeerTube's category histogram differs from RECON's pushed counts")
-    if leftovers:
+    # An item without a video id in its watch URL can never be pushed: report it, but it
+    # must not hold the rollout forever. Anything else left over is a failed push to retry.
+    unpushable = [c for c in leftovers if not parse_watch_url(c.path).ok]
+    retryable = [c for c in leftovers if parse_watch_url(c.path).ok]
+    if retryable:
         problems.append(
-            f"{len(leftovers)} item(s) of {stage} are still unpushed (failed or skipped): run "
+            f"{len(retryable)} item(s) of {stage} are still unpushed (their push failed): run "
             f"push_job for {stage} again to retry them"
         )
     table = md_table(
@@ -287,7 +298,19 @@ def stage_verified(
             "pushed_in_stage": len(rows),
             "checked_via_api": len(checked),
             "mismatches": sum(1 for c in checked if not c[4]),
-            "unpushed_in_stage": len(leftovers),
+            "unpushed_retryable": len(retryable),
+            "unpushable_bad_url": len(unpushable),
+            "unpushable": dg.MetadataValue.md(
+                md_table(
+                    ["hash", "catalogue.path", "why"],
+                    [
+                        (c.hash[:12], c.path, parse_watch_url(c.path).reason)
+                        for c in unpushable[:20]
+                    ],
+                )
+                if unpushable
+                else "none"
+            ),
             "api_sample": dg.MetadataValue.md(table),
             "histogram": dg.MetadataValue.md(histogram_md),
         },
