@@ -32,6 +32,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_DIR = REPO_ROOT / "peertube-plugin" / "peertube-plugin-recon-domains"
 DEMO_MARKER = ".recon-domains-demo"
 
+# Dagster's console log at WARNING: the summary and the report say what matters; every
+# event is still in the instance for the UI.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 # The runbook in order: (what the operator would call it, job, partition).
 RUNBOOK_STEPS: tuple[tuple[str, str, str | None], ...] = (
     ("Pre-deploy backups and checks", "predeploy_job", None),
@@ -40,6 +44,7 @@ RUNBOOK_STEPS: tuple[tuple[str, str, str | None], ...] = (
     ("Step 4: pass-1 dry run", "pass1_dry_run_job", None),
     ("Step 4: pass 1", "pass1_job", None),
     ("Step 4: tiebreaker", "tiebreaker_job", None),
+    ("Step 5: push plan (dry run: confirm counts)", "push_plan_job", None),
     ("Step 5: push stage 1", "push_job", "stage-1"),
     ("Step 5: push stage 2", "push_job", "stage-2"),
     ("Step 5: push stage 3", "push_job", "stage-3"),
@@ -168,13 +173,13 @@ def sandbox_peertube(workdir: Path, recon_db: Path, source: str) -> Iterator[dic
     """An embedded PostgreSQL and the sandbox PeerTube seeded with the copy's videos."""
     from recon_domains.sandbox.peertube_server import start_server
     from recon_domains.sandbox.peertube_store import seed_videos_from_recon
-    from recon_domains.sandbox.postgres import create_database, embedded_postgres
+    from recon_domains.sandbox.postgres import _embedded_server, create_database
 
     password = secrets.token_urlsafe(18)
-    with embedded_postgres(workdir) as admin_dsn:
+    with _embedded_server(workdir) as admin_dsn:
         dsn = create_database(admin_dsn, "peertube")
-        seed_videos_from_recon(dsn, recon_db, source)
         with start_server(dsn, port=0, admin_password=password) as server:
+            seed_videos_from_recon(dsn, recon_db, source)
             yield {"url": server.url, "password": password, "dsn": dsn}
 
 
@@ -210,7 +215,7 @@ def run_runbook(report: RehearsalReport, instance: dg.DagsterInstance,
         job = definitions.resolve_job_def(job_name)
         started = time.monotonic()
         result = job.execute_in_process(
-            instance=instance, partition_key=partition, raise_on_error=False
+            run_config=QUIET, instance=instance, partition_key=partition, raise_on_error=False
         )
         report.step_seconds[label] = round(time.monotonic() - started, 2)
         outcomes = _gate_outcomes(label, result)
@@ -224,6 +229,17 @@ def run_runbook(report: RehearsalReport, instance: dg.DagsterInstance,
             report.failed_step = label
             report.failure = _step_failure(result)
             return
+
+
+def video_categories(dsn: str) -> dict[str, int | None]:
+    """{video uuid: category id or None} for every video in PeerTube's database."""
+    import psycopg2
+
+    with psycopg2.connect(dsn, connect_timeout=5) as conn, conn.cursor() as cur:
+        cur.execute("SELECT uuid::text, category FROM video ORDER BY uuid")
+        rows = cur.fetchall()
+    conn.close()
+    return dict(rows)
 
 
 def _collect_state(report: RehearsalReport, paths: dict[str, Path], pt: dict[str, str],
@@ -243,7 +259,7 @@ def _collect_state(report: RehearsalReport, paths: dict[str, Path], pt: dict[str
         )
     db = PeerTubeDatabase(pt["dsn"])
     report.peertube_histogram = {str(k): v for k, v in db.category_histogram().items()}
-    report.video_categories = db.all_video_categories()
+    report.video_categories = video_categories(pt["dsn"])
 
 
 def rehearse(
@@ -303,7 +319,7 @@ def _run_configured(report: RehearsalReport, instance: dg.DagsterInstance, steps
     for label, job_name, _ in steps:
         job = definitions.resolve_job_def(job_name)
         op_names = [node.name for node in job.graph.nodes]
-        config = {"ops": {name: {"config": {"confirm": True}} for name in op_names}}
+        config = {**QUIET, "ops": {name: {"config": {"confirm": True}} for name in op_names}}
         started = time.monotonic()
         result = job.execute_in_process(instance=instance, run_config=config,
                                         raise_on_error=False)
