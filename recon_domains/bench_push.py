@@ -6,6 +6,8 @@
    `latency` seconds, the push engine at its defaults (8 workers), category reads from
    PeerTube's database (and once more through the API alone, for comparison). Target: at
    least 150 items/s on 2 cores with 20 ms latency.
+   The same push against a minimal PeerTube stand-in (OAuth, PUT 204 after `latency`, no
+   database) gives the engine's own ceiling, apart from the sandbox's per-request cost.
 2. **Rate limited**: the sandbox's API limit applied to the admin too (real PeerTube lets
    admins bypass it: this emulates a deployment where the push does hit it), PeerTube's
    default 50 requests per 10 s. Reports the settled rate against the allowed one (target
@@ -197,17 +199,91 @@ def _serve() -> None:
     running.stop()
 
 
+class _NullPeerTube:
+    """Just enough of PeerTube's API for a push (OAuth, users/me, PUT 204 after `latency`),
+    with no database: measures the push engine's own ceiling on this machine, apart from
+    the sandbox's per-request cost. Runs in its own process like _ChildServer."""
+
+    def __init__(self, latency_s: float) -> None:
+        self.admin_username, self.admin_password = "root", "null-admin-password"
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", "from recon_domains.bench_push import _serve_null; "
+             "_serve_null()", str(latency_s)], stdout=subprocess.PIPE, text=True)
+        assert self._proc.stdout is not None
+        self.url = self._proc.stdout.readline().strip()
+
+    def stop(self) -> None:
+        self._proc.terminate()
+        self._proc.wait(timeout=10)
+
+
+def _serve_null() -> None:
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    latency = float(sys.argv[1])
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+        def _answer(self, status: int, body: dict[str, Any] | None = None) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self.rfile.read(length)
+            time.sleep(latency)
+            payload = json.dumps(body).encode() if body is not None else b""
+            self.send_response(status)
+            if body is not None:
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self) -> None:
+            if self.path.endswith("/oauth-clients/local"):
+                self._answer(200, {"client_id": "c", "client_secret": "s"})
+            else:
+                self._answer(200, {"username": "root", "role": {"id": 0}})
+
+        def do_POST(self) -> None:
+            self._answer(200, {"token_type": "Bearer", "access_token": "a",
+                               "refresh_token": "r", "expires_in": 86399,
+                               "refresh_token_expires_in": 1209599})
+
+        def do_PUT(self) -> None:
+            self._answer(204)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    server.serve_forever()
+
+
+class _NoPriorCategories:
+    """CategoryReader for the null server: every video exists, none has a category."""
+
+    def categories_of(self, uuids: Any) -> dict[str, int | None]:
+        return dict.fromkeys(uuids)
+
+
 def _run_push(server: Any, workdir: Path, count: int, *, database: bool, workers: int,
               name: str) -> tuple[PushResult, PeerTubeClient]:
     db_path = workdir / f"{name}.db"
     build_push_corpus(db_path, count)
-    server.seed_videos_from_recon(db_path, DEFAULT_STREAM_SOURCE, prior_category_percent=5)
+    reader: Any = None
+    if isinstance(server, _NullPeerTube):
+        reader = _NoPriorCategories()
+    else:
+        server.seed_videos_from_recon(db_path, DEFAULT_STREAM_SOURCE, prior_category_percent=5)
+        reader = PeerTubeDatabase(server.dsn) if database else None
     client = PeerTubeClient(server.url, server.admin_username, server.admin_password,
                             pool_size=workers)
     with ReconStore.open(db_path) as store:
         items = select_stage_items(store, DEFAULT_STREAM_SOURCE, "all")
-        result = push_items(store, client, items, stage="bench",
-                            database=PeerTubeDatabase(server.dsn) if database else None,
+        result = push_items(store, client, items, stage="bench", database=reader,
                             workers=workers)
     return result, client
 
@@ -242,6 +318,14 @@ def run_benchmarks(
                 figures["throughput_api_only"] = _figures(result, client)
             finally:
                 srv.stop()
+            # 1b. the engine alone, against a PeerTube stand-in with no database
+            null = _NullPeerTube(latency_s)
+            try:
+                result, client = _run_push(null, work, items, database=True, workers=workers,
+                                           name="throughput_null")
+                figures["throughput_engine_only"] = _figures(result, client)
+            finally:
+                null.stop()
             # 2. rate limited
             srv = server(rate_limit_max=rate_limit_max, rate_limit_window_s=rate_limit_window_s,
                          limit_admins=True)
