@@ -22,6 +22,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import random
 import signal
 import sqlite3
@@ -294,7 +295,10 @@ def run_benchmarks(
     api_items: int = 1000, workdir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run both benchmarks against fresh sandbox servers; returns the figures."""
-    figures: dict[str, Any] = {"items": items, "latency_s": latency_s, "workers": workers}
+    # Figures depend on what else the machine runs: keep the load next to them.
+    figures: dict[str, Any] = {"items": items, "latency_s": latency_s, "workers": workers,
+                               "cpus": os.cpu_count(),
+                               "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="bench-push-", dir=workdir) as tmp, \
             embedded_or_system_postgres(tmp) as pg:
         work = Path(tmp)
@@ -357,6 +361,7 @@ def run_benchmarks(
         finally:
             for name in names:
                 drop_database(pg.admin_dsn, name)
+    figures["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     return figures
 
 
