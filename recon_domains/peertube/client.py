@@ -168,6 +168,8 @@ class PeerTubeClient:
         if not password:
             raise PeerTubeConfigError("PeerTube password is empty; set PEERTUBE_PASSWORD")
         self.base_url = base_url.strip().rstrip("/")
+        if self.base_url.endswith("/api/v1"):  # a common slip: our paths carry /api/v1
+            self.base_url = self.base_url[: -len("/api/v1")]
         self.username = username
         self.__password = password  # name-mangled: kept out of vars()-style dumps
         self.host_header = host_header or None

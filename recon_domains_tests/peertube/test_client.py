@@ -290,6 +290,7 @@ def test_from_env_names_the_missing_variable(monkeypatch) -> None:
     assert client.username == "root" and client.base_url == "http://127.0.0.1:9"
     assert client.session.headers["Host"] == "stream.echo6.co"
     assert "env-secret" not in repr(client)
+    assert PeerTubeClient("http://h:9000/api/v1/", "root", "x").base_url == "http://h:9000"
 
 
 def test_a_web_server_that_is_not_peertube_is_named_as_such(tmp_path: Path) -> None:
