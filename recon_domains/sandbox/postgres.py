@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -115,7 +117,15 @@ def _embedded_server(workdir: str | Path | None) -> Iterator[str]:
         parent.mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="recon-pg-", dir=parent))
     # pgserver stops the server and deletes the folder when its last handle is cleaned up.
-    server = pgserver.get_server(base / "pgdata", cleanup_mode="delete")
+    pgdata = base / "pgdata"
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode="delete")
+    except subprocess.TimeoutExpired:
+        # pgserver gives `pg_ctl start` 10 s; a loaded machine can need more. The postmaster
+        # keeps starting: forget the failed handle and attach to it again.
+        pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
+        time.sleep(2)
+        server = pgserver.get_server(pgdata, cleanup_mode="delete")
     try:
         yield server.get_uri()
     finally:
