@@ -9,7 +9,6 @@ rollback drops our tables). Launch from the UI's Launchpad or from cron, e.g.:
         -c rollback.yaml      # ops: {rollback_peertube_categories_step: {config: {confirm: true}}}
 """
 
-
 from typing import Any
 
 import dagster as dg
@@ -109,7 +108,7 @@ def _sample_table(sample: list[dict[str, Any]]) -> str:
     return md_table(headers, [[row.get(h) for h in headers] for row in sample])
 
 
-def report_output(context: dg.OpExecutionContext, report, audit=None) -> dg.Output:
+def report_output(context: dg.OpExecutionContext, report, audit=None) -> dg.Output[dict]:
     """Log a RollbackReport and return it as the op's output, with metadata the UI shows;
     a confirmed run with problems fails (after recording what it did)."""
     context.log.info(report.summary())
@@ -149,7 +148,7 @@ def rollback_plugin_step(
     config: RollbackPluginConfig,
     recon: ReconResource,
     peertube: PeerTubeResource,
-) -> dict:
+) -> dg.Output[dict]:
     """Runbook "Plugin install fails": uninstall the plugin (or state the manual steps) and
     verify PeerTube's categories show only 1–18 (plus other plugins')."""
     from recon_domains.rollback import rollback_plugin
@@ -168,7 +167,7 @@ def rollback_schema_step(
     config: RollbackSchemaConfig,
     recon: ReconResource,
     peertube_db: PeerTubeDbResource,
-) -> dict:
+) -> dg.Output[dict]:
     """Runbook "Schema migration revert": drop the four columns, the index and our tables
     (SQLite >= 3.35); refuses while PeerTube still carries pushed categories unless force."""
     from recon_domains.rollback import RollbackRefused, rollback_schema
@@ -191,7 +190,7 @@ def rollback_schema_step(
 @dg.op(tags=_tags(RECON_DB_REVERSIBLE), pool=WRITES_POOL)
 def rollback_assignments_step(
     context: dg.OpExecutionContext, config: RollbackAssignmentsConfig, recon: ReconResource
-) -> dict:
+) -> dg.Output[dict]:
     """Runbook "Clear wrong backfill assignments": mode all or tiebreaker_only."""
     from recon_domains.rollback import rollback_assignments
 
@@ -217,7 +216,7 @@ def rollback_peertube_categories_step(
     recon: ReconResource,
     peertube: PeerTubeResource,
     peertube_db: PeerTubeDbResource,
-) -> dict:
+) -> dg.Output[dict]:
     """Runbook "Clear wrong PeerTube categories", done exactly: every pushed video back to
     the category it had before our first push (NULL only where nothing was recorded), then
     the push timestamps cleared so a later push can retry."""
@@ -247,7 +246,7 @@ def rollback_peertube_categories_step(
 @dg.op(tags=_tags(DESTRUCTIVE), pool=WRITES_POOL)
 def restore_concepts_step(
     context: dg.OpExecutionContext, config: RestoreConceptsConfig, recon: ReconResource
-) -> dict:
+) -> dg.Output[dict]:
     """Runbook "Restore concepts after failed --reprocess-missing": quarantined folders back
     (or copied from the off-site mirror); an existing folder is never overwritten without
     force."""
@@ -276,7 +275,7 @@ def remove_feature_step(
     recon: ReconResource,
     peertube: PeerTubeResource,
     peertube_db: PeerTubeDbResource,
-) -> dict:
+) -> dg.Output[dict]:
     """Runbook "Fully remove feature", in a safe order: PeerTube categories restored →
     plugin uninstalled → quarantined concepts restored → assignments cleared → schema
     reverted. Stops at the first step that needs an operator; re-run after fixing it."""

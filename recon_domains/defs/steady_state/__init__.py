@@ -17,7 +17,6 @@ Schedules and sensors tick only under `dagster-daemon` (or `dagster dev`); the j
 from cron with `dagster job execute -m recon_domains.definitions -j <job>`.
 """
 
-
 import dagster as dg
 from pydantic import Field
 
@@ -293,7 +292,7 @@ def peertube_drift_check_step(
     recon: ReconResource,
     peertube: PeerTubeResource,
     peertube_db: PeerTubeDbResource,
-) -> dict:
+) -> dg.Output[dict]:
     """Compare every pushed video's PeerTube category with what we pushed; report, never
     overwrite."""
     from recon_domains.steady_state import drift_report
