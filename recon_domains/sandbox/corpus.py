@@ -25,7 +25,8 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -534,13 +535,23 @@ class _FileWriter:
         return ["Medical", 7, None] if self.rng.random() < 0.5 else [["Security"], 1.5, True]
 
     def write(self, doc: _Doc, messy: set[str]) -> int:
-        """Write the folder of doc; return the number of window files written."""
+        """Write the folder of doc now; return the number of window files."""
+        n_windows, files = self.render(doc, messy)
+        if files is not None:
+            _write_folder(str(self.root / doc.hash), files)
+        return n_windows
+
+    def render(self, doc: _Doc, messy: set[str]) -> tuple[int, list[tuple[str, bytes]] | None]:
+        """(window files, [(file name, content)]) of doc's folder; None: no folder.
+
+        All randomness is drawn here, in document order, so the bytes do not depend on the
+        order in which folders are later written.
+        """
         rng = self.rng
-        folder = self.root / doc.hash
         kind = doc.kind
         if kind in ("missing", "none"):
-            return 0
-        os.mkdir(folder)
+            return 0, None
+        files: list[tuple[str, bytes]] = []
         windows: list[bytes] = []  # contents in window order
         extra: dict[str, bytes] = {}  # files readers must ignore
         if kind.startswith("zero:"):
@@ -595,9 +606,9 @@ class _FileWriter:
                 extra[name] = _dump(bogus)
                 self.tally["ignored_files"] += 1
         for n, blob in enumerate(windows, start=1):
-            _write(folder / f"window_{n:04d}.json", blob)
+            files.append((f"window_{n:04d}.json", blob))
         for name, blob in extra.items():
-            _write(folder / name, blob)
+            files.append((name, blob))
         if "no_meta" in messy:
             self.tally["missing_meta"] += 1
         else:
@@ -609,8 +620,8 @@ class _FileWriter:
                 # A "domain" in meta.json is not a concept: readers must not count it.
                 "domain": rng.choice(DOMAINS),
             }
-            _write(folder / "meta.json", _dump(meta))
-        return len(windows)
+            files.append(("meta.json", _dump(meta)))
+        return len(windows), files
 
     def _malformed(self) -> bytes:
         self.tally["malformed_files"] += 1
@@ -629,9 +640,44 @@ def _dump(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode()
 
 
-def _write(path: Path, blob: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(blob)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+
+
+def _write_folder(folder: str, files: list[tuple[str, bytes]]) -> None:
+    """Create folder and its files (O_EXCL: never overwrite a file that is already there)."""
+    os.mkdir(folder)
+    for name, blob in files:
+        fd = os.open(os.path.join(folder, name), _CREATE_FLAGS, 0o644)
+        try:
+            os.write(fd, blob)
+        finally:
+            os.close(fd)
+
+
+class _ParallelWriter:
+    """Writes concept folders on a few threads.
+
+    Creating ~160,000 small files is bound by file-system latency, not CPU; a handful of
+    threads overlap that latency (the GIL is released during the system calls). Contents
+    are fixed before submission, so the output stays byte-identical.
+    """
+
+    def __init__(self, threads: int = 6, max_pending: int = 2000) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="corpus-write")
+        self._pending: deque[Future[None]] = deque()
+        self._max_pending = max_pending
+
+    def submit(self, folder: str, files: list[tuple[str, bytes]]) -> None:
+        self._pending.append(self._pool.submit(_write_folder, folder, files))
+        while len(self._pending) > self._max_pending:
+            self._pending.popleft().result()  # re-raises a write error here
+
+    def close(self) -> None:
+        try:
+            while self._pending:
+                self._pending.popleft().result()
+        finally:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 # Per-document file noise: (flag, rate among folders written, minimum count).
@@ -735,42 +781,48 @@ def generate_corpus(
     catalogue_rows: list[tuple[Any, ...]] = []
     documents_rows: list[tuple[Any, ...]] = []
     window_files = 0
-    for doc in planned:
-        n_windows = writer.write(doc, noise_by_hash.get(doc.hash, set()))
-        window_files += n_windows
-        discovered = base + timedelta(minutes=rng.randint(0, 200_000))
-        extracted = discovered + timedelta(minutes=rng.randint(5, 600))
-        enriched = extracted + timedelta(minutes=rng.randint(5, 600))
-        embedded = enriched + timedelta(minutes=rng.randint(1, 60))
-        stage = _stage(doc.status)
-        size = rng.randint(20_000_000, 2_000_000_000) if doc.is_video else rng.randint(
-            50_000, 80_000_000
-        )
-        concepts = sum(doc.counts.values())
-        failed = doc.status == "failed"
-        catalogue_rows.append(
-            (doc.hash, doc.filename, doc.path, size, doc.source, doc.channel, doc.status,
-             _iso(discovered),
-             _iso(discovered + timedelta(days=3)) if rng.random() < 0.1 else None)
-        )
-        documents_rows.append(
-            (doc.hash, doc.filename, doc.path, size,
-             (rng.randint(40, 900) if doc.book else n_windows or None),
-             doc.book[0] if doc.book else None,
-             doc.book[1] if doc.book else None,
-             "books" if doc.source == "library" else ("web" if doc.source == "web" else "peertube"),
-             doc.status,
-             n_windows if stage >= 1 else 0,
-             concepts if stage >= 2 else 0,
-             concepts if stage >= 3 else 0,
-             _iso(discovered),
-             _iso(extracted) if stage >= 1 else None,
-             _iso(enriched) if stage >= 2 else None,
-             _iso(embedded) if stage >= 3 else None,
-             rng.choice(_ERRORS) if failed else None,
-             rng.randint(1, 3) if failed else 0,
-             _iso(embedded + timedelta(minutes=2)) if stage >= 3 else None)
-        )
+    parallel = _ParallelWriter()
+    try:
+        for doc in planned:
+            n_windows, files = writer.render(doc, noise_by_hash.get(doc.hash, set()))
+            if files is not None:
+                parallel.submit(os.path.join(concepts_dir, doc.hash), files)
+            window_files += n_windows
+            discovered = base + timedelta(minutes=rng.randint(0, 200_000))
+            extracted = discovered + timedelta(minutes=rng.randint(5, 600))
+            enriched = extracted + timedelta(minutes=rng.randint(5, 600))
+            embedded = enriched + timedelta(minutes=rng.randint(1, 60))
+            stage = _stage(doc.status)
+            size = rng.randint(20_000_000, 2_000_000_000) if doc.is_video else rng.randint(
+                50_000, 80_000_000
+            )
+            concepts = sum(doc.counts.values())
+            failed = doc.status == "failed"
+            catalogue_rows.append(
+                (doc.hash, doc.filename, doc.path, size, doc.source, doc.channel, doc.status,
+                 _iso(discovered),
+                 _iso(discovered + timedelta(days=3)) if rng.random() < 0.1 else None)
+            )
+            documents_rows.append(
+                (doc.hash, doc.filename, doc.path, size,
+                 (rng.randint(40, 900) if doc.book else n_windows or None),
+                 doc.book[0] if doc.book else None,
+                 doc.book[1] if doc.book else None,
+                 _COLLECTIONS.get(doc.source, "peertube"),
+                 doc.status,
+                 n_windows if stage >= 1 else 0,
+                 concepts if stage >= 2 else 0,
+                 concepts if stage >= 3 else 0,
+                 _iso(discovered),
+                 _iso(extracted) if stage >= 1 else None,
+                 _iso(enriched) if stage >= 2 else None,
+                 _iso(embedded) if stage >= 3 else None,
+                 rng.choice(_ERRORS) if failed else None,
+                 rng.randint(1, 3) if failed else 0,
+                 _iso(embedded + timedelta(minutes=2)) if stage >= 3 else None)
+            )
+    finally:
+        parallel.close()  # every folder exists before its row is committed
     # Catalogue rows that were never queued: no documents row, no folder.
     n_cat_only = _quota(docs, mix.catalogue_only_rate, 2)
     for i in range(n_cat_only):
@@ -843,6 +895,7 @@ def generate_corpus(
     return summary
 
 
+_COLLECTIONS: dict[str, str] = {"library": "books", "web": "web"}
 _ERRORS: tuple[str, ...] = (
     "ffmpeg: audio stream not found",
     "LLM timeout after 3 retries",
