@@ -1,7 +1,6 @@
 """The gate helper against a real (SQLite) Dagster instance, with toy assets and checks:
 every way a gate can be closed, and the one way it is open."""
 
-
 import dagster as dg
 import pytest
 
