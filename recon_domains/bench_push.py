@@ -138,7 +138,7 @@ def _no_nagle(server: Any) -> None:
         handler.disable_nagle_algorithm = True
 
 
-def _limit_admins_too(server: Any) -> None:
+def limit_admins_too(server: Any) -> None:
     """Make the sandbox's API limiter refuse admins as well (bench only, see module doc)."""
     app = server.app
     original: Callable[..., Any] = app.rate_limit
@@ -191,7 +191,7 @@ def _serve() -> None:
                            **config["knobs"])
     _no_nagle(running)
     if config["limit_admins"]:
-        _limit_admins_too(running)
+        limit_admins_too(running)
     running.app.install_plugin(str(PLUGIN_DIR))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
