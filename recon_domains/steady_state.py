@@ -34,7 +34,7 @@ class PendingWork:
 
     hashes: tuple[str, ...]
     tied_pass_1: int = 0
-    unpushed: int = 0
+    unpushed: int = 0  # categorized, not yet pushed, with a usable watch URL
 
     @property
     def fingerprint(self) -> str:
@@ -86,11 +86,16 @@ def pending_work(
             f"SELECT count(*) {base} AND d.recon_domain_status = ?", (source, Status.TIED_PASS_1)
         ).fetchone()
         marks = ",".join("?" * len(CATEGORIZED))
-        (unpushed,) = conn.execute(
-            f"SELECT count(*) {base} AND d.recon_domain_status IN ({marks}) "
-            "AND d.recon_domain IS NOT NULL AND d.peertube_category_pushed_at IS NULL",
-            (source, *sorted(CATEGORIZED)),
-        ).fetchone()
+        # Only pushable ones: a garbage watch URL is never pushed, so it is not work.
+        unpushed = sum(
+            1
+            for (path,) in conn.execute(
+                f"SELECT c.path {base} AND d.recon_domain_status IN ({marks}) "
+                "AND d.recon_domain IS NOT NULL AND d.peertube_category_pushed_at IS NULL",
+                (source, *sorted(CATEGORIZED)),
+            )
+            if parse_watch_url(path).ok
+        )
     except sqlite3.OperationalError as exc:  # "database is locked", I/O hiccups
         raise ReconBusy(f"RECON's database is busy ({exc}); will look again next tick") from None
     finally:
