@@ -780,7 +780,10 @@ def restore_concepts(
         if doc and doc.get("status") in MID_PIPELINE_STATUSES:
             action = "skip: RECON is processing it now; run again when RECON is idle"
         elif kind == "missing":
-            action = "problem: not in quarantine and not in the off-site mirror"
+            action = (
+                "problem: not in quarantine and not in the off-site mirror (restore it by "
+                "hand, or leave it: remove_feature with restore_concepts: false)"
+            )
         elif kind != "none" and target.exists() and not force:
             action = "skip: a folder exists there (RECON re-created it?); force: true replaces it"
         else:

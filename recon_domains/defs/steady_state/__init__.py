@@ -17,6 +17,8 @@ Schedules and sensors tick only under `dagster-daemon` (or `dagster dev`); the j
 from cron with `dagster job execute -m recon_domains.definitions -j <job>`.
 """
 
+import warnings
+
 import dagster as dg
 from pydantic import Field
 
@@ -34,6 +36,10 @@ from recon_domains.defs.common import (
 from recon_domains.defs.gates import require_gates
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
 from recon_domains.defs.verify import ROLLOUT_GATE
+
+# Dagster 1.13 passes `owners` internally whenever a sensor definition is copied (e.g. when
+# resources are bound), warning about a beta parameter this project never sets.
+warnings.filterwarnings("ignore", message="Parameter `owners`", category=dg.BetaWarning)
 
 STEADY_GATES = (ROLLOUT_GATE,)
 STEP = "steady_state_assignment"
