@@ -32,6 +32,7 @@ import tempfile
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +137,24 @@ def _no_nagle(server: Any) -> None:
     handler = server._server.RequestHandlerClass
     if not getattr(handler, "disable_nagle_algorithm", False):
         handler.disable_nagle_algorithm = True
+
+
+def _no_fsync_wait(dsn: str, name: str) -> None:
+    """Commit without waiting for the WAL flush in this throwaway database.
+
+    The latency knob stands for PeerTube's time per request; a loaded disk's fsync on every
+    sandbox UPDATE would be added on top of it and measure the disk, not the push."""
+    import psycopg2
+    from psycopg2 import sql
+
+    conn = psycopg2.connect(dsn)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = off")
+                        .format(sql.Identifier(name)))
+    finally:
+        conn.close()
 
 
 def limit_admins_too(server: Any) -> None:
@@ -273,7 +292,9 @@ class _NoPriorCategories:
 def _run_push(server: Any, workdir: Path, count: int, *, database: bool, workers: int,
               name: str) -> tuple[PushResult, PeerTubeClient]:
     db_path = workdir / f"{name}.db"
-    build_push_corpus(db_path, count)
+    # A seed per run: runs sharing a server must not share videos (the second would find
+    # every category already in place and push nothing).
+    build_push_corpus(db_path, count, seed=zlib.crc32(name.encode()))
     reader: Any = None
     if isinstance(server, _NullPeerTube):
         reader = _NoPriorCategories()
@@ -307,8 +328,9 @@ def run_benchmarks(
         def server(*, limit_admins: bool = False, **knobs: Any) -> _ChildServer:
             name = f"bench_push_{uuid.uuid4().hex[:10]}"
             names.append(name)
-            return _ChildServer(create_database(pg.admin_dsn, name), knobs,
-                                limit_admins=limit_admins)
+            dsn = create_database(pg.admin_dsn, name)
+            _no_fsync_wait(dsn, name)
+            return _ChildServer(dsn, knobs, limit_admins=limit_admins)
 
         try:
             # 1. throughput, database reads (the configuration the runbook uses)
