@@ -132,7 +132,10 @@ def report_output(context: dg.OpExecutionContext, report, audit=None) -> dg.Outp
             metadata=metadata,
             allow_retries=False,
         )
-    return dg.Output(report.as_dict(), metadata=metadata)
+    # The audit entries can hold every cleared row (kept in the audit file): not the output.
+    value = {k: v for k, v in report.as_dict().items() if k not in ("audit", "parts")}
+    value["parts"] = [p.action for p in report.parts]
+    return dg.Output(value, metadata=metadata)
 
 
 def _tags(tier_value: str) -> dict[str, str]:
