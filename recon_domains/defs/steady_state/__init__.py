@@ -230,7 +230,9 @@ def steady_state_assignment() -> None:
     default_status=dg.DefaultSensorStatus.STOPPED,
     description="Watches RECON's database (read-only) for newly completed stream documents "
     "without a domain and requests one steady_state_assignment run per new set (cursor = "
-    "the set's fingerprint). A locked or missing database skips the tick, cursor kept.",
+    "the set's fingerprint). A locked or missing database skips the tick, cursor kept. A "
+    "run that fails before pass 1 writes leaves the set unchanged: the hourly schedule (or a "
+    "manual launch) retries it.",
 )
 def steady_state_sensor(context: dg.SensorEvaluationContext, recon: ReconResource):
     from recon_domains.steady_state import ReconBusy, pending_work
