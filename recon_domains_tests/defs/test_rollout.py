@@ -11,6 +11,7 @@ import pytest
 from recon_domains.peertube.client import PeerTubeClient
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.peertube.urls import parse_watch_url
+from recon_domains.push import select_stage_items
 from recon_domains.recon.store import AUDIT_TABLE
 from recon_domains.taxonomy import DOMAIN_IDS, PLUGIN_NPM_NAME
 from recon_domains_tests.defs.conftest import (
@@ -154,7 +155,7 @@ def test_whole_runbook_then_reprocess(rollout_factory):
     assert {p.split("/")[0] for p in gone} == with_folder
 
 
-def test_stage_3_refused_before_stage_2_verified(rollout_factory):
+def test_stage_3_refused_before_stage_2_verified_and_killed_push_resumes(rollout_factory):
     r = rollout_factory(docs=300)
     r.through(*THROUGH_TIEBREAKER, ("push_job", "stage-1"))
     before = r.pushed_count()
@@ -181,9 +182,53 @@ def test_stage_3_refused_before_stage_2_verified(rollout_factory):
     assert r.pushed_count() == mid
 
     # Once stage-2's check passes (a push_job run: nothing left to push, then the check),
-    # stage-3 goes ahead.
-    r.through(("push_job", "stage-2"), ("push_job", "stage-3"))
-    assert r.pushed_count() > mid
+    # stage-3 may start.
+    r.through(("push_job", "stage-2"))
+
+    # A stage-3 push killed mid-stage: intents recorded for 6 items, 4 PUT, only 2 marked
+    # pushed when the process died. The next push_job run resumes: the 2 PUT-but-unmarked
+    # are completed without a new PUT, the rest pushed, nothing pushed twice.
+    db = PeerTubeDatabase(r.server.dsn)
+    with r.store() as s:
+        items = [
+            c
+            for c in select_stage_items(s, r.corpus.source, "stage-3", (STAGE1, STAGE2))
+            if parse_watch_url(c.path).ok
+        ]
+        assert len(items) > 6
+        vids = {c.hash: parse_watch_url(c.path).video_id for c in items[:6]}
+        original = db.categories_of(list(vids.values()))
+        s.record_push_intents(
+            [
+                (c.hash, vids[c.hash], "stage-3", original[vids[c.hash]], DOMAIN_IDS[c.domain])
+                for c in items[:6]
+            ]
+        )
+        with PeerTubeClient(r.server.url, "root", r.server.admin_password) as client:
+            for c in items[:4]:
+                client.set_category(vids[c.hash], DOMAIN_IDS[c.domain])
+        for c in items[:2]:
+            s.complete_push(c.hash)
+    killed_at = r.pushed_count()
+    assert killed_at == mid + 2
+
+    r.through(("push_job", "stage-3"))
+    m = r.last("push_job").asset_materializations_for_node("peertube_category_push")[0].metadata
+    assert m["already_in_place"].value == 2
+    assert m["pushed"].value == len(items) - 2
+    assert m["put_requests"].value == len(items) - 4
+    with r.store() as s:
+        assert not [
+            c for c in s.unpushed_categorized(r.corpus.source) if parse_watch_url(c.path).ok
+        ]
+        ledger = {row.hash: row for row in s.ledger() if row.hash in vids}
+    # The category from before the first push is kept for the rollback.
+    assert {h: row.category_before for h, row in ledger.items()} == {
+        h: original[v] for h, v in vids.items()
+    }
+    assert db.categories_of(list(vids.values())) == {
+        vids[c.hash]: DOMAIN_IDS[c.domain] for c in items[:6]
+    }
 
 
 def test_skewed_corpus_stops_at_distribution_gate(rollout_factory):
