@@ -29,9 +29,11 @@ OUR_TABLES: tuple[str, ...] = (LEDGER_TABLE, AUDIT_TABLE)
 REQUIRED_RECON_TABLES: tuple[str, ...] = ("documents", "catalogue")
 DROP_COLUMN_MIN_SQLITE = (3, 35, 0)
 
+# Plain INTEGER PRIMARY KEY, not AUTOINCREMENT: AUTOINCREMENT creates sqlite_sequence,
+# which SQLite never lets us drop, so the revert would not give back RECON's exact schema.
 _OUR_DDL: tuple[str, ...] = (
     f"""CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         hash TEXT NOT NULL,
         video_id TEXT NOT NULL,
         stage TEXT NOT NULL,
@@ -44,7 +46,7 @@ _OUR_DDL: tuple[str, ...] = (
     f"CREATE INDEX IF NOT EXISTS idx_{LEDGER_TABLE}_hash ON {LEDGER_TABLE}(hash)",
     f"CREATE INDEX IF NOT EXISTS idx_{LEDGER_TABLE}_video ON {LEDGER_TABLE}(video_id)",
     f"""CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        id INTEGER PRIMARY KEY,
         hash TEXT NOT NULL,
         original_path TEXT NOT NULL,
         quarantine_path TEXT NOT NULL,

@@ -109,8 +109,14 @@ def test_verification_catches_a_dropped_recon_column(recon_db: Path) -> None:
     assert any("discovered_at" in p for p in check.problems)
 
 
+def _schema(path: Path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
+
+
 def test_revert_restores_the_original_column_set(recon_db: Path) -> None:
     original = _documents_columns(recon_db)
+    original_schema = _schema(recon_db)
     with ReconStore.open(recon_db) as store:
         store.migrate()
         actions = store.revert_migration()
@@ -120,6 +126,7 @@ def test_revert_restores_the_original_column_set(recon_db: Path) -> None:
     with sqlite3.connect(recon_db) as conn:
         names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
     assert not any(n.startswith("recon_domains_") or n == STATUS_INDEX for n in names)
+    assert _schema(recon_db) == original_schema  # nothing left behind (no sqlite_sequence)
 
 
 def test_queries_select_stream_documents_only(recon_db: Path) -> None:

@@ -1,0 +1,128 @@
+"""The README's crontab lines, executed as cron would: a shell, a minimal environment.
+
+The migration runs first (through Dagster, against the sandbox PeerTube and a real
+PostgreSQL), so the steady-state job finds its gates; new documents then arrive, and the
+documented cron commands must categorize and push them, and run the drift check.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from recon_domains.rehearsal import (
+    PLUGIN_DIR,
+    REPO_ROOT,
+    RUNBOOK_STEPS,
+    RehearsalReport,
+    run_runbook,
+)
+from recon_domains.sandbox.corpus import add_completed_documents
+from recon_domains_tests.fixtures.peertube import SANDBOX_ADMIN_PASSWORD
+
+SOURCE = "stream.echo6.co"
+INSTALL_PLACEHOLDER = "/opt/recon_domains"
+
+
+def crontab_from_readme() -> tuple[dict[str, str], list[str]]:
+    """(environment lines, commands) of the README's crontab block."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text.split("<!-- crontab:begin -->", 1)[1].split("<!-- crontab:end -->", 1)[0]
+    env: dict[str, str] = {}
+    commands: list[str] = []
+    for line in block.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "```")):
+            continue
+        if re.match(r"^[A-Z_]+=", line):
+            name, value = line.split("=", 1)
+            env[name] = value
+        else:
+            fields = line.split(None, 5)
+            assert len(fields) == 6, f"not a crontab entry: {line}"
+            commands.append(fields[5])
+    return env, commands
+
+
+def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
+    tmp_path: Path, corpus_factory, peertube_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = corpus_factory(docs=300)
+    peertube_server.seed_videos_from_recon(corpus.recon_db, SOURCE)
+
+    # The operator's folder: this checkout's venv, a .env, the Dagster instance, logs.
+    install = tmp_path / "recon_domains"
+    install.mkdir()
+    (install / ".venv").symlink_to(REPO_ROOT / ".venv")
+    (install / "logs").mkdir()
+    home = install / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_ROOT / "dagster.yaml", home / "dagster.yaml")
+    offsite = tmp_path / "offsite"
+    shutil.copytree(corpus.concepts_dir, offsite)
+    settings = {
+        "RECON_DB_PATH": str(corpus.recon_db),
+        "RECON_CONCEPTS_DIR": str(corpus.concepts_dir),
+        "RECON_STREAM_SOURCE": SOURCE,
+        "RECON_BACKUP_DIR": str(tmp_path / "backups"),
+        "RECON_OFFSITE_CONCEPTS_DIR": str(offsite),
+        "RECON_QUARANTINE_DIR": str(tmp_path / "quarantine"),
+        "RECON_IS_COPY": "1",  # the generated corpus has stale mid-pipeline statuses
+        "PEERTUBE_URL": peertube_server.url,
+        "PEERTUBE_PASSWORD": SANDBOX_ADMIN_PASSWORD,
+        "PEERTUBE_DB_DSN": peertube_server.dsn,
+        "PEERTUBE_PLUGIN_PATH": str(PLUGIN_DIR),
+    }
+    env_file = install / ".env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    env_file.chmod(0o600)
+
+    # The migration, through Dagster, against the same instance cron will use.
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    migration = [s for s in RUNBOOK_STEPS if not s[1].startswith("reprocess")]
+    report = RehearsalReport(str(tmp_path), str(home))
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        run_runbook(report, instance, steps=migration)
+    assert report.ok, report.failure
+    for name in settings:
+        monkeypatch.delenv(name)
+    monkeypatch.delenv("DAGSTER_HOME")
+
+    new = add_completed_documents(corpus.recon_db, corpus.concepts_dir, 6, seed=99,
+                                  source=SOURCE)
+    peertube_server.seed_videos_from_recon(corpus.recon_db, SOURCE)
+
+    cron_env, commands = crontab_from_readme()
+    assert len(commands) == 2
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOGNAME": "root"}
+    env.update({k: v.replace(INSTALL_PLACEHOLDER, str(install)) for k, v in cron_env.items()})
+    assert env["DAGSTER_HOME"] == str(home)
+    for command in commands:
+        result = subprocess.run(
+            [env.get("SHELL", "/bin/sh"), "-c", command], env=env, capture_output=True,
+            text=True, timeout=300,
+        )
+        logs = "".join(p.read_text() for p in (install / "logs").iterdir())
+        assert result.returncode == 0, logs[-3000:]
+        assert SANDBOX_ADMIN_PASSWORD not in logs
+
+    logs = {p.name: p.read_text() for p in (install / "logs").iterdir()}
+    assert "RUN_SUCCESS" in logs["steady_state.log"]
+    assert "RUN_SUCCESS" in logs["drift.log"]
+    with sqlite3.connect(corpus.recon_db) as conn:
+        rows = conn.execute(
+            "SELECT recon_domain_status, peertube_category_pushed_at FROM documents "
+            f"WHERE hash IN ({','.join('?' * len(new))})",
+            new,
+        ).fetchall()
+    assert all(status is not None for status, _ in rows)  # every new document decided
+    categorized = [p for s, p in rows if s in ("assigned", "tied_pass_2")]
+    assert categorized and all(p is not None for p in categorized)  # and pushed
