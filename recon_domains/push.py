@@ -320,139 +320,145 @@ def push_items(
     remaining = len(work)
     with ThreadPoolExecutor(max_workers=max(1, workers),
                             thread_name_prefix="peertube-push") as pool:
+        run = _Run(store, client, database, pool, max(1, workers), stage, open_before,
+                   tracker, result, progress)
         try:
             for chunk in _chunks(work, max(1, first_attempts), max(1, chunk_size)):
                 if tracker.abort_reason is not None:
                     break
                 remaining -= len(chunk)
-                _push_chunk(store, client, database, pool, chunk, stage, open_before,
-                            tracker, result, progress)
+                run.push_chunk(chunk)
                 if tracker.abort_reason is not None:
                     result.not_attempted += remaining
-        finally:
+        except BaseException:
+            # Interrupted (Ctrl-C, a store error): start nothing more; PUTs already running
+            # finish, and their open intents make the next run check them.
             pool.shutdown(wait=True, cancel_futures=True)
+            raise
     return finish()
 
 
-def _run_concurrently(
-    pool: ThreadPoolExecutor,
-    call: Callable[[_Work], object],
-    works: Sequence[_Work],
-    tracker: _FailureTracker,
-    result: PushResult,
-    on_done: Callable[[_Work, object, BaseException | None], None],
-) -> None:
-    """Run call(w) for each w on the pool; on_done runs here, in the calling thread, as each
-    finishes. Once the tracker calls for an abort, work not yet started is cancelled."""
-    pending: dict[Future[object], _Work] = {pool.submit(call, w): w for w in works}
-    while pending:
-        finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-        for future in finished:
-            w = pending.pop(future)
-            if future.cancelled():
-                result.not_attempted += 1
-                continue
-            exc = future.exception()
-            on_done(w, None if exc is not None else future.result(), exc)
-        if tracker.abort_reason is not None:
-            for future in pending:
-                future.cancel()
+@dataclass
+class _Run:
+    """One push_items call: what its chunks share. Only the calling thread touches the
+    store and the result; pool threads run HTTP calls only."""
 
+    store: ReconStore
+    client: PeerTubeClient
+    database: CategoryReader | None
+    pool: ThreadPoolExecutor
+    workers: int
+    stage: str
+    open_before: dict[str, int | None]
+    tracker: _FailureTracker
+    result: PushResult
+    progress: Callable[[int], None]
 
-def _read_current(
-    client: PeerTubeClient,
-    database: CategoryReader | None,
-    pool: ThreadPoolExecutor,
-    chunk: list[_Work],
-    tracker: _FailureTracker,
-    result: PushResult,
-    progress: Callable[[int], None],
-) -> dict[str, int | None] | None:
-    """Current category of each video of the chunk (hash -> id or None).
+    def run_concurrently(
+        self,
+        call: Callable[[_Work], object],
+        works: Sequence[_Work],
+        on_done: Callable[[_Work, object, BaseException | None], None],
+    ) -> None:
+        """call(w) on the pool for each w, at most 2 x workers in flight (workers never wait
+        for the next submission, and an abort leaves little started); on_done runs here, in
+        the calling thread, as each finishes. After an abort nothing new is submitted."""
+        queue = iter(works)
+        pending: dict[Future[object], _Work] = {}
 
-    From the database in one query when configured (a video it lacks is left to the PUT,
-    whose 404 says so); else one GET per video, whose failure is that item's failure.
-    None when the database itself failed (systemic: the caller aborts).
-    """
-    if database is not None:
-        try:
-            found = database.categories_of([w.video_id for w in chunk])
-        except Exception as exc:  # psycopg2 errors etc.: PeerTube's DB is a whole-run problem
-            tracker.abort_reason = (
-                f"reading categories from PeerTube's database failed: {exc}. Check "
-                "PEERTUBE_DB_DSN and that PostgreSQL is reachable")
-            result.not_attempted += len(chunk)
-            return None
-        return {w.item.hash: found.get(w.video_id) for w in chunk}
+        def fill() -> None:
+            while len(pending) < 2 * self.workers and self.tracker.abort_reason is None:
+                w = next(queue, None)
+                if w is None:
+                    return
+                pending[self.pool.submit(call, w)] = w
 
-    current: dict[str, int | None] = {}
+        fill()
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                w = pending.pop(future)
+                exc = future.exception()
+                on_done(w, None if exc is not None else future.result(), exc)
+            fill()
+        self.result.not_attempted += sum(1 for _ in queue)  # left by an abort
 
-    def on_read(w: _Work, category: object, exc: BaseException | None) -> None:
-        if exc is None:
-            current[w.item.hash] = category  # type: ignore[assignment]
+    def read_current(self, chunk: list[_Work]) -> dict[str, int | None] | None:
+        """Current category of each video of the chunk (hash -> id or None).
+
+        From the database in one query when configured (a video it lacks is left to the
+        PUT, whose 404 says so); else one GET per video, whose failure is that item's
+        failure. None when the database itself failed (systemic: the run aborts).
+        """
+        if self.database is not None:
+            try:
+                found = self.database.categories_of([w.video_id for w in chunk])
+            except Exception as exc:  # psycopg2 etc.: PeerTube's DB is a whole-run problem
+                self.tracker.abort_reason = (
+                    f"reading categories from PeerTube's database failed: {exc}. Check "
+                    "PEERTUBE_DB_DSN and that PostgreSQL is reachable")
+                self.result.not_attempted += len(chunk)
+                return None
+            return {w.item.hash: found.get(w.video_id) for w in chunk}
+
+        current: dict[str, int | None] = {}
+
+        def on_read(w: _Work, category: object, exc: BaseException | None) -> None:
+            if exc is None:
+                current[w.item.hash] = category  # type: ignore[assignment]
+                return
+            self.result.failed.append((w.item.hash, str(exc)))
+            self.tracker.record(exc)
+            self.progress(1)
+
+        self.run_concurrently(lambda w: self.client.video_category(w.video_id), chunk,
+                              on_read)
+        return current
+
+    def push_chunk(self, chunk: list[_Work]) -> None:
+        """Read, record intents, complete what is in place, PUT the rest."""
+        result, tracker = self.result, self.tracker
+        current = self.read_current(chunk)
+        if current is None:
             return
-        result.failed.append((w.item.hash, str(exc)))
-        tracker.record(exc)
-        progress(1)
+        readable = [w for w in chunk if w.item.hash in current]
+        if tracker.abort_reason is not None:
+            result.not_attempted += len(readable)
+            return
+        # Intents first, in one transaction per batch: a kill after a PUT still knows what
+        # the video had before. The store keeps an open intent's original category_before.
+        self.store.record_push_intents(
+            (w.item.hash, w.video_id, self.stage,
+             self.open_before.get(w.item.hash, current[w.item.hash]), w.target)
+            for w in readable
+        )
+        to_put: list[_Work] = []
+        for w in readable:
+            if current[w.item.hash] == w.target:
+                # PeerTube already shows our category (a killed run's PUT, or set by hand):
+                # record it as pushed without a needless PUT.
+                self.store.complete_push(w.item.hash)
+                result.succeeded.append(w.item.hash)
+                result.already_in_place.append(w.item.hash)
+                tracker.record(None)
+                self.progress(1)
+            else:
+                to_put.append(w)
 
-    _run_concurrently(pool, lambda w: client.video_category(w.video_id), chunk, tracker,
-                      result, on_read)
-    return current
+        def put(w: _Work) -> None:
+            self.client.set_category(w.video_id, w.target)
 
+        def on_put(w: _Work, _: object, exc: BaseException | None) -> None:
+            result.put_count += 1
+            if exc is None:
+                self.store.complete_push(w.item.hash)  # at once: safe from now on
+                result.succeeded.append(w.item.hash)
+            else:
+                result.failed.append((w.item.hash, str(exc)))
+            tracker.record(exc)
+            self.progress(1)
 
-def _push_chunk(
-    store: ReconStore,
-    client: PeerTubeClient,
-    database: CategoryReader | None,
-    pool: ThreadPoolExecutor,
-    chunk: list[_Work],
-    stage: str,
-    open_before: dict[str, int | None],
-    tracker: _FailureTracker,
-    result: PushResult,
-    progress: Callable[[int], None],
-) -> None:
-    current = _read_current(client, database, pool, chunk, tracker, result, progress)
-    if current is None:
-        return
-    readable = [w for w in chunk if w.item.hash in current]
-    if tracker.abort_reason is not None:
-        result.not_attempted += len(readable)
-        return
-    # Intents first, in one transaction per batch: a kill after a PUT still knows what the
-    # video had before. The store keeps an open intent's original category_before.
-    store.record_push_intents(
-        (w.item.hash, w.video_id, stage, open_before.get(w.item.hash, current[w.item.hash]),
-         w.target)
-        for w in readable
-    )
-    to_put: list[_Work] = []
-    for w in readable:
-        if current[w.item.hash] == w.target:
-            # PeerTube already shows our category (a killed run's PUT, or set by hand):
-            # record it as pushed without a needless PUT.
-            store.complete_push(w.item.hash)
-            result.succeeded.append(w.item.hash)
-            result.already_in_place.append(w.item.hash)
-            tracker.record(None)
-            progress(1)
-        else:
-            to_put.append(w)
-
-    def put(w: _Work) -> None:
-        client.set_category(w.video_id, w.target)
-
-    def on_put(w: _Work, _: object, exc: BaseException | None) -> None:
-        result.put_count += 1
-        if exc is None:
-            store.complete_push(w.item.hash)  # at once: this item is safe from now on
-            result.succeeded.append(w.item.hash)
-        else:
-            result.failed.append((w.item.hash, str(exc)))
-        tracker.record(exc)
-        progress(1)
-
-    _run_concurrently(pool, put, to_put, tracker, result, on_put)
+        self.run_concurrently(put, to_put, on_put)
 
 
 # -- command line --------------------------------------------------------------------------

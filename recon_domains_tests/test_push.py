@@ -200,7 +200,7 @@ def test_a_long_run_of_failures_later_aborts(tmp_path, peertube_server) -> None:
     assert "10 consecutive failures" in result.abort_reason
     assert "404" in result.abort_reason
     assert len(result.succeeded) == 8
-    # The abort stops new work; the one PUT already running (one worker) still finishes.
+    # The abort stops new work; with one worker at most one more PUT was already queued.
     assert len(result.failed) in (10, 11)
     assert len(result.failed) + result.not_attempted == 32
 
