@@ -23,6 +23,7 @@ from recon_domains.push import (
 )
 from recon_domains.recon.store import DomainDecision, ReconStore
 from recon_domains.taxonomy import DOMAIN_IDS, PLUGIN_NPM_NAME, Status
+from recon_domains_tests.peertube.test_client import wait_until_token_refused
 
 SOURCE = "stream.echo6.co"
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "peertube-plugin" / PLUGIN_NPM_NAME
@@ -234,23 +235,23 @@ def test_token_expiring_mid_push_is_refreshed_without_a_new_login(
     tmp_path, peertube_server_factory
 ) -> None:
     server = peertube_server_factory(token_lifetime_s=1.0)
-    db, docs = _corpus(tmp_path, 30)
+    db, docs = _corpus(tmp_path, 40)
     _server_with_videos(server, db, docs)
     client = _client(server)
-    client.login()
-    # Let the token die on the server before the push starts: its first call must refresh.
-    while client.session.get(
-        f"{server.url}/api/v1/users/me", timeout=5,
-        headers={"Authorization": f"Bearer {client._tokens.access_token}"},
-    ).status_code != 401:
-        time.sleep(0.2)
+
+    def progress(done: int, total: int) -> None:
+        if done == 10:  # mid-push: let the current token die on the server, then go on
+            wait_until_token_refused(server, client)
+            server.set_knobs(token_lifetime_s=86400.0)
+
     with ReconStore.open(db) as store:
         result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
-                            stage="stage-1", database=PeerTubeDatabase(server.dsn))
+                            stage="stage-1", database=PeerTubeDatabase(server.dsn),
+                            on_progress=progress)
     assert result.ok, result.summary()
-    assert len(result.succeeded) == 30
+    assert len(result.succeeded) == 40
     assert client.refresh_count >= 1
-    assert client.login_count == 1 and result.login_count == 0
+    assert client.login_count == 1 and result.login_count == 1
 
 
 def test_rate_limited_push_waits_instead_of_failing(tmp_path, peertube_server_factory) -> None:
