@@ -255,7 +255,7 @@ def test_token_expiring_mid_push_is_refreshed_without_a_new_login(
 
 
 def test_rate_limited_push_waits_instead_of_failing(tmp_path, peertube_server_factory) -> None:
-    server = peertube_server_factory(rate_limit_max=10, rate_limit_window_s=1.0)
+    server = peertube_server_factory(rate_limit_max=10, rate_limit_window_s=2.0)
     limit_admins_too(server)  # real PeerTube exempts admins; make the push hit the limit
     db, docs = _corpus(tmp_path, 30)
     _server_with_videos(server, db, docs)
