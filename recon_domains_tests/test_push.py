@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recon_domains.bench_push import PushDoc, build_push_corpus, limit_admins_too
+from recon_domains.bench_push import PLUGIN_DIR, PushDoc, build_push_corpus, limit_admins_too
 from recon_domains.peertube.client import PeerTubeClient, RetryPolicy
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.push import (
@@ -22,11 +22,10 @@ from recon_domains.push import (
     select_stage_items,
 )
 from recon_domains.recon.store import DomainDecision, ReconStore
-from recon_domains.taxonomy import DOMAIN_IDS, PLUGIN_NPM_NAME, Status
+from recon_domains.taxonomy import DOMAIN_IDS, Status
 from recon_domains_tests.peertube.test_client import wait_until_token_refused
 
 SOURCE = "stream.echo6.co"
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "peertube-plugin" / PLUGIN_NPM_NAME
 FAST_RETRY = RetryPolicy(max_retries=2, backoff_base=0.01, backoff_max=0.05)
 
 
