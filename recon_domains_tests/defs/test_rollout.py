@@ -68,7 +68,7 @@ def _audit_rows(r) -> list[tuple]:
 
 
 def test_whole_runbook_then_reprocess(rollout_factory):
-    r = rollout_factory(docs=400)
+    r = rollout_factory(docs=300)
     r.through(*MIGRATION)
 
     passed = {e.check_name for res in r.runs for e in res.get_asset_check_evaluations() if e.passed}
@@ -232,7 +232,7 @@ def test_stage_3_refused_before_stage_2_verified_and_killed_push_resumes(rollout
 
 
 def test_skewed_corpus_stops_at_distribution_gate(rollout_factory):
-    r = rollout_factory(docs=300, skewed=True)
+    r = rollout_factory(docs=200, skewed=True)
     r.through("predeploy_job", "plugin_job", "schema_job")
 
     res = r.job("pass1_dry_run_job")
@@ -264,7 +264,7 @@ def test_skewed_corpus_stops_at_distribution_gate(rollout_factory):
 
 
 def test_plugin_missing_push_aborts_after_5(rollout_factory):
-    r = rollout_factory(docs=300)
+    r = rollout_factory(docs=200)
     r.through(*THROUGH_TIEBREAKER)
     # The plugin disappears after its gate passed (someone uninstalled it).
     with PeerTubeClient(r.server.url, "root", r.server.admin_password) as client:
@@ -285,7 +285,7 @@ def test_plugin_missing_push_aborts_after_5(rollout_factory):
 
 
 def test_busy_recon_blocks_every_state_change(rollout_factory):
-    r = rollout_factory(docs=300, idle=False)
+    r = rollout_factory(docs=200, idle=False)
     res = r.job("predeploy_job")
     assert not res.success
     ev = check_evaluation(res, "no_active_workers")
