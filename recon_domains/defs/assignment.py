@@ -15,7 +15,7 @@ from recon_domains.defs.common import (
     operator_errors,
     tier,
 )
-from recon_domains.defs.gates import Gate, json_metadata, require_gates
+from recon_domains.defs.gates import Gate, json_metadata, materialization_metadata, require_gates
 from recon_domains.defs.resources import ReconResource
 from recon_domains.defs.schema import SCHEMA_GATE
 from recon_domains.taxonomy import Status
@@ -196,13 +196,14 @@ def distribution_within_benchmarks(
     from recon_domains.assignment import benchmark_deviation
 
     pct = json_metadata(context.instance, "pass1_dry_run", "percentages")
-    status_counts = json_metadata(context.instance, "pass1_dry_run", "status_counts") or {}
-    if not isinstance(pct, dict):
+    meta = materialization_metadata(context.instance, "pass1_dry_run")
+    if not isinstance(pct, dict) or "candidates" not in meta:
         return dg.AssetCheckResult(passed=False, description="Materialize pass1_dry_run first.")
-    if not status_counts:
+    if int(meta["candidates"]) == 0:
         return dg.AssetCheckResult(
             passed=True,
             description="No backfill candidates: nothing to assign, nothing to compare.",
+            metadata={"candidates": 0},
         )
     tol = recon.benchmark_tolerance_pp
     checks = benchmark_deviation(pct, recon.benchmarks(), tol)
