@@ -1,8 +1,13 @@
 """One job per runbook step, each with its gate checks (blocking), for the UI and for cron:
 
     dagster job execute -m recon_domains.definitions -j pass1_job
+    dagster job execute -m recon_domains.definitions -j push_job \
+        --tags '{"dagster/partition": "stage-2"}'
     dagster asset materialize -m recon_domains.definitions \
         --select peertube_category_push --partition stage-2
+
+(`asset materialize --select K` also runs K's checks.) DAGSTER_HOME must be set, or the gates
+have no history to read and every gated step refuses.
 
 Selecting an asset selects its checks, so each job runs the step and then its STOP-point
 check; the writing assets additionally read their upstream gates from the instance.
