@@ -1,6 +1,6 @@
 """Runbook Step 4: backfill dry run, pass 1, the tiebreaker, and their STOP points."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
@@ -19,6 +19,9 @@ from recon_domains.defs.gates import Gate, json_metadata, materialization_metada
 from recon_domains.defs.resources import ReconResource
 from recon_domains.defs.schema import SCHEMA_GATE
 from recon_domains.taxonomy import Status
+
+if TYPE_CHECKING:
+    from recon_domains.recon.store import ReconStore
 
 GROUP = "assignment"
 PASS1_SPOT_SAMPLE = 20
@@ -65,7 +68,7 @@ def distribution_table(
     return md_table(["measure", "expected", "actual", "deviation", "tolerance", "verdict"], rows)
 
 
-def _paths(store, source: str, status: str) -> dict[str, str | None]:
+def _paths(store: "ReconStore", source: str, status: str) -> dict[str, str | None]:
     return {d.hash: d.path for d in store.documents_with_status(status, source)}
 
 

@@ -1,6 +1,7 @@
 """Runbook Steps 1–2: deploy the PeerTube plugin and verify its 18 categories."""
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -16,6 +17,9 @@ from recon_domains.defs.predeploy import PREDEPLOY_GATES
 from recon_domains.defs.resources import PeerTubeResource
 from recon_domains.taxonomy import DOMAIN_BY_ID, PLUGIN_NPM_NAME
 
+if TYPE_CHECKING:
+    from recon_domains.peertube.client import PeerTubeClient
+
 GROUP = "plugin"
 
 PLUGIN_GATE = Gate(
@@ -26,7 +30,8 @@ PLUGIN_GATE = Gate(
 )
 
 
-def _installed(client) -> dict | None:
+def _installed(client: "PeerTubeClient") -> dict | None:
+    """The recon-domains plugin as PeerTube lists it, or None when not installed."""
     for p in client.list_plugins():
         if p.get("npmName") == PLUGIN_NPM_NAME or p.get("name") == PLUGIN_NPM_NAME.removeprefix(
             "peertube-plugin-"

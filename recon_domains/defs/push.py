@@ -2,6 +2,7 @@
 
 import random
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -20,6 +21,9 @@ from recon_domains.defs.plugin import PLUGIN_GATE
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.taxonomy import DOMAIN_BY_ID, DOMAIN_IDS
+
+if TYPE_CHECKING:
+    from recon_domains.recon.store import ReconStore
 
 GROUP = "push"
 STAGES = ("stage-1", "stage-2", "stage-3")
@@ -60,7 +64,7 @@ def category_table(peertube: dict[int, int], recon: dict[int, int]) -> str:
     )
 
 
-def recon_pushed_histogram(store, source: str) -> dict[int, int]:
+def recon_pushed_histogram(store: "ReconStore", source: str) -> dict[int, int]:
     """RECON's pushed distribution as PeerTube category ids."""
     return {
         DOMAIN_IDS[d]: n for d, n in store.pushed_distribution(source).items() if d in DOMAIN_IDS

@@ -7,6 +7,7 @@ and RECON is idle (SPEC §7) — read from the instance *and* re-measured right 
 """
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -28,6 +29,9 @@ from recon_domains.defs.gates import (
 from recon_domains.defs.predeploy import PREDEPLOY_GATES
 from recon_domains.defs.resources import ReconResource
 from recon_domains.defs.verify import ROLLOUT_GATE
+
+if TYPE_CHECKING:
+    from recon_domains.recon.store import ReconStore
 
 GROUP = "reprocess"
 BATCHES = ("dry-run", "batch-10", "batch-100", "all")
@@ -53,13 +57,13 @@ def batch_gate(partition: str) -> Gate:
     )
 
 
-def _audit_count(store) -> int:
+def _audit_count(store: "ReconStore") -> int:
     from recon_domains.recon.store import AUDIT_TABLE
 
     return int(store.conn.execute(f"SELECT count(*) FROM {AUDIT_TABLE}").fetchone()[0])
 
 
-def _live_preconditions(recon: ReconResource, store) -> list[str]:
+def _live_preconditions(recon: ReconResource, store: "ReconStore") -> list[str]:
     """SPEC §7 preconditions measured now (the gates only say what was true when observed)."""
     from recon_domains.backups import offsite_freshness
 
