@@ -134,7 +134,11 @@ class SandboxStore:
 
     def __init__(self, dsn: str, *, max_connections: int = 8):
         self.dsn = dsn
-        self._pool = ThreadedConnectionPool(1, max_connections, dsn, connect_timeout=5)
+        # minconn = maxconn: psycopg2 closes every connection returned above minconn, so a
+        # smaller minconn reconnects to PostgreSQL on most requests under concurrency.
+        self._pool = ThreadedConnectionPool(
+            max_connections, max_connections, dsn, connect_timeout=5
+        )
         # The pool raises when empty; the HTTP server has a thread per connection, so
         # requests wait for a free connection instead.
         self._slots = threading.BoundedSemaphore(max_connections)
