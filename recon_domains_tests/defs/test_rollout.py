@@ -20,6 +20,7 @@ from recon_domains_tests.defs.conftest import (
     check_evaluation,
     failure_metadata,
     failure_text,
+    finish_workers,
 )
 
 pytestmark = pytest.mark.slow
@@ -300,3 +301,14 @@ def test_busy_recon_blocks_every_state_change(rollout_factory):
         assert not s.is_migrated()
     with PeerTubeClient(r.server.url, "root", r.server.admin_password) as client:
         assert 100 not in client.categories()
+
+    # Workers finish: a fresh observation reopens the gate and the steps go ahead.
+    assert finish_workers(r.corpus.recon_db) > 0
+    r.through("predeploy_job", "plugin_job", "schema_job")
+
+    # A backup taken again without its check makes the old verification stale: refused.
+    assert r.assets_alone(["recon_db_backup"]).success
+    res = r.job("schema_job")
+    assert not res.success
+    text = failure_text(res)
+    assert "recon_db_backup:backup_verified" in text and "older materialization" in text
