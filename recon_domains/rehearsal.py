@@ -242,24 +242,27 @@ def video_categories(dsn: str) -> dict[str, int | None]:
     return dict(rows)
 
 
-def _collect_state(report: RehearsalReport, paths: dict[str, Path], pt: dict[str, str],
-                   source: str) -> None:
-    from recon_domains.peertube.database import PeerTubeDatabase
-
-    with ReconStore.open(paths["recon_db"]) as store:
-        report.status_counts = store.status_counts(source)
-        if store.is_migrated():
-            report.pushed_count = sum(store.pushed_distribution(source).values())
-            audit = store.conn.execute(
-                "SELECT count(*), count(restored_at) FROM recon_domains_reprocess_audit"
-            ).fetchone()
-            report.reprocess = {"quarantined": audit[0], "restored": audit[1]}
+def _collect_recon_state(report: RehearsalReport, recon_db: Path, source: str) -> None:
+    with ReconStore.open(recon_db) as store:
         report.reprocess["queued_documents"] = store.pipeline_status_counts(source).get(
             "queued", 0
         )
-    db = PeerTubeDatabase(pt["dsn"])
-    report.peertube_histogram = {str(k): v for k, v in db.category_histogram().items()}
-    report.video_categories = video_categories(pt["dsn"])
+        if not store.is_migrated():
+            return
+        report.status_counts = store.status_counts(source)
+        report.pushed_count = sum(store.pushed_distribution(source).values())
+        quarantined, restored = store.conn.execute(
+            "SELECT count(*), count(restored_at) FROM recon_domains_reprocess_audit"
+        ).fetchone()
+        report.reprocess.update(quarantined=quarantined, restored=restored)
+
+
+def _collect_peertube_state(report: RehearsalReport, dsn: str) -> None:
+    from recon_domains.peertube.database import PeerTubeDatabase
+
+    histogram = PeerTubeDatabase(dsn).category_histogram()
+    report.peertube_histogram = {str(k): v for k, v in histogram.items()}
+    report.video_categories = video_categories(dsn)
 
 
 def rehearse(
@@ -301,13 +304,19 @@ def rehearse(
             instance = dg.DagsterInstance.from_config(str(paths["dagster_home"]))
             try:
                 run_runbook(report, instance)
+                # Counts as the migration left them (removing the feature drops the columns).
+                _collect_recon_state(report, paths["recon_db"], source)
                 if then_remove_feature and report.ok:
                     remove = (("Fully remove feature", "remove_feature", None),)
                     _run_configured(report, instance, remove)
                     report.removed_feature = report.ok
+                    report.notes.append(
+                        "Status and push counts are from before remove_feature; video "
+                        "categories and the histogram are after it."
+                    )
             finally:
                 instance.dispose()
-        _collect_state(report, paths, pt, source)
+        _collect_peertube_state(report, pt["dsn"])
     return report
 
 

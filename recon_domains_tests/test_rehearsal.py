@@ -1,0 +1,87 @@
+"""`recon-domains rehearse`: the whole runbook on a copy, through Dagster, with a JSON report."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from recon_domains.cli import main
+from recon_domains.taxonomy import FIRST_CATEGORY_ID
+
+
+def _fingerprint(corpus) -> tuple[str, list[tuple[str, int]]]:
+    """The original database's bytes and every concept file's size: must never change."""
+    digest = hashlib.sha256(corpus.recon_db.read_bytes()).hexdigest()
+    files = sorted(
+        (str(p.relative_to(corpus.concepts_dir)), p.stat().st_size)
+        for p in corpus.concepts_dir.rglob("*") if p.is_file()
+    )
+    return digest, files
+
+
+def test_rehearse_then_remove_feature_leaves_originals_and_reports_every_video(
+    corpus_factory, tmp_path: Path, capsys
+) -> None:
+    corpus = corpus_factory(docs=300)
+    before = _fingerprint(corpus)
+    report_path = tmp_path / "report.json"
+    code = main([
+        "rehearse", "--recon-db", str(corpus.recon_db), "--concepts", str(corpus.concepts_dir),
+        "--workdir", str(tmp_path / "work"), "--report", str(report_path),
+        "--then-remove-feature",
+    ])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    report = json.loads(report_path.read_text())
+    assert report["ok"] and report["removed_feature"]
+    gates = {g["gate"] for g in report["gates"]}
+    assert "pass1_dry_run:distribution_within_benchmarks" in gates
+    assert "peertube_category_push[stage-3]:stage_verified" in gates
+    assert "reprocess_batch[batch-10]:requeued" in gates
+    assert all(g["passed"] for g in report["gates"])
+    assert any("no RECON workers" in note for note in report["notes"])
+    # After remove_feature: no video keeps a RECON category, and the built-in categories a
+    # few videos had before the push are back.
+    categories = report["video_categories"]
+    assert len(categories) > 200
+    assert not any(c is not None and c >= FIRST_CATEGORY_ID for c in categories.values())
+    assert any(c is not None for c in categories.values())
+    assert report["peertube_category_histogram"] == {}
+    assert _fingerprint(corpus) == before  # the originals were only read
+    assert "every gate passed" in out.out
+
+
+def test_rehearse_stops_at_the_first_failed_gate(corpus_factory, tmp_path: Path, capsys) -> None:
+    corpus = corpus_factory(docs=300, skewed=True)
+    report_path = tmp_path / "report.json"
+    code = main([
+        "rehearse", "--recon-db", str(corpus.recon_db), "--concepts", str(corpus.concepts_dir),
+        "--workdir", str(tmp_path / "work"), "--report", str(report_path),
+    ])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "distribution_within_benchmarks" in err
+    report = json.loads(report_path.read_text())
+    assert not report["ok"]
+    failed = [g for g in report["gates"] if not g["passed"]]
+    assert [g["gate"] for g in failed] == ["pass1_dry_run:distribution_within_benchmarks"]
+    # Nothing after the failed gate ran: nothing was assigned or pushed.
+    assert report["pushed_count"] == 0
+    assert set(report["status_counts"]) == {"unassigned"}
+    assert not any(c is not None and c >= FIRST_CATEGORY_ID
+                   for c in report["video_categories"].values())
+
+
+def test_rehearse_refuses_a_used_workdir_and_bad_paths(corpus_factory, tmp_path: Path,
+                                                        capsys) -> None:
+    assert main(["rehearse", "--recon-db", str(tmp_path / "nope.db"), "--concepts",
+                 str(tmp_path), "--workdir", str(tmp_path / "w")]) == 2
+    assert "is not a file" in capsys.readouterr().err
+    corpus = corpus_factory(docs=100)
+    used = tmp_path / "used"
+    (used / "recon").mkdir(parents=True)
+    (used / "recon" / "recon.db").write_bytes(b"")
+    assert main(["rehearse", "--recon-db", str(corpus.recon_db), "--concepts",
+                 str(corpus.concepts_dir), "--workdir", str(used)]) == 2
+    assert "already holds a rehearsal" in capsys.readouterr().err
