@@ -28,14 +28,17 @@ node-test:
 test: lint node-test pytest
 
 demo: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/recon-domains demo
 
 bench: $(STAMP)
 	$(BIN)/python -m recon_domains.bench
 
-ui: $(STAMP)
+# The instance reads $(DAGSTER_HOME)/dagster.yaml (the writers' pool limit lives there).
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster dev -w workspace.yaml
 
 clean:
