@@ -39,6 +39,31 @@ LAST_CATEGORY_ID = 117
 
 PLUGIN_NPM_NAME = "peertube-plugin-recon-domains"
 
+# PeerTube's own categories (8.0.1, as GET /api/v1/videos/categories lists them): never
+# changed by us; the plugin's ids must not collide with them.
+PEERTUBE_BUILT_IN_CATEGORIES: MappingProxyType[int, str] = MappingProxyType(
+    {
+        1: "Music",
+        2: "Films",
+        3: "Vehicles",
+        4: "Art",
+        5: "Sports",
+        6: "Travels",
+        7: "Gaming",
+        8: "People",
+        9: "Comedy",
+        10: "Entertainment",
+        11: "News & Politics",
+        12: "How To",
+        13: "Education",
+        14: "Activism",
+        15: "Science & Technology",
+        16: "Animals",
+        17: "Kids",
+        18: "Food",
+    }
+)
+
 
 class Status:
     """Values of documents.recon_domain_status (SPEC §4)."""

@@ -31,9 +31,10 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
+
+from recon_domains.taxonomy import PEERTUBE_BUILT_IN_CATEGORIES
 
 __all__ = [
     "DEFAULT_NODE_TIMEOUT",
@@ -59,29 +60,6 @@ _VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(-(rc|alpha|beta)\.\d+)?$")
 _TLD_RE = re.compile(r"^([a-z\u00a1-\uffff]{2,}|xn--[a-z0-9-]{2,})$", re.IGNORECASE)
 _IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 
-# PeerTube 8.0.1's built-in categories, as GET /api/v1/videos/categories lists them.
-PEERTUBE_BUILT_IN_CATEGORIES: Mapping[int, str] = MappingProxyType(
-    {
-        1: "Music",
-        2: "Films",
-        3: "Vehicles",
-        4: "Art",
-        5: "Sports",
-        6: "Travels",
-        7: "Gaming",
-        8: "People",
-        9: "Comedy",
-        10: "Entertainment",
-        11: "News & Politics",
-        12: "How To",
-        13: "Education",
-        14: "Activism",
-        15: "Science & Technology",
-        16: "Animals",
-        17: "Kids",
-        18: "Food",
-    }
-)
 
 
 class PluginCheckError(RuntimeError):

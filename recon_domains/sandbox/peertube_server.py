@@ -88,6 +88,7 @@ from recon_domains.sandbox.peertube_store import (
     db_error_text,
     is_uuid_v4,
 )
+from recon_domains.taxonomy import PEERTUBE_BUILT_IN_CATEGORIES
 
 log = logging.getLogger("recon_domains.sandbox.peertube")
 
@@ -97,26 +98,6 @@ PLUGIN_TYPE_PLUGIN = 1
 PLUGIN_TYPE_THEME = 2
 TOO_MANY_REQUESTS = "Too many requests, please try again later."
 
-BUILTIN_CATEGORIES: dict[int, str] = {
-    1: "Music",
-    2: "Films",
-    3: "Vehicles",
-    4: "Art",
-    5: "Sports",
-    6: "Travels",
-    7: "Gaming",
-    8: "People",
-    9: "Comedy",
-    10: "Entertainment",
-    11: "News & Politics",
-    12: "How To",
-    13: "Education",
-    14: "Activism",
-    15: "Science & Technology",
-    16: "Animals",
-    17: "Kids",
-    18: "Food",
-}
 LICENCES = {
     1: "Attribution",
     2: "Attribution - Share Alike",
@@ -187,7 +168,7 @@ class CategoryRegistry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._table: dict[int, str] = dict(BUILTIN_CATEGORIES)
+        self._table: dict[int, str] = dict(PEERTUBE_BUILT_IN_CATEGORIES)
         self._added_by: dict[str, dict[int, str]] = {}
 
     def snapshot(self) -> dict[int, str]:
@@ -222,7 +203,7 @@ class CategoryRegistry:
     def reset(self) -> None:
         """Back to the built-ins (a restart, before plugins register again)."""
         with self._lock:
-            self._table = dict(BUILTIN_CATEGORIES)
+            self._table = dict(PEERTUBE_BUILT_IN_CATEGORIES)
             self._added_by.clear()
 
 
@@ -1048,6 +1029,9 @@ class _SandboxHTTPServer(ThreadingHTTPServer):
     sandbox must look stopped to a client holding a pooled connection)."""
 
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when a push opens a few dozen
+    # at once; Node (PeerTube) listens with 511.
+    request_queue_size = 511
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._open: set[socket.socket] = set()
