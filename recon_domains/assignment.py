@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -428,9 +428,27 @@ def _channel_total(
     return total
 
 
-def _others(total: Counter[str], own: Counter[str], domains: Iterable[str]) -> dict[str, int]:
-    """Channel counts of the given domains minus the document's own contribution."""
-    return {d: total.get(d, 0) - own.get(d, 0) for d in domains}
+def _others(
+    total: Counter[str], own: Counter[str], doc_hash: str, members: Set[str]
+) -> dict[str, int]:
+    """Channel counts of the document's domains minus its own contribution (when the
+    channel total includes it)."""
+    counted = own if doc_hash in members else Counter()
+    return {d: total.get(d, 0) - counted.get(d, 0) for d in own}
+
+
+def _channel_failed(
+    channel: str,
+    docs: Sequence[StreamDocument],
+    exc: BaseException,
+    decisions: list[DocumentDecision],
+    errors: list[DocumentError],
+) -> None:
+    """Report every undecided tied document of a channel whose context could not be built."""
+    decided = {d.hash for d in decisions}
+    for doc in docs:
+        if doc.hash not in decided:
+            errors.append(DocumentError(doc.hash, f"channel {channel!r}: {_error_reason(exc)}"))
 
 
 def run_tiebreaker(
@@ -502,31 +520,43 @@ def run_tiebreaker(
         dec = decide_tiebreak(counts.counts, None, channel_on_skip_list=doc.channel in skip)
         record(doc, counts.counts, dec)
 
-    # 2. channel context, once per channel; 3. pass-3 recount, once per channel
+    # 2. channel context, once per channel (one catalogue scan for every channel)
     channels_counted = channels_recounted = 0
+    members_of = store.channel_members_map(source, pending)
+    recount: dict[str, list[StreamDocument]] = {}
     for channel in sorted(pending):
         docs = pending[channel]
         try:
-            members = store.channel_members(channel, source)
-            member_set = set(members)
+            members = members_of.get(channel, [])
+            member_set = frozenset(members)
             total = _channel_total(members, root, tally, own, problems, channel, failed)
             channels_counted += 1
             again: list[StreamDocument] = []
             for doc in docs:
-                mine = own[doc.hash]
-                counted = mine if doc.hash in member_set else Counter()
                 dec = decide_tiebreak(
-                    mine, _others(total, counted, mine), channel_on_skip_list=False
+                    own[doc.hash],
+                    _others(total, own[doc.hash], doc.hash, member_set),
+                    channel_on_skip_list=False,
                 )
                 if dec.needs_pass_3:
                     again.append(doc)
                 else:
                     record(doc, own[doc.hash], dec)
-            if not again:
-                continue
-            # Pass 3: re-read the whole channel once (own files included: fresh counts).
-            members = store.channel_members(channel, source)
-            member_set = set(members)
+            if again:
+                recount[channel] = again
+        except DecisionWriteError:
+            raise
+        except Exception as exc:  # e.g. the store failing for this channel
+            _channel_failed(channel, docs, exc, decisions, errors)
+
+    # 3. pass 3: re-read each still-tied channel once, own files included (RECON may have
+    # written concept files meanwhile), with the membership read afresh.
+    members_of = store.channel_members_map(source, recount) if recount else {}
+    for channel in sorted(recount):
+        again = recount[channel]
+        try:
+            members = members_of.get(channel, [])
+            member_set = frozenset(members)
             fresh: dict[str, Counter[str]] = {}
             for doc in again:
                 try:
@@ -540,20 +570,17 @@ def run_tiebreaker(
                 if doc.hash not in fresh:
                     continue
                 mine = fresh[doc.hash]
-                counted = mine if doc.hash in member_set else Counter()
                 dec = decide_tiebreak(
-                    mine, _others(total, counted, mine), channel_on_skip_list=False, final=True
+                    mine,
+                    _others(total, mine, doc.hash, member_set),
+                    channel_on_skip_list=False,
+                    final=True,
                 )
                 record(doc, mine, dec)
         except DecisionWriteError:
             raise
-        except Exception as exc:  # e.g. the store failing for this channel
-            decided = {d.hash for d in decisions}
-            for doc in docs:
-                if doc.hash not in decided:
-                    errors.append(
-                        DocumentError(doc.hash, f"channel {channel!r}: {_error_reason(exc)}")
-                    )
+        except Exception as exc:
+            _channel_failed(channel, again, exc, decisions, errors)
     writer.flush()
     return TiebreakResult(
         tied_documents=len(tied_docs),
@@ -624,8 +651,10 @@ def rederive_decision(
     else:
         others = [m for m in store.channel_members(channel, source) if m != doc_hash]
         total = _channel_total(others, root, tally, {}, problems, channel)
+        # Its own hash was left out of `others`, so nothing is subtracted.
         dec = decide_tiebreak(
-            mine, _others(total, Counter(), mine), channel_on_skip_list=False, final=True
+            mine, _others(total, mine, doc_hash, frozenset()), channel_on_skip_list=False,
+            final=True,
         )
     assert dec.status is not None
     return Rederived(

@@ -470,21 +470,21 @@ def test_pass3_recount_sees_concurrent_writes(world: World, monkeypatch) -> None
     world.add("o1", "Garden", [[MED]])
     world.add("o2", "Garden", [[WAT]])
     run_pass1(world.store, world.root, SOURCE)
-    real = world.store.channel_members
-    calls: list[str] = []
+    real = world.store.channel_members_map
+    calls: list[list[str]] = []
 
-    def members(channel: str, source: str) -> list[str]:
-        calls.append(channel)
+    def members(source: str, channels=None) -> dict[str, list[str]]:
+        calls.append(sorted(channels))
         if len(calls) == 2:  # RECON writes a window for o2 between pass 2 and pass 3
             world.write("o2", [[WAT]], start=2)
-        return real(channel, source)
+        return real(source, channels)
 
-    monkeypatch.setattr(world.store, "channel_members", members)
+    monkeypatch.setattr(world.store, "channel_members_map", members)
     result = run_tiebreaker(world.store, world.root, SOURCE)
     (d,) = result.decisions
     assert (d.status, d.domain, d.rule) == (Status.TIED_PASS_2, WAT, RULE_CHANNEL_PASS3)
     assert d.channel_counts == ((WAT, 2), (MED, 1))
-    assert calls == ["Garden", "Garden"]
+    assert calls == [["Garden"], ["Garden"]]  # one membership read for pass 2, one for 3
 
 
 def test_tiebreaker_failures_are_counted_and_the_pass_continues(world: World, monkeypatch) -> None:

@@ -420,6 +420,25 @@ class ReconStore:
             "AND d.peertube_category_pushed_at IS NOT NULL", (source,), None, 0
         )
 
+    def channel_members_map(
+        self, source: str, channels: Iterable[str] | None = None
+    ) -> dict[str, list[str]]:
+        """channel -> member hashes, for every channel of the source (or the given ones).
+
+        One scan of catalogue for a whole run: RECON has no index on its category column,
+        so a query per channel would scan the table once per tied channel.
+        """
+        wanted = None if channels is None else set(channels)
+        members: dict[str, list[str]] = {}
+        rows = self.conn.execute(
+            "SELECT category, hash FROM catalogue WHERE source = ? ORDER BY category, hash",
+            (source,),
+        )
+        for channel, doc_hash in rows:
+            if wanted is None or channel in wanted:
+                members.setdefault(channel, []).append(doc_hash)
+        return members
+
     def channel_members(self, channel: str, source: str) -> list[str]:
         rows = self.conn.execute(
             "SELECT hash FROM catalogue WHERE category = ? AND source = ? ORDER BY hash",

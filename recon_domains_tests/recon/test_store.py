@@ -137,6 +137,10 @@ def test_queries_select_stream_documents_only(recon_db: Path) -> None:
         assert {c.channel for c in candidates} == {"chan0", "chan1", "chan2"}
         assert store.mid_pipeline_documents() == [("x1", "extracting")]
         assert len(store.channel_members("chan0", SOURCE)) == 11  # 10 complete + q1
+        by_channel = store.channel_members_map(SOURCE)
+        assert set(by_channel) == {"chan0", "chan1", "chan2"}  # not the library's "Books"
+        assert by_channel["chan0"] == store.channel_members("chan0", SOURCE)
+        assert set(store.channel_members_map(SOURCE, ["chan1"])) == {"chan1"}
         store.write_decisions(
             [DomainDecision("h000", Status.ASSIGNED, "Medical"),
              DomainDecision("h001", Status.TIED_PASS_1, None),
