@@ -33,7 +33,6 @@ import threading
 import time
 import uuid
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,19 +125,6 @@ def build_push_corpus(
     return sorted(docs, key=lambda d: (d.assigned_at, d.hash))
 
 
-def _no_nagle(server: Any) -> None:
-    """Answer without Nagle's algorithm, like Node (PeerTube) does by default.
-
-    The sandbox's handler writes headers and body in two sends; with Nagle on, the body
-    waits for the client's delayed ACK (~40 ms per request on Linux), which would make this
-    a benchmark of TCP timers. Sandbox fix belongs in peertube_server._Handler
-    (`disable_nagle_algorithm = True`); applied here until it lands.
-    """
-    handler = server._server.RequestHandlerClass
-    if not getattr(handler, "disable_nagle_algorithm", False):
-        handler.disable_nagle_algorithm = True
-
-
 def _no_fsync_wait(dsn: str, name: str) -> None:
     """Commit without waiting for the WAL flush in this throwaway database.
 
@@ -157,27 +143,15 @@ def _no_fsync_wait(dsn: str, name: str) -> None:
         conn.close()
 
 
-def limit_admins_too(server: Any) -> None:
-    """Make the sandbox's API limiter refuse admins as well (bench only, see module doc)."""
-    app = server.app
-    original: Callable[..., Any] = app.rate_limit
-
-    def rate_limit(req: Any) -> tuple[Any, bool]:
-        state, blocked = original(req)
-        return state, blocked or state.exceeded
-
-    app.rate_limit = rate_limit
-
-
 class _ChildServer:
     """A sandbox PeerTube in its own process (as in production, the client and the server
     must not share one interpreter lock: in one process the benchmark measures the GIL)."""
 
-    def __init__(self, dsn: str, knobs: dict[str, Any], *, limit_admins: bool) -> None:
+    def __init__(self, dsn: str, knobs: dict[str, Any]) -> None:
         self.dsn = dsn
         self.admin_username = "root"
         self.admin_password = "bench-admin-password"
-        config = json.dumps({"dsn": dsn, "knobs": knobs, "limit_admins": limit_admins,
+        config = json.dumps({"dsn": dsn, "knobs": knobs,
                              "password": self.admin_password})
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from recon_domains.bench_push import _serve; _serve()",
@@ -208,9 +182,6 @@ def _serve() -> None:
     config = json.loads(sys.argv[1])
     running = start_server(config["dsn"], admin_password=config["password"],
                            **config["knobs"])
-    _no_nagle(running)
-    if config["limit_admins"]:
-        limit_admins_too(running)
     running.app.install_plugin(str(PLUGIN_DIR))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -325,12 +296,12 @@ def run_benchmarks(
         work = Path(tmp)
         names: list[str] = []
 
-        def server(*, limit_admins: bool = False, **knobs: Any) -> _ChildServer:
+        def server(**knobs: Any) -> _ChildServer:
             name = f"bench_push_{uuid.uuid4().hex[:10]}"
             names.append(name)
             dsn = create_database(pg.admin_dsn, name)
             _no_fsync_wait(dsn, name)
-            return _ChildServer(dsn, knobs, limit_admins=limit_admins)
+            return _ChildServer(dsn, knobs)
 
         try:
             # 1. throughput, database reads (the configuration the runbook uses)
@@ -353,8 +324,9 @@ def run_benchmarks(
             finally:
                 null.stop()
             # 2. rate limited
+            # Real PeerTube exempts admins from the API limit; a proxy in front may not.
             srv = server(rate_limit_max=rate_limit_max, rate_limit_window_s=rate_limit_window_s,
-                         limit_admins=True)
+                         admins_bypass_rate_limit=False)
             try:
                 result, client = _run_push(srv, work, rate_limit_items, database=True,
                                            workers=workers, name="ratelimited")

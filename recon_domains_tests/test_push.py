@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from recon_domains.bench_push import PLUGIN_DIR, PushDoc, build_push_corpus, limit_admins_too
+from recon_domains.bench_push import PLUGIN_DIR, PushDoc, build_push_corpus
 from recon_domains.peertube.client import PeerTubeClient, RetryPolicy
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.push import (
@@ -254,8 +254,10 @@ def test_token_expiring_mid_push_is_refreshed_without_a_new_login(
 
 
 def test_rate_limited_push_waits_instead_of_failing(tmp_path, peertube_server_factory) -> None:
-    server = peertube_server_factory(rate_limit_max=10, rate_limit_window_s=2.0)
-    limit_admins_too(server)  # real PeerTube exempts admins; make the push hit the limit
+    # Real PeerTube exempts admins from the API limit; make the push hit it anyway.
+    server = peertube_server_factory(
+        rate_limit_max=10, rate_limit_window_s=2.0, admins_bypass_rate_limit=False
+    )
     db, docs = _corpus(tmp_path, 30)
     _server_with_videos(server, db, docs)
     server.reset_rate_limits()
