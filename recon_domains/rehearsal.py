@@ -173,10 +173,10 @@ def sandbox_peertube(workdir: Path, recon_db: Path, source: str) -> Iterator[dic
     """An embedded PostgreSQL and the sandbox PeerTube seeded with the copy's videos."""
     from recon_domains.sandbox.peertube_server import start_server
     from recon_domains.sandbox.peertube_store import seed_videos_from_recon
-    from recon_domains.sandbox.postgres import _embedded_server, create_database
+    from recon_domains.sandbox.postgres import create_database, embedded_postgres
 
     password = secrets.token_urlsafe(18)
-    with _embedded_server(workdir) as admin_dsn:
+    with embedded_postgres(workdir) as admin_dsn:
         dsn = create_database(admin_dsn, "peertube")
         with start_server(dsn, port=0, admin_password=password) as server:
             seed_videos_from_recon(dsn, recon_db, source)

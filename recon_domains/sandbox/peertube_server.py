@@ -1234,7 +1234,7 @@ def cli_main(args: argparse.Namespace) -> int:
     """``recon-domains sandbox peertube``: serve until Ctrl-C."""
     from recon_domains.peertube.database import mask_dsn
     from recon_domains.sandbox.postgres import (
-        embedded_or_system_postgres,
+        embedded_postgres,
         ensure_database,
     )
     from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE
@@ -1245,10 +1245,10 @@ def cli_main(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         dsn = args.db_dsn
         if not dsn:
-            info = stack.enter_context(embedded_or_system_postgres())
-            # Kept between runs on a real server (an embedded one is temporary anyway).
-            dsn = ensure_database(info.admin_dsn, "peertube_sandbox")
-            print(f"PostgreSQL ({info.kind}): {mask_dsn(dsn)}")
+            # Embedded, so the sandbox never writes into a server the operator did not name.
+            admin_dsn = stack.enter_context(embedded_postgres())
+            dsn = ensure_database(admin_dsn, "peertube_sandbox")
+            print(f"PostgreSQL (embedded, removed on exit): {mask_dsn(dsn)}")
         try:
             running = start_server(
                 dsn, host=args.host, port=args.port, admin_password=password, **_cli_knobs(args)

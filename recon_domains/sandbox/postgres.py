@@ -97,12 +97,14 @@ def embedded_or_system_postgres(workdir: str | Path | None = None) -> Iterator[P
     if can_connect(SYSTEM_DSN, timeout_s=1):
         yield PostgresServerInfo(SYSTEM_DSN, "system")
         return
-    with _embedded_server(workdir) as dsn:
+    with embedded_postgres(workdir) as dsn:
         yield PostgresServerInfo(dsn, "embedded")
 
 
 @contextmanager
-def _embedded_server(workdir: str | Path | None) -> Iterator[str]:
+def embedded_postgres(workdir: str | Path | None = None) -> Iterator[str]:
+    """Start an embedded PostgreSQL (pgserver) and yield its admin DSN; stopped and deleted
+    when the block exits. ``workdir``: where its data folder goes (default: a temp folder)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -70,7 +70,7 @@ def test_embedded_server_serves_a_sandbox_database(tmp_path):
     # What a machine without PostgreSQL gets: pgserver's own server, removed afterwards.
     from recon_domains.sandbox.peertube_store import SandboxStore
 
-    with postgres._embedded_server(tmp_path) as admin_dsn:
+    with postgres.embedded_postgres(tmp_path) as admin_dsn:
         dsn = postgres.create_database(admin_dsn, "peertube_embedded")
         store = SandboxStore(dsn, max_connections=2)
         try:
