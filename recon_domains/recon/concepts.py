@@ -126,6 +126,11 @@ def concept_folder(concepts_root: Path, doc_hash: str) -> Path:
     Raises UnsafeHashError for an unsafe hash or a folder symlink leading outside the root.
     The folder need not exist.
     """
+    return Path(_safe_folder(concepts_root, doc_hash))
+
+
+def _safe_folder(concepts_root: Path | str, doc_hash: str) -> str:
+    """concept_folder as a plain string (the hot path builds no Path objects)."""
     check_hash(doc_hash)
     folder = os.path.join(os.fspath(concepts_root), doc_hash)
     if os.path.islink(folder) and not _inside(folder, os.path.realpath(concepts_root)):
@@ -133,7 +138,7 @@ def concept_folder(concepts_root: Path, doc_hash: str) -> Path:
             f"concept folder {folder} is a symlink to {os.path.realpath(folder)}, outside "
             f"the concepts root {os.path.realpath(concepts_root)}; refusing to read it"
         )
-    return Path(folder)
+    return folder
 
 
 def _count_file(path: str, rel: str, counts: Counter[str], skipped: list[Skip]) -> int:
@@ -192,7 +197,7 @@ def read_domain_counts(concepts_root: Path, doc_hash: str) -> ConceptCounts:
     entries and a ``state``. Raises UnsafeHashError for a hash that is not a plain folder
     name, or whose folder is a symlink resolving outside ``concepts_root``.
     """
-    folder = os.fspath(concept_folder(concepts_root, doc_hash))
+    folder = _safe_folder(concepts_root, doc_hash)
     counts: Counter[str] = Counter()
     skipped: list[Skip] = []
     try:
