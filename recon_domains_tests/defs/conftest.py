@@ -212,3 +212,28 @@ def rollout_factory(
     yield make
     for cm in reversed(instances):
         cm.__exit__(None, None, None)
+
+
+# The runbook's jobs in order, as the end-to-end tests run them (a partitioned job as
+# (job, partition)).
+THROUGH_TIEBREAKER = (
+    "predeploy_job",
+    "plugin_job",
+    "schema_job",
+    "pass1_dry_run_job",
+    "pass1_job",
+    "tiebreaker_job",
+)
+MIGRATION = (
+    *THROUGH_TIEBREAKER,
+    "push_plan_job",
+    ("push_job", "stage-1"),
+    ("push_job", "stage-2"),
+    ("push_job", "stage-3"),
+    "verify_job",
+)
+MIGRATION_AND_FIRST_REPROCESS = (
+    *MIGRATION,
+    ("reprocess_job", "dry-run"),
+    ("reprocess_job", "batch-10"),
+)

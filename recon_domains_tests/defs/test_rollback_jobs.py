@@ -10,26 +10,11 @@ from recon_domains.defs import build_definitions
 from recon_domains.recon.store import ReconStore
 from recon_domains.rollback import AUDIT_FILE_NAME, AuditLog
 from recon_domains.taxonomy import Status
-from recon_domains_tests.defs.conftest import failure_text
+from recon_domains_tests.defs.conftest import MIGRATION_AND_FIRST_REPROCESS, failure_text
 from recon_domains_tests.snapshots import db_snapshot, tree_snapshot, video_snapshot
 
 pytestmark = pytest.mark.slow
 
-MIGRATION = (
-    "predeploy_job",
-    "plugin_job",
-    "schema_job",
-    "pass1_dry_run_job",
-    "pass1_job",
-    "tiebreaker_job",
-    "push_plan_job",
-    ("push_job", "stage-1"),
-    ("push_job", "stage-2"),
-    ("push_job", "stage-3"),
-    "verify_job",
-    ("reprocess_job", "dry-run"),
-    ("reprocess_job", "batch-10"),
-)
 ROLLBACK_JOBS = (
     "rollback_peertube_categories",
     "rollback_plugin",
@@ -79,7 +64,7 @@ def with_all_jobs(r):
 def migrated(rollout_factory):
     r = with_all_jobs(rollout_factory(docs=200))
     before = snapshot(r)
-    r.through(*MIGRATION)
+    r.through(*MIGRATION_AND_FIRST_REPROCESS)
     assert snapshot(r) != before
     return r, before
 

@@ -15,8 +15,10 @@ from recon_domains.push import select_stage_items
 from recon_domains.recon.store import AUDIT_TABLE
 from recon_domains.taxonomy import DOMAIN_IDS, PLUGIN_NPM_NAME
 from recon_domains_tests.defs.conftest import (
+    MIGRATION,
     STAGE1,
     STAGE2,
+    THROUGH_TIEBREAKER,
     check_evaluation,
     failure_metadata,
     failure_text,
@@ -25,22 +27,6 @@ from recon_domains_tests.defs.conftest import (
 
 pytestmark = pytest.mark.slow
 
-THROUGH_TIEBREAKER = (
-    "predeploy_job",
-    "plugin_job",
-    "schema_job",
-    "pass1_dry_run_job",
-    "pass1_job",
-    "tiebreaker_job",
-)
-MIGRATION = (
-    *THROUGH_TIEBREAKER,
-    "push_plan_job",
-    ("push_job", "stage-1"),
-    ("push_job", "stage-2"),
-    ("push_job", "stage-3"),
-    "verify_job",
-)
 ALL_GATES = {
     "backup_verified",
     "dump_verified",

@@ -19,24 +19,10 @@ from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import ReconStore
 from recon_domains.sandbox.corpus import add_completed_documents
 from recon_domains.taxonomy import DOMAIN_IDS
-from recon_domains_tests.defs.conftest import failure_text
+from recon_domains_tests.defs.conftest import MIGRATION_AND_FIRST_REPROCESS, failure_text
 
 pytestmark = pytest.mark.slow
 
-MIGRATION = (
-    "predeploy_job",
-    "plugin_job",
-    "schema_job",
-    "pass1_dry_run_job",
-    "pass1_job",
-    "tiebreaker_job",
-    ("push_job", "stage-1"),
-    ("push_job", "stage-2"),
-    ("push_job", "stage-3"),
-    "verify_job",
-    ("reprocess_job", "dry-run"),
-    ("reprocess_job", "batch-10"),
-)
 
 
 def evaluate(r, cursor: str | None = None):
@@ -77,7 +63,7 @@ def recon_reprocessed(r, hashes: list[str]) -> None:
 def steady(rollout_factory):
     r = rollout_factory(docs=200)
     r.defs = build_definitions(dict(r.defs.resources))
-    r.through(*MIGRATION)
+    r.through(*MIGRATION_AND_FIRST_REPROCESS)
     return r
 
 
