@@ -1,438 +1,354 @@
-"""The tied-video review page (runbook Step 8): a small stdlib HTTP server.
+"""The tied-video review page (runbook Step 8), served with Starlette and Jinja2.
 
-    GET  /          every tied_manual video, its concept counts and a domain choice
-    GET  /api/tied  the same data as JSON
-    POST /assign    form fields hash, domain: tied_manual → manual_assigned, then (when a
-                    push is configured) push that one video's category to PeerTube now
+    GET  /          a page of tied_manual videos (filter by channel, sort, paginate)
+    GET  /api/tied  the same page as JSON
+    POST /assign    form fields hash, domain, csrf_token: tied_manual → manual_assigned,
+                    then (when a push is configured) push that one video to PeerTube now
 
-It is an admin tool bound to loopback by default. CSRF tokens are out of scope for that;
-instead every request's Host header must name this server (which defeats DNS rebinding) and
-a POST whose Origin (or Referer) names another site is refused. The page never shows a
-secret: the PeerTube password stays inside the push callable.
+The page has no logic of its own: listing and assigning are recon_domains.review.tied, the
+push is the push engine (ledger included). Safe by default:
 
-Every request opens its own short-lived ReconStore (a store is not shared across threads;
-RECON keeps writing the file meanwhile). Assignments are serialized by one lock so a double
-click cannot assign and push the same video twice.
+- it listens on loopback; any other address needs RECON_REVIEW_TOKEN, which every request
+  must then carry (once as ?token=..., then as a cookie; or an Authorization: Bearer header);
+- on loopback it answers only loopback Host names (plus RECON_REVIEW_HOSTS), which defeats
+  DNS rebinding;
+- every POST carries a CSRF token bound to a SameSite=Strict cookie, and a POST whose Origin
+  names another site is refused;
+- Jinja2 escapes every value, and the Content-Security-Policy forbids scripts outright;
+- only the 18 domains are accepted, and the token and the PeerTube password are never shown
+  or logged (no access log: a URL may carry the token).
 """
 
 from __future__ import annotations
 
 import argparse
-import html
-import json
+import hashlib
+import hmac
+import ipaddress
 import logging
 import os
 import secrets
 import socket
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from importlib import resources
 from pathlib import Path
-from string import Template
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jinja2
+import uvicorn
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
 
 from recon_domains.config import ConfigError, Settings
 from recon_domains.recon.store import PushCandidate, ReconStore, ReconStoreError
 from recon_domains.review.tied import (
+    SORTS,
     Assignment,
     ReviewError,
-    TiedVideo,
+    ReviewQuery,
+    TiedPage,
     assign_domain,
-    tied_videos,
+    tied_page,
 )
+from recon_domains.taxonomy import ALL_STATUSES
 
 log = logging.getLogger(__name__)
 
 # push(store, [candidate]): push these categorized items to PeerTube and record them in the
-# store (ledger + peertube_category_pushed_at). Whatever it returns is ignored: the page
-# reads peertube_category_pushed_at back to tell the operator what really happened.
+# store (ledger + peertube_category_pushed_at). Whatever it returns is only used to explain
+# a failure: the page reads peertube_category_pushed_at back to say what really happened.
 PushFn = Callable[[ReconStore, Sequence[PushCandidate]], object]
 
+DEFAULT_PORT = 8765
 MAX_FORM_BYTES = 16 * 1024
 MAX_FLASHES = 200
+MIN_TOKEN_LENGTH = 16
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
-NEXT_RUN = "it will be pushed by the next steady-state run"
+AUTH_COOKIE = "recon_review_auth"
+SESSION_COOKIE = "recon_review_session"
+NEXT_RUN = "the steady-state push retries it on its next run"
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+STATUS_ORDER = (*ALL_STATUSES, "unassigned")
 
 
-def _template(name: str) -> Template:
-    return Template(resources.files("recon_domains.review").joinpath(name).read_text("utf-8"))
+class ReviewConfigError(ValueError):
+    """The page refuses to start this way (e.g. exposed without a token); says what to do."""
 
 
-PAGE = _template("page.html")
-ROW = _template("row.html")
-ERROR = _template("error.html")
+def is_loopback(host: str) -> bool:
+    """True for loopback addresses and 'localhost'."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
-def esc(value: object) -> str:
-    """HTML-escape anything (quotes too: values also land in attributes)."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-# -- rendering ----------------------------------------------------------------------------
-def _rows(counts: Sequence[tuple[str, int]], highlight: Sequence[str]) -> str:
-    """Table rows of (domain, count), the highlighted (tied) domains in bold."""
-    out = []
-    for domain, n in counts:
-        css = ' class="tied"' if domain in highlight else ""
-        out.append(f'<tr{css}><td>{esc(domain)}</td><td class="n">{int(n)}</td></tr>')
-    return "".join(out)
-
-
-def _counts_table(video: TiedVideo) -> str:
-    if not video.counts:
-        return f'<p class="warn">No valid concepts now ({esc(video.concept_state)}).</p>'
-    rows = _rows(video.counts, video.top_domains)
-    note = ""
-    if not video.still_tied:
-        note = (
-            '<p class="warn">The concept files changed since the tiebreaker: '
-            f"{esc(video.top_domains[0])} is now alone on top.</p>"
-        )
-    return f"<table>{rows}</table>{note}"
-
-
-def _channel_table(video: TiedVideo) -> str:
-    if not video.channel_top:
-        return '<p class="note">No categorized videos in this channel yet.</p>'
-    rows = _rows(video.channel_top, video.top_domains)
-    return f"<table>{rows}</table>"
-
-
-def _options(video: TiedVideo) -> str:
-    parts: list[str] = []
-    tied = [d for d in video.domain_options() if d in video.top_domains]
-    rest = [d for d in video.domain_options() if d not in video.top_domains]
-    if tied:
-        inner = "".join(f'<option value="{esc(d)}">{esc(d)}</option>' for d in tied)
-        parts.append(f'<optgroup label="Tied">{inner}</optgroup>')
-    inner = "".join(f'<option value="{esc(d)}">{esc(d)}</option>' for d in rest)
-    parts.append(f'<optgroup label="{"Other domains" if tied else "Domains"}">{inner}</optgroup>')
-    return "".join(parts)
-
-
-def _watch(video: TiedVideo) -> str:
-    if video.watch_url:
-        return (
-            f'<a href="{esc(video.watch_url)}" target="_blank" rel="noopener noreferrer">'
-            "watch on PeerTube</a>"
-        )
-    problem = esc(video.path_problem or video.path)
-    return f'<span class="warn">no usable watch URL ({problem})</span>'
-
-
-def render_video(video: TiedVideo) -> str:
-    """One video's section of the page; every piece of data is escaped."""
-    return ROW.substitute(
-        hash=esc(video.hash),
-        title=esc(video.title),
-        channel=esc(video.channel if video.channel is not None else "(no channel)"),
-        channel_videos=video.channel_videos,
-        watch=_watch(video),
-        filename=esc(video.filename),
-        counts=_counts_table(video),
-        channel_top=_channel_table(video),
-        fallback=esc(video.fallback_domain or "none"),
-        options=_options(video),
-    )
-
-
-def render_page(
-    videos: Sequence[TiedVideo],
-    source: str,
-    *,
-    flash: tuple[str, str] | None = None,
-    push_configured: bool,
-) -> str:
-    """The whole review page."""
-    flash_html = ""
-    if flash is not None:
-        kind, message = flash
-        css = "flash error" if kind == "error" else "flash"
-        flash_html = f'<p class="{css}" role="status">{esc(message)}</p>'
-    body = "".join(render_video(v) for v in videos)
-    if not videos:
-        body = '<p class="empty">No tied videos are waiting for a domain.</p>'
-    push_note = (
-        "it is pushed to PeerTube at once."
-        if push_configured
-        else "the next steady-state run pushes it to PeerTube (no push configured here)."
-    )
-    return PAGE.substitute(
-        count=len(videos),
-        source=esc(source),
-        push_note=push_note,
-        flash=flash_html,
-        videos=body,
-    )
-
-
-def render_error(status: HTTPStatus, message: str, *, changed: str = "Nothing was changed.") -> str:
-    """An error page: what went wrong and whether anything changed."""
-    return ERROR.substitute(
-        status=int(status), reason=esc(status.phrase), message=esc(message), changed=esc(changed)
-    )
-
-
-# -- the server ---------------------------------------------------------------------------
-class ReviewServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer holding what the handlers need."""
-
-    daemon_threads = True
+# -- the application ----------------------------------------------------------------------
+class Review:
+    """What the routes need: where RECON is, how to push, and the page's own secrets."""
 
     def __init__(
         self,
-        address: tuple[str, int],
-        *,
         store_path: Path,
         concepts_root: Path,
         source: str,
+        *,
         push: PushFn | None,
-        extra_hosts: Sequence[str] = (),
+        token: str | None,
+        allowed_hosts: frozenset[str] | None,
+        port: int,
     ) -> None:
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        super().__init__(address, ReviewHandler)
         self.store_path = store_path
         self.concepts_root = concepts_root
         self.source = source
         self.push = push
-        self.assign_lock = threading.Lock()
+        self.token = token
+        self.allowed_hosts = allowed_hosts  # None: any Host (exposed, so the token guards)
+        self.port = port
+        self._csrf_key = secrets.token_bytes(32)  # per process: a restart asks for a reload
+        self.assign_lock = threading.Lock()  # a double click cannot assign or push twice
         self._flashes: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._flash_lock = threading.Lock()
-        host = address[0]
-        self.port = int(self.server_address[1])
-        # Host names we answer to. Bound to loopback: only loopback names (any port, so an
-        # SSH tunnel works) plus the operator's extra names (a reverse proxy's); this is the
-        # DNS-rebinding defence. Bound elsewhere, the operator chose to expose it: any name.
-        if host in LOOPBACK_NAMES or host.startswith("127."):
-            self.allowed_hosts: frozenset[str] | None = frozenset(
-                n.strip().lower() for n in (*LOOPBACK_NAMES, host, *extra_hosts) if n.strip()
-            )
-        else:
-            self.allowed_hosts = None
+
+    def csrf_token(self, session: str) -> str:
+        """The form token for a session cookie: a planted cookie alone is not enough."""
+        return hmac.new(self._csrf_key, session.encode(), hashlib.sha256).hexdigest()
 
     def put_flash(self, kind: str, message: str) -> str:
-        token = secrets.token_urlsafe(9)
+        key = secrets.token_urlsafe(9)
         with self._flash_lock:
-            self._flashes[token] = (kind, message)
+            self._flashes[key] = (kind, message)
             while len(self._flashes) > MAX_FLASHES:
                 self._flashes.popitem(last=False)
-        return token
+        return key
 
-    def pop_flash(self, token: str | None) -> tuple[str, str] | None:
-        if not token:
+    def pop_flash(self, key: str | None) -> tuple[str, str] | None:
+        if not key:
             return None
         with self._flash_lock:
-            return self._flashes.pop(token, None)
+            return self._flashes.pop(key, None)
 
-
-class ReviewHandler(BaseHTTPRequestHandler):
-    server: ReviewServer
-    server_version = "recon-domains-review"
-
-    def version_string(self) -> str:
-        return self.server_version  # no Python version in the Server header
-
-    # -- plumbing ------------------------------------------------------------------------
-    def log_message(self, format: str, *args: Any) -> None:
-        log.info("review %s - %s", self.address_string(), format % args)
-
-    def _send(self, status: HTTPStatus, body: str, content_type: str) -> None:
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(data)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("X-Frame-Options", "DENY")
-        # No script on the page at all: forbid it outright, defence in depth for escaping.
-        self.send_header(
-            "Content-Security-Policy",
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-            "frame-ancestors 'none'; base-uri 'none'",
-        )
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
-
-    def _html(self, status: HTTPStatus, body: str) -> None:
-        self._send(status, body, "text/html; charset=utf-8")
-
-    def _json(self, status: HTTPStatus, payload: Any) -> None:
-        self._send(status, json.dumps(payload, indent=1), "application/json")
-
-    def _error(self, status: HTTPStatus, message: str, **kwargs: str) -> None:
-        if self.path.startswith("/api/"):
-            self._json(status, {"error": message})
-        else:
-            self._html(status, render_error(status, message, **kwargs))
-
-    def _host_ok(self) -> bool:
-        allowed = self.server.allowed_hosts
-        if allowed is None:
-            return True
+    def open_store(self) -> ReconStore:
+        """A short-lived store per request: RECON keeps writing the file meanwhile."""
+        store = ReconStore.open(self.store_path)
         try:
-            host = urlsplit("//" + (self.headers.get("Host") or "").strip()).hostname
-        except ValueError:  # e.g. a malformed IPv6 literal
-            return False
-        return host is not None and host.lower() in allowed
-
-    def _same_origin(self) -> bool:
-        """A POST from a page of another site is refused (loopback tool: no CSRF tokens)."""
-        host = (self.headers.get("Host") or "").strip().lower()
-        origin = self.headers.get("Origin")
-        if origin is not None:
-            return origin.strip().lower() in (f"http://{host}", f"https://{host}")
-        referer = self.headers.get("Referer")
-        if referer:
-            return urlsplit(referer).netloc.lower() == host
-        return True  # a non-browser client (curl, tests) sends neither
-
-    def _open_store(self) -> ReconStore:
-        return ReconStore.open(self.server.store_path)
-
-    # -- routes --------------------------------------------------------------------------
-    def do_HEAD(self) -> None:
-        self.do_GET()
-
-    def do_GET(self) -> None:
-        if not self._host_ok():
-            self._error(HTTPStatus.FORBIDDEN, self._bad_host_message())
-            return
-        parts = urlsplit(self.path)
-        if parts.path == "/":
-            token = (parse_qs(parts.query).get("flash") or [None])[0]
-            self._page(self.server.pop_flash(token))
-        elif parts.path == "/api/tied":
-            self._api()
-        elif parts.path == "/favicon.ico":
-            self.send_response(HTTPStatus.NO_CONTENT)
-            self.end_headers()
-        else:
-            self._error(HTTPStatus.NOT_FOUND, f"no page at {parts.path}; the review page is /")
-
-    def do_POST(self) -> None:
-        if not self._host_ok():
-            self._error(HTTPStatus.FORBIDDEN, self._bad_host_message())
-            return
-        if not self._same_origin():
-            self._error(
-                HTTPStatus.FORBIDDEN,
-                "refused: this form was submitted from another site (Origin/Referer do not "
-                "match this server). Use the review page itself.",
-            )
-            return
-        if urlsplit(self.path).path != "/assign":
-            self._error(HTTPStatus.NOT_FOUND, "POST only to /assign")
-            return
-        self._assign()
-
-    def _bad_host_message(self) -> str:
-        return (
-            f"refused: Host header {self.headers.get('Host')!r} does not name this server. "
-            f"Open http://127.0.0.1:{self.server.port}/ instead (behind a reverse proxy, add "
-            "its host name to RECON_REVIEW_HOSTS)."
-        )
-
-    def _load(self) -> list[TiedVideo]:
-        with self._open_store() as store:
             store.require_migrated()
-            return tied_videos(store, self.server.concepts_root, self.server.source)
+        except BaseException:
+            store.close()
+            raise
+        return store
 
-    def _page(self, flash: tuple[str, str] | None) -> None:
-        try:
-            videos = self._load()
-        except ReconStoreError as exc:
-            self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc), changed="")
-            return
-        self._html(
-            HTTPStatus.OK,
-            render_page(
-                videos, self.server.source, flash=flash,
-                push_configured=self.server.push is not None,
-            ),
-        )
 
-    def _api(self) -> None:
-        try:
-            videos = self._load()
-        except ReconStoreError as exc:
-            self._json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(exc)})
-            return
-        self._json(
-            HTTPStatus.OK,
-            {
-                "source": self.server.source,
-                "count": len(videos),
-                "push_configured": self.server.push is not None,
-                "videos": [v.as_json() for v in videos],
-            },
-        )
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("recon_domains.review", "templates"),
+        autoescape=True,  # every value from RECON's data is escaped
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["thousands"] = lambda n: f"{int(n):,}"
+    return Jinja2Templates(env=env)
 
-    def _read_form(self) -> dict[str, str] | None:
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0 or length > MAX_FORM_BYTES:
-            self._error(HTTPStatus.BAD_REQUEST, "the form is missing or too large")
+
+TEMPLATES = _templates()
+
+
+def _error(request: Request, status: int, message: str, changed: str = "Nothing was changed.",
+           headers: dict[str, str] | None = None) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
+    return TEMPLATES.TemplateResponse(
+        request, "error.html",
+        {"status": status, "message": message, "changed": changed},
+        status_code=status, headers=headers,
+    )
+
+
+class Guard(BaseHTTPMiddleware):
+    """Host check, the token, and security headers on every answer."""
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        review: Review = request.app.state.review
+        response = self._refusal(request, review) or await call_next(request)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Referrer-Policy"] = "no-referrer"  # a URL may carry the token
+        response.headers["Content-Security-Policy"] = CSP
+        return response
+
+    @staticmethod
+    def _refusal(request: Request, review: Review) -> Response | None:
+        host = (request.headers.get("host") or "").strip()
+        hostname = urlsplit("//" + host).hostname if host else None
+        if review.allowed_hosts is not None and (
+            hostname is None or hostname.lower() not in review.allowed_hosts
+        ):
+            return _error(request, 403, (
+                f"refused: Host {host!r} does not name this server. Open "
+                f"http://127.0.0.1:{review.port}/ instead (behind a reverse proxy, add its "
+                "host name to RECON_REVIEW_HOSTS)."
+            ))
+        if review.token is None:
             return None
-        raw = self.rfile.read(length).decode("utf-8", errors="replace")
-        fields = parse_qs(raw, keep_blank_values=True)
-        return {k: v[0].strip() for k, v in fields.items() if v}
+        offered = request.query_params.get("token")
+        if offered is not None and request.method == "GET":
+            if not hmac.compare_digest(offered.encode(), review.token.encode()):
+                return _error(request, 401, "refused: that is not the review token.")
+            rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+            # Trade the URL's token for a cookie, so it leaves the address bar and history.
+            target = request.url.path + (f"?{urlencode(rest)}" if rest else "")
+            response = RedirectResponse(target, status_code=303)
+            response.set_cookie(AUTH_COOKIE, review.token, httponly=True, samesite="strict")
+            return response
+        bearer = request.headers.get("authorization", "")
+        cookie = request.cookies.get(AUTH_COOKIE, "")
+        for given in (cookie, bearer.removeprefix("Bearer ").strip()):
+            if given and hmac.compare_digest(given.encode(), review.token.encode()):
+                return None
+        return _error(request, 401, (
+            "this review page needs its token (RECON_REVIEW_TOKEN): open it once as "
+            f"{request.url.path}?token=<the token>, or send Authorization: Bearer <the token>."
+        ))
 
-    def _assign(self) -> None:
-        form = self._read_form()
-        if form is None:
-            return
-        doc_hash, domain = form.get("hash", ""), form.get("domain", "")
-        with self.server.assign_lock:
-            try:
-                with self._open_store() as store:
-                    store.require_migrated()
-                    assignment = assign_domain(store, doc_hash, domain, self.server.source)
-                    log.info("review: %s assigned %r (manual_assigned)", doc_hash, domain)
-                    message = f"Assigned {domain} to {assignment.title!r} (manual_assigned). "
-                    kind, pushed = self._push(store, assignment)
-                    message += pushed
-            except ReviewError as exc:
-                self._error(HTTPStatus.BAD_REQUEST, str(exc))
-                return
-            except ReconStoreError as exc:
-                self._error(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc), changed="")
-                return
-        token = self.server.put_flash(kind, message)
-        self.send_response(HTTPStatus.SEE_OTHER)
-        self.send_header("Location", f"./?flash={quote(token)}")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
 
-    def _push(self, store: ReconStore, assignment: Assignment) -> tuple[str, str]:
-        """Push the one assigned video now when a push is configured.
+def _view(request: Request) -> tuple[ReviewQuery | None, str | None]:
+    try:
+        return ReviewQuery.parse(request.query_params), None
+    except ReviewError as exc:
+        return None, str(exc)
 
-        Returns (flash kind, what happened): "ok", or "error" when a push was tried and
-        PeerTube does not have the category (the assignment stands either way).
-        """
-        push = self.server.push
-        if push is None:
-            return "ok", f"No PeerTube push is configured here: {NEXT_RUN}."
-        doc_hash = assignment.candidate.hash
-        try:
-            outcome = push(store, [assignment.candidate])
-        except Exception as exc:  # the assignment stands; the steady state retries the push
-            log.warning("review: push of %s failed: %s: %s", doc_hash, type(exc).__name__, exc)
-            return "error", f"Pushing to PeerTube failed ({type(exc).__name__}: {exc}); {NEXT_RUN}."
-        row = store.domain_row(doc_hash)
-        if row is not None and row["peertube_category_pushed_at"]:
-            return "ok", f"Pushed to PeerTube (category {assignment.category_id})."
-        why = _push_problem(outcome, doc_hash)
-        return "error", f"Not pushed to PeerTube now{f' ({why})' if why else ''}; {NEXT_RUN}."
+
+def _load(review: Review, query: ReviewQuery) -> TiedPage:
+    with review.open_store() as store:
+        return tied_page(store, review.concepts_root, review.source, query)
+
+
+def page(request: Request) -> Response:
+    """GET /: runs in Starlette's thread pool (SQLite and file reads block)."""
+    review: Review = request.app.state.review
+    query, problem = _view(request)
+    if query is None:
+        return _error(request, 400, f"{problem} Nothing was changed.", changed="")
+    try:
+        data = _load(review, query)
+    except ReconStoreError as exc:
+        return _error(request, 500, str(exc), changed="")
+    session = request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(24)
+    response = TEMPLATES.TemplateResponse(request, "page.html", {
+        "data": data,
+        "statuses": [(s, data.status_counts.get(s, 0)) for s in STATUS_ORDER],
+        "sorts": {key: label for key, (label, _) in SORTS.items()},
+        "source": review.source,
+        "push_configured": review.push is not None,
+        "flash": review.pop_flash(request.query_params.get("flash")),
+        "csrf_token": review.csrf_token(session),
+        "link": lambda **changes: "?" + urlencode(data.query.params(**changes)),
+    })
+    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict")
+    return response
+
+
+def api_tied(request: Request) -> Response:
+    review: Review = request.app.state.review
+    query, problem = _view(request)
+    if query is None:
+        return JSONResponse({"error": problem}, status_code=400)
+    try:
+        data = _load(review, query)
+    except ReconStoreError as exc:
+        return JSONResponse({"error": str(exc)}, status_code=500)
+    return JSONResponse({
+        "source": review.source,
+        "push_configured": review.push is not None,
+        "status_counts": data.status_counts,
+        "total": data.total,
+        "page": data.query.page,
+        "pages": data.pages,
+        "per_page": data.query.per_page,
+        "channels": [{"channel": c, "tied": n} for c, n in data.channels],
+        "videos": [v.as_json() for v in data.videos],
+    })
+
+
+async def assign(request: Request) -> Response:
+    """POST /assign: check the form, then assign and push in the thread pool."""
+    review: Review = request.app.state.review
+    origin = request.headers.get("origin")
+    host = (request.headers.get("host") or "").lower()
+    if origin is not None and origin.lower() not in (f"http://{host}", f"https://{host}"):
+        return _error(request, 403, "refused: this form was submitted from another site.")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        return _error(request, 413, "the form is too large.")
+    form = {k: v[0].strip() for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    session = request.cookies.get(SESSION_COOKIE, "")
+    given = form.get("csrf_token", "")
+    if not session or not given or not hmac.compare_digest(
+        given.encode(), review.csrf_token(session).encode()
+    ):
+        return _error(request, 403, (
+            "refused: the form's CSRF token is missing or stale (the page may be older than "
+            "the server). Reload the review page and assign again."
+        ))
+    try:
+        back = ReviewQuery.parse(form)
+    except ReviewError:
+        back = ReviewQuery()
+    try:
+        kind, message = await run_in_threadpool(
+            _assign_and_push, review, form.get("hash", ""), form.get("domain", "")
+        )
+    except ReviewError as exc:
+        return _error(request, 400, str(exc))
+    except ReconStoreError as exc:
+        return _error(request, 500, str(exc), changed="")
+    params = {**back.params(), "flash": review.put_flash(kind, message)}
+    return RedirectResponse(f"./?{urlencode(params)}", status_code=303)
+
+
+def _assign_and_push(review: Review, doc_hash: str, domain: str) -> tuple[str, str]:
+    """Assign, then push at once when configured: (flash kind, what happened)."""
+    with review.assign_lock, review.open_store() as store:
+        assignment = assign_domain(store, doc_hash, domain, review.source)
+        log.info("review: %s assigned %r (manual_assigned)", doc_hash, domain)
+        done = f"Assigned {domain} to {assignment.title!r} (manual_assigned). "
+        kind, pushed = _push(review, store, assignment)
+        return kind, done + pushed
+
+
+def _push(review: Review, store: ReconStore, assignment: Assignment) -> tuple[str, str]:
+    """Push the one assigned video; the assignment stands whatever PeerTube answers."""
+    if review.push is None:
+        return "ok", f"No PeerTube push is configured here: {NEXT_RUN}."
+    doc_hash = assignment.candidate.hash
+    try:
+        outcome = review.push(store, [assignment.candidate])
+    except Exception as exc:  # the steady state retries; say what happened, never a secret
+        log.warning("review: push of %s failed: %s: %s", doc_hash, type(exc).__name__, exc)
+        return "error", f"Pushing to PeerTube failed ({type(exc).__name__}: {exc}); {NEXT_RUN}."
+    row = store.domain_row(doc_hash)
+    if row is not None and row["peertube_category_pushed_at"]:
+        return "ok", f"Pushed to PeerTube (category {assignment.category_id})."
+    why = _push_problem(outcome, doc_hash)
+    return "error", f"Not pushed to PeerTube{f' ({why})' if why else ''}; {NEXT_RUN}."
 
 
 def _push_problem(outcome: object, doc_hash: str) -> str | None:
@@ -445,19 +361,47 @@ def _push_problem(outcome: object, doc_hash: str) -> str | None:
     return str(reason) if reason else None
 
 
+def favicon(request: Request) -> Response:
+    return Response(status_code=204)
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return _error(request, 404, f"no page at {request.url.path}; the review page is /")
+
+
+async def method_not_allowed(request: Request, exc: Exception) -> Response:
+    return _error(request, 405, f"{request.method} is not allowed on {request.url.path}.")
+
+
+def create_app(review: Review) -> Starlette:
+    """The Starlette application for one Review."""
+    app = Starlette(
+        routes=[
+            Route("/", page, methods=["GET"]),
+            Route("/api/tied", api_tied, methods=["GET"]),
+            Route("/assign", assign, methods=["POST"]),
+            Route("/favicon.ico", favicon, methods=["GET"]),
+        ],
+        middleware=[Middleware(Guard)],
+        exception_handlers={404: not_found, 405: method_not_allowed},
+    )
+    app.state.review = review
+    return app
+
+
 # -- starting it --------------------------------------------------------------------------
 @dataclass
 class RunningReview:
-    """A review server running in a background thread."""
+    """A review server running in a background thread (tests, the demo)."""
 
     url: str
-    server: ReviewServer
+    server: uvicorn.Server
     thread: threading.Thread
+    review: Review
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.should_exit = True
         self.thread.join(timeout=10)
 
     def __enter__(self) -> RunningReview:
@@ -467,13 +411,7 @@ class RunningReview:
         self.stop()
 
 
-def _check_store(store_path: Path) -> None:
-    """Fail at start, not on the first page load, when the database is wrong or unmigrated."""
-    with ReconStore.open(store_path) as store:
-        store.require_migrated()
-
-
-def start_review_server(
+def build(
     store_path: str | Path,
     concepts_root: str | Path,
     source: str,
@@ -481,32 +419,82 @@ def start_review_server(
     push: PushFn | None = None,
     host: str = "127.0.0.1",
     port: int = 0,
+    token: str | None = None,
     extra_hosts: Sequence[str] = (),
+) -> tuple[uvicorn.Server, socket.socket, Review]:
+    """Check the settings and the database, bind the socket, and build the server.
+
+    Raises ReviewConfigError for a non-loopback bind without a token (or a short token) and
+    ReconStoreError when store_path is not a migrated RECON database: at start, not on the
+    first page load.
+    """
+    token = token or None
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        raise ReviewConfigError(
+            f"RECON_REVIEW_TOKEN is too short (fewer than {MIN_TOKEN_LENGTH} characters); use "
+            "e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    loopback = is_loopback(host)
+    if not loopback and token is None:
+        raise ReviewConfigError(
+            f"refusing to listen on {host} without RECON_REVIEW_TOKEN: anyone who can reach "
+            "it could assign domains and push them to PeerTube. Set RECON_REVIEW_TOKEN to a "
+            "long random value, or listen on 127.0.0.1 and use an SSH tunnel."
+        )
+    store_path = Path(store_path).expanduser()
+    with ReconStore.open(store_path) as store:
+        store.require_migrated()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    bound_port = int(sock.getsockname()[1])
+    # On loopback, answer loopback names only (any port, so an SSH tunnel works) and the
+    # operator's extra names (a reverse proxy's). Exposed, any name: the token guards.
+    allowed = (
+        frozenset(n.strip().lower() for n in (*LOOPBACK_NAMES, host, *extra_hosts) if n.strip())
+        if loopback else None
+    )
+    review = Review(
+        store_path, Path(concepts_root).expanduser(), source,
+        push=push, token=token, allowed_hosts=allowed, port=bound_port,
+    )
+    config = uvicorn.Config(
+        create_app(review), log_level="warning", access_log=False, lifespan="off",
+        server_header=False, timeout_graceful_shutdown=5,
+    )
+    return uvicorn.Server(config), sock, review
+
+
+def _url(host: str, port: int) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def start_review_server(
+    store_path: str | Path, concepts_root: str | Path, source: str, **kwargs: Any
 ) -> RunningReview:
     """Serve the review page in a background thread; port 0 picks a free port.
 
-    extra_hosts: Host names to answer besides the loopback ones when bound to loopback,
-    e.g. the public name of a reverse proxy in front of the page (RECON_REVIEW_HOSTS).
-    Raises ReconStoreError when store_path is not a migrated RECON database.
+    Takes build()'s keyword arguments (push, host, port, token, extra_hosts).
     """
-    store_path = Path(store_path).expanduser()
-    _check_store(store_path)
-    server = ReviewServer(
-        (host, port),
-        store_path=store_path,
-        concepts_root=Path(concepts_root).expanduser(),
-        source=source,
-        push=push,
-        extra_hosts=extra_hosts,
-    )
-    # A short poll interval makes stop() quick; the loop is idle-cheap either way.
+    server, sock, review = build(store_path, concepts_root, source, **kwargs)
+    host = kwargs.get("host", "127.0.0.1")
     thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.1},
-        name="recon-review", daemon=True,
+        target=server.run, kwargs={"sockets": [sock]}, name="recon-review", daemon=True
     )
     thread.start()
-    shown = f"[{host}]" if ":" in host else host
-    return RunningReview(f"http://{shown}:{server.port}/", server, thread)
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError("the review server did not start; see the log above")
+        time.sleep(0.02)
+    return RunningReview(_url(host, review.port), server, thread, review)
 
 
 REVIEW_STAGE = "review"  # the push ledger's stage for pushes made from this page
@@ -545,36 +533,31 @@ def push_from_env(settings: Settings) -> tuple[PushFn | None, str]:
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    """`recon-domains review --db PATH --port P --host H`: serve until Ctrl-C.
+    """`recon-domains review [--db PATH] [--host H] [--port P]`: serve until Ctrl-C.
 
     Reads RECON_DB_PATH (unless --db), RECON_CONCEPTS_DIR, RECON_STREAM_SOURCE, the PeerTube
-    variables for the immediate push, and RECON_REVIEW_HOSTS: comma-separated extra Host
-    names to answer on loopback (a reverse proxy's public name).
+    variables for the immediate push, RECON_REVIEW_TOKEN (required off loopback) and
+    RECON_REVIEW_HOSTS (comma-separated extra Host names on loopback, a proxy's name).
     """
     settings = Settings.from_env()
     try:
         db = Path(args.db) if args.db else settings.require("recon_db_path", "RECON_DB_PATH")
         concepts = settings.require("recon_concepts_dir", "RECON_CONCEPTS_DIR")
         push, push_note = push_from_env(settings)
-        running = start_review_server(
+        server, sock, review = build(
             Path(str(db)), Path(str(concepts)), settings.stream_source,
             push=push, host=args.host, port=args.port,
+            token=os.environ.get("RECON_REVIEW_TOKEN"),
             extra_hosts=[h for h in os.environ.get("RECON_REVIEW_HOSTS", "").split(",") if h],
         )
-    except (ConfigError, ReconStoreError, OSError) as exc:
+    except (ConfigError, ReviewConfigError, ReconStoreError, OSError) as exc:
         print(f"recon-domains review: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # e.g. PeerTubeConfigError: an operator-readable message
         print(f"recon-domains review: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 2
-    print(f"Review page: {running.url}  (source {settings.stream_source}; {push_note})")
-    if running.server.allowed_hosts is None:
-        print(f"warning: listening on {args.host}, not loopback; anyone who can reach it can "
-              "assign domains.", file=sys.stderr)
-    try:
-        running.thread.join()
-    except KeyboardInterrupt:
-        print("stopping")
-    finally:
-        running.stop()
+    guarded = " (token required)" if review.token else ""
+    print(f"Review page: {_url(args.host, review.port)}{guarded}  "
+          f"(source {settings.stream_source}; {push_note})", flush=True)
+    server.run(sockets=[sock])  # until Ctrl-C
     return 0

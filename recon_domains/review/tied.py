@@ -13,7 +13,8 @@ The fallback domain a tied_manual row carries is display-only and never pushed (
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -124,53 +125,152 @@ def _channel_context(
     return tuple((str(d), int(n)) for d, n in rows), int(size)
 
 
-def tied_videos(store: ReconStore, concepts_root: Path, source: str) -> list[TiedVideo]:
-    """Every tied_manual stream document, by channel then title, with fresh concept counts."""
-    rows = store.conn.execute(
-        "SELECT d.hash, d.book_title, COALESCE(c.filename, d.filename) AS filename, "
-        "c.category, c.path, d.recon_domain, d.recon_domain_assigned_at "
-        "FROM documents d JOIN catalogue c ON c.hash = d.hash "
-        "WHERE c.source = ? AND d.recon_domain_status = ? "
-        "ORDER BY c.category, filename, d.hash",
-        (source, Status.TIED_MANUAL),
-    ).fetchall()
-    channels: dict[str | None, tuple[tuple[tuple[str, int], ...], int]] = {}
-    videos: list[TiedVideo] = []
-    for row in rows:
-        doc_hash, book_title, filename, channel, path, fallback, assigned_at = tuple(row)
-        if channel not in channels:  # once per channel per page load
-            channels[channel] = _channel_context(store.conn, channel, source)
-        channel_top, channel_size = channels[channel]
-        try:
-            recount = read_domain_counts(concepts_root, doc_hash)
-            counts = tuple(sorted(recount.counts.items(), key=lambda kv: (-kv[1], kv[0])))
-            state = recount.state
-        except UnsafeHashError as exc:
-            counts, state = (), f"not read: {exc}"
-        top = counts[0][1] if counts else 0
-        top_domains = tuple(d for d, n in counts if n == top) if counts else ()
-        parsed = parse_watch_url(path)
-        title = book_title.strip() if isinstance(book_title, str) and book_title.strip() else ""
-        videos.append(
-            TiedVideo(
-                hash=doc_hash,
-                title=title or filename or doc_hash,
-                filename=filename,
-                channel=channel,
-                path=path,
-                watch_url=_link_target(path),
-                video_id=parsed.video_id,
-                path_problem=parsed.reason,
-                fallback_domain=fallback,
-                assigned_at=assigned_at,
-                counts=counts,
-                top_domains=top_domains,
-                concept_state=state,
-                channel_top=channel_top,
-                channel_videos=channel_size,
-            )
+SORTS: dict[str, tuple[str, str]] = {
+    # key: (label, ORDER BY); every order ends in the hash so pages never overlap.
+    "channel": ("Channel, then title", "c.category, title, d.hash"),
+    "title": ("Title", "title, d.hash"),
+    "oldest": ("Tied longest ago", "d.recon_domain_assigned_at, d.hash"),
+    "newest": ("Tied most recently", "d.recon_domain_assigned_at DESC, d.hash"),
+}
+PER_PAGE = 50
+MAX_PER_PAGE = 200
+_TITLE = (
+    "COALESCE(NULLIF(TRIM(d.book_title), ''), c.filename, d.filename, d.hash) AS title"
+)
+
+
+@dataclass(frozen=True)
+class ReviewQuery:
+    """Which tied videos to show: a channel filter, an order and a page."""
+
+    channel: str | None = None
+    sort: str = "channel"
+    page: int = 1
+    per_page: int = PER_PAGE
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> ReviewQuery:
+        """From URL query parameters; ReviewError (with what is allowed) for bad values."""
+        sort = params.get("sort") or "channel"
+        if sort not in SORTS:
+            raise ReviewError(f"unknown sort {sort!r}; use one of {', '.join(SORTS)}.")
+        numbers = {}
+        for name, default in (("page", 1), ("per_page", PER_PAGE)):
+            raw = params.get(name) or str(default)
+            if not raw.isdigit() or int(raw) < 1:
+                raise ReviewError(f"{name} must be a whole number from 1, not {raw!r}.")
+            numbers[name] = int(raw)
+        return cls(
+            channel=params.get("channel") or None,
+            sort=sort,
+            page=numbers["page"],
+            per_page=min(numbers["per_page"], MAX_PER_PAGE),
         )
-    return videos
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """Query parameters for a link to this view (with changes), defaults left out."""
+        q = replace(self, **changes)
+        out = {"channel": q.channel or "", "sort": q.sort, "page": str(q.page),
+               "per_page": str(q.per_page)}
+        defaults = {"channel": "", "sort": "channel", "page": "1", "per_page": str(PER_PAGE)}
+        return {k: v for k, v in out.items() if v != defaults[k]}
+
+
+@dataclass(frozen=True)
+class TiedPage:
+    """One page of tied videos plus what the header and the filter need."""
+
+    videos: list[TiedVideo]
+    query: ReviewQuery  # page clamped to the pages that exist
+    total: int  # tied videos matching the filter
+    pages: int
+    channels: tuple[tuple[str, int], ...]  # every channel with tied videos, and how many
+    status_counts: dict[str, int]  # every stream document's status (unassigned included)
+
+
+def tied_page(
+    store: ReconStore, concepts_root: Path, source: str, query: ReviewQuery | None = None
+) -> TiedPage:
+    """One page of tied_manual stream videos with fresh concept counts.
+
+    Only the page's rows are read from disk (thousands of tied videos stay fast): the list
+    is ordered and cut in SQL, then each row's concept folder is recounted.
+    """
+    query = query or ReviewQuery()
+    where = "WHERE c.source = ? AND d.recon_domain_status = ?"
+    args: tuple[Any, ...] = (source, Status.TIED_MANUAL)
+    channels = tuple(
+        (str(ch), int(n))
+        for ch, n in store.conn.execute(
+            f"SELECT c.category, count(*) FROM documents d JOIN catalogue c ON c.hash = d.hash "
+            f"{where} AND c.category IS NOT NULL GROUP BY 1 ORDER BY 1",
+            args,
+        )
+    )
+    if query.channel is not None:
+        where += " AND c.category = ?"
+        args += (query.channel,)
+    total = store.conn.execute(
+        f"SELECT count(*) FROM documents d JOIN catalogue c ON c.hash = d.hash {where}", args
+    ).fetchone()[0]
+    pages = max(1, -(-total // query.per_page))
+    query = replace(query, page=min(query.page, pages))
+    rows = store.conn.execute(
+        f"SELECT d.hash, {_TITLE}, COALESCE(c.filename, d.filename) AS filename, "
+        "c.category, c.path, d.recon_domain, d.recon_domain_assigned_at "
+        f"FROM documents d JOIN catalogue c ON c.hash = d.hash {where} "
+        f"ORDER BY {SORTS[query.sort][1]} LIMIT ? OFFSET ?",
+        (*args, query.per_page, (query.page - 1) * query.per_page),
+    ).fetchall()
+    contexts: dict[str | None, tuple[tuple[tuple[str, int], ...], int]] = {}
+    videos = []
+    for row in rows:
+        channel = row[3]
+        if channel not in contexts:  # once per channel per page
+            contexts[channel] = _channel_context(store.conn, channel, source)
+        videos.append(_tied_video(tuple(row), concepts_root, *contexts[channel]))
+    return TiedPage(
+        videos=videos,
+        query=query,
+        total=int(total),
+        pages=pages,
+        channels=channels,
+        status_counts=store.status_counts(source),
+    )
+
+
+def _tied_video(
+    row: tuple[Any, ...],
+    concepts_root: Path,
+    channel_top: tuple[tuple[str, int], ...],
+    channel_size: int,
+) -> TiedVideo:
+    doc_hash, title, filename, channel, path, fallback, assigned_at = row
+    try:
+        recount = read_domain_counts(concepts_root, doc_hash)
+        counts = tuple(sorted(recount.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+        state = recount.state
+    except UnsafeHashError as exc:
+        counts, state = (), f"not read: {exc}"
+    top = counts[0][1] if counts else 0
+    parsed = parse_watch_url(path)
+    return TiedVideo(
+        hash=doc_hash,
+        title=str(title).strip(),
+        filename=filename,
+        channel=channel,
+        path=path,
+        watch_url=_link_target(path),
+        video_id=parsed.video_id,
+        path_problem=parsed.reason,
+        fallback_domain=fallback,
+        assigned_at=assigned_at,
+        counts=counts,
+        top_domains=tuple(d for d, n in counts if n == top) if counts else (),
+        concept_state=state,
+        channel_top=channel_top,
+        channel_videos=channel_size,
+    )
 
 
 def assign_domain(
