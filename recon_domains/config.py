@@ -12,6 +12,10 @@ from pathlib import Path
 
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, parse_skip_channels
 
+# Where operators open the tied-video review page: `recon-domains review`'s default bind.
+# RECON_REVIEW_URL overrides it when the page is reached another way (tunnel, proxy).
+DEFAULT_REVIEW_URL = "http://127.0.0.1:8765/"
+
 
 class ConfigError(RuntimeError):
     """A missing or invalid setting; the message names the variable and what to set."""
@@ -29,6 +33,7 @@ class Settings:
     peertube_host_header: str | None
     peertube_username: str
     peertube_db_dsn: str | None
+    review_url: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +58,7 @@ class Settings:
             peertube_host_header=text("PEERTUBE_HOST_HEADER"),
             peertube_username=text("PEERTUBE_USERNAME", "root") or "root",
             peertube_db_dsn=text("PEERTUBE_DB_DSN"),
+            review_url=text("RECON_REVIEW_URL", DEFAULT_REVIEW_URL) or DEFAULT_REVIEW_URL,
         )
 
     def require(self, attribute: str, variable: str) -> object:

@@ -13,6 +13,7 @@ from recon_domains.defs.common import (
     link,
     md_table,
     operator_errors,
+    review_metadata,
     tier,
 )
 from recon_domains.defs.gates import Gate, json_metadata, materialization_metadata, require_gates
@@ -298,7 +299,9 @@ def assigned_spot_check(
     description="Runbook Step 4, `assign-categories --tiebreaker-pass`: pass 2 (channel context) "
     "and pass 3 (recount) over every tied_pass_1 document → assigned / tied_pass_2 / "
     "tied_manual / needs_reprocess. Channels on RECON_SKIP_CHANNELS go to tied_manual. Refuses "
-    "unless assigned_spot_check passed. Reversible (reset to tied_pass_1).",
+    "unless assigned_spot_check passed. Reversible (reset to tied_pass_1). Metadata: "
+    "awaiting_review (tied_manual videos) and review_url, where `recon-domains review` serves "
+    "the page to assign them (RECON_REVIEW_URL).",
 )
 def tiebreaker_assignments(
     context: dg.AssetExecutionContext, recon: ReconResource
@@ -312,6 +315,8 @@ def tiebreaker_assignments(
             store, recon.concepts_root, recon.stream_source, recon.skip_channel_set, dry_run=False
         )
         breakdown = store.status_counts(recon.stream_source)
+    review = review_metadata(breakdown, recon.review_url)
+    context.log.info(review["review_next_step"])
     return dg.MaterializeResult(
         metadata={
             "tied_documents": result.tied_documents,
@@ -325,6 +330,7 @@ def tiebreaker_assignments(
             "decisions": dg.MetadataValue.json(result.status_counts),
             "status_breakdown": dg.MetadataValue.md(counts_table(breakdown)),
             "skip_channels": ", ".join(sorted(recon.skip_channel_set)),
+            **review,
         }
     )
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import dagster as dg
 
+from recon_domains.taxonomy import Status
+
 # Partitioned asset checks (stage_verified, requeued) are a 1.13 preview feature, used
 # deliberately (DESIGN.md §4); the warning would repeat on every code-location load.
 warnings.filterwarnings(
@@ -69,6 +71,21 @@ def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
 def counts_table(counts: Mapping[str, int], key: str = "status") -> str:
     rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return md_table([key, "count"], rows)
+
+
+def review_metadata(status_counts: Mapping[str, int], review_url: str) -> dict[str, Any]:
+    """How many tied videos await a human and where to review them (the review page)."""
+    awaiting = status_counts.get(Status.TIED_MANUAL, 0)
+    return {
+        "awaiting_review": awaiting,
+        "review_url": dg.MetadataValue.url(review_url),
+        "review_next_step": (
+            f"{awaiting} tied video(s) await review: run `recon-domains review` and open "
+            f"{review_url} to assign them."
+            if awaiting
+            else "No tied videos await review."
+        ),
+    }
 
 
 def link(url: str | None, text: str | None = None) -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
+from recon_domains.config import DEFAULT_REVIEW_URL
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, parse_skip_channels
 
 if TYPE_CHECKING:
@@ -57,6 +58,11 @@ class ReconResource(dg.ConfigurableResource):
         default=False,
         description="RECON_IS_COPY=1 for a rehearsal copy: it has no workers, so stale "
         "mid-pipeline statuses are reported instead of failing no_active_workers",
+    )
+    review_url: str = Field(
+        default=DEFAULT_REVIEW_URL,
+        description="the tied-video review page (`recon-domains review`) as operators open it "
+        "(RECON_REVIEW_URL)",
     )
     offsite_max_lag_hours: float = 6.0
     push_stage1_size: int = Field(default=100, description="runbook Step 5: stage-1 size")
@@ -185,6 +191,7 @@ def resources_from_env(env: Mapping[str, str] | None = None) -> dict[str, dg.Con
             quarantine_dir=opt("RECON_QUARANTINE_DIR"),
             skip_channels=opt("RECON_SKIP_CHANNELS"),
             is_copy=_flag(env.get("RECON_IS_COPY")),
+            review_url=opt("RECON_REVIEW_URL", DEFAULT_REVIEW_URL),
             offsite_max_lag_hours=_float(env, "RECON_OFFSITE_MAX_LAG_HOURS", 6.0),
             push_stage1_size=int(_float(env, "RECON_PUSH_STAGE1_SIZE", 100)),
             push_stage2_size=int(_float(env, "RECON_PUSH_STAGE2_SIZE", 1000)),

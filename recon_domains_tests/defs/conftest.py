@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "peertube-plugin" / "peertube-plugin-recon-domains"
 # Small stages so a few-hundred-document corpus exercises all three.
 STAGE1, STAGE2 = 60, 60
+# Not the default, so metadata showing it proves it came from the resource.
+REVIEW_URL = "http://review.example:9999/"
 
 
 def shipped_instance_config() -> dict[str, Any]:
@@ -146,6 +148,21 @@ def finish_workers(recon_db: Path) -> int:
         conn.close()
 
 
+def tied_manual_count(recon_db: Path, source: str) -> int:
+    """Stream documents awaiting review, read straight from RECON's SQLite file (not through
+    the code under test)."""
+    conn = sqlite3.connect(f"file:{recon_db}?mode=ro", uri=True)
+    try:
+        (n,) = conn.execute(
+            "SELECT count(*) FROM documents d JOIN catalogue c ON c.hash = d.hash "
+            "WHERE c.source = ? AND d.recon_domain_status = 'tied_manual'",
+            (source,),
+        ).fetchone()
+        return n
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def rollout_factory(
     tmp_path: Path,
@@ -189,6 +206,7 @@ def rollout_factory(
                 quarantine_dir=str(work / "quarantine"),
                 push_stage1_size=STAGE1,
                 push_stage2_size=STAGE2,
+                review_url=REVIEW_URL,
             ),
             "peertube": PeerTubeResource(
                 url=server.url,

@@ -144,6 +144,12 @@ def test_resources_from_env_keep_the_password_an_env_var():
     assert res["recon"].is_copy is True
 
 
+def test_resources_from_env_review_url():
+    assert resources_from_env({})["recon"].review_url == "http://127.0.0.1:8765/"
+    res = resources_from_env({"RECON_REVIEW_URL": "http://review.example:9999/"})
+    assert res["recon"].review_url == "http://review.example:9999/"
+
+
 def test_shipped_instance_config():
     cfg = yaml.safe_load((REPO / "dagster.yaml").read_text())
     assert cfg["concurrency"]["pools"] == {"granularity": "op", "default_limit": 1}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from recon_domains.peertube.client import PeerTubeClient
@@ -16,6 +17,7 @@ from recon_domains.recon.store import AUDIT_TABLE
 from recon_domains.taxonomy import DOMAIN_IDS, PLUGIN_NPM_NAME
 from recon_domains_tests.defs.conftest import (
     MIGRATION,
+    REVIEW_URL,
     STAGE1,
     STAGE2,
     THROUGH_TIEBREAKER,
@@ -23,6 +25,7 @@ from recon_domains_tests.defs.conftest import (
     failure_metadata,
     failure_text,
     finish_workers,
+    tied_manual_count,
 )
 
 pytestmark = pytest.mark.slow
@@ -56,7 +59,21 @@ def _audit_rows(r) -> list[tuple]:
 
 def test_whole_runbook_then_reprocess(rollout_factory):
     r = rollout_factory(docs=300)
-    r.through(*MIGRATION)
+    r.through(*THROUGH_TIEBREAKER)
+
+    # The tiebreaker tells the operator how many videos await review and where.
+    tie = r.last("tiebreaker_job").asset_materializations_for_node("tiebreaker_assignments")
+    meta = tie[0].metadata
+    awaiting = tied_manual_count(r.corpus.recon_db, r.corpus.source)
+    assert awaiting > 0  # the catch-all channel's ties
+    assert meta["awaiting_review"].value == awaiting
+    assert meta["review_url"] == dg.MetadataValue.url(REVIEW_URL)
+    assert meta["review_next_step"].value == (
+        f"{awaiting} tied video(s) await review: run `recon-domains review` and open "
+        f"{REVIEW_URL} to assign them."
+    )
+
+    r.through(*MIGRATION[len(THROUGH_TIEBREAKER) :])
 
     passed = {e.check_name for res in r.runs for e in res.get_asset_check_evaluations() if e.passed}
     assert passed >= ALL_GATES

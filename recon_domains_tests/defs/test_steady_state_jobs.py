@@ -19,7 +19,12 @@ from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import ReconStore
 from recon_domains.sandbox.corpus import add_completed_documents
 from recon_domains.taxonomy import DOMAIN_IDS
-from recon_domains_tests.defs.conftest import MIGRATION_AND_FIRST_REPROCESS, failure_text
+from recon_domains_tests.defs.conftest import (
+    MIGRATION_AND_FIRST_REPROCESS,
+    REVIEW_URL,
+    failure_text,
+    tied_manual_count,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -92,6 +97,16 @@ def test_sensor_runs_the_steady_state_once_for_new_documents(steady) -> None:
 
     run = r.job("steady_state_assignment")
     assert run.success, failure_text(run)
+    # Its tiebreaker step says how many videos await review and where, like the migration's.
+    (tie,) = [
+        e.step_output_data.metadata
+        for e in run.events_for_node("steady_state_tiebreaker")
+        if e.is_successful_output
+    ]
+    awaiting = tied_manual_count(r.corpus.recon_db, r.corpus.source)
+    assert awaiting > 0
+    assert tie["awaiting_review"].value == awaiting
+    assert tie["review_url"] == dg.MetadataValue.url(REVIEW_URL)
     with r.store() as s:
         rows = {h: s.domain_row(h) for h in [*added, *back]}
         pushed = {c.hash: c for c in s.pushed_documents(r.corpus.source)}

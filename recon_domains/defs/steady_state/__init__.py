@@ -32,6 +32,7 @@ from recon_domains.defs.common import (
     link,
     md_table,
     operator_errors,
+    review_metadata,
 )
 from recon_domains.defs.gates import require_gates
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
@@ -92,8 +93,10 @@ def steady_state_tiebreaker(
             store, recon.concepts_root, recon.stream_source, recon.skip_channel_set
         )
         status = store.status_counts(recon.stream_source)
+    review = review_metadata(status, recon.review_url)
     context.log.info(
-        f"tiebreaker: {result.tied_documents} tied document(s): {result.status_counts}"
+        f"tiebreaker: {result.tied_documents} tied document(s): {result.status_counts}. "
+        + review["review_next_step"]
     )
     context.add_output_metadata(
         {
@@ -102,6 +105,7 @@ def steady_state_tiebreaker(
             "errors": len(result.errors),
             "decided": dg.MetadataValue.json(result.status_counts),
             "status_breakdown": dg.MetadataValue.md(counts_table(status)),
+            **review,
         }
     )
     return {"new": len(new_documents), "tied": result.tied_documents}
