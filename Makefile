@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 
-.PHONY: install test lint pytest node-test demo bench ui clean
+.PHONY: install test lint pytest node-test browser demo bench ui clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ node-test:
 	node --test peertube-plugin/peertube-plugin-recon-domains/test/
 
 test: lint node-test pytest
+
+# The review page's browser test drives Debian's Chromium (never a downloaded browser);
+# without it that test is skipped and says why.
+browser:
+	command -v chromium >/dev/null || { \
+	  sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
+	chromium --version 2>/dev/null
 
 demo: $(STAMP)
 	$(BIN)/recon-domains demo

@@ -190,7 +190,9 @@ class Guard(BaseHTTPMiddleware):
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"  # a URL may carry the token
+        # Never send our URLs to other sites; "no-referrer" would make Chromium send Origin: null
+        # on our own form posts, which the Origin check then refuses.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Content-Security-Policy"] = CSP
         return response
 
