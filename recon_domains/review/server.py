@@ -70,7 +70,6 @@ log = logging.getLogger(__name__)
 # a failure: the page reads peertube_category_pushed_at back to say what really happened.
 PushFn = Callable[[ReconStore, Sequence[PushCandidate]], object]
 
-DEFAULT_PORT = 8765
 MAX_FORM_BYTES = 16 * 1024
 MAX_FLASHES = 200
 MIN_TOKEN_LENGTH = 16
@@ -527,7 +526,7 @@ def push_from_env(settings: Settings) -> tuple[PushFn | None, str]:
     if not settings.peertube_url or not os.environ.get("PEERTUBE_PASSWORD"):
         return None, (
             "PeerTube push not configured (PEERTUBE_URL / PEERTUBE_PASSWORD unset): "
-            f"assignments are written to RECON and {NEXT_RUN}"
+            "assignments are written to RECON and the steady-state push sends them"
         )
     from recon_domains.peertube.client import PeerTubeClient
 
