@@ -353,6 +353,14 @@ def _summary(report: RehearsalReport) -> str:
         lines.append(f"every gate passed ({len(report.gates)} gates).")
     else:
         lines.append(f"STOPPED at {report.failed_step}: {report.failure}")
+    tied = report.status_counts.get("tied_manual", 0)
+    if tied and not report.removed_feature:
+        recon = Path(report.workdir) / "recon"
+        lines.append(
+            f"{tied} tied video(s) await a human (runbook Step 8); open the review page:\n"
+            f"  cd {REPO_ROOT} && RECON_CONCEPTS_DIR={recon / 'concepts'} "
+            f".venv/bin/recon-domains review --db {recon / 'recon.db'}"
+        )
     lines.append(
         "Open the Dagster UI on this result:\n"
         f"  cd {REPO_ROOT} && DAGSTER_HOME={report.dagster_home} "

@@ -28,6 +28,7 @@ from recon_domains.review.server import RunningReview, make_push, start_review_s
 from recon_domains.sandbox.corpus import DEFAULT_STREAM_SOURCE, CorpusSummary
 from recon_domains.sandbox.peertube_server import RunningPeerTube
 from recon_domains.taxonomy import DOMAIN_IDS  # checked against SPEC §3 and the plugin
+from recon_domains_tests.review.test_review import EVIL_CHANNEL, EVIL_FILE, build_recon
 
 CHROMIUM = Path(os.environ.get("RECON_CHROMIUM", "/usr/bin/chromium"))
 # Without the background-networking flag Chromium keeps dialling Google on a closed network.
@@ -185,3 +186,31 @@ def test_an_operator_assigns_a_tied_video_in_chromium(migrated: Migrated) -> Non
     with psycopg2.connect(peertube.dsn) as conn, conn.cursor() as cur:
         cur.execute("SELECT category FROM video WHERE uuid = %s", (video_id,))
         assert cur.fetchall() == [(DOMAIN_IDS[domain],)]
+
+
+def test_hostile_names_render_as_text_and_run_nothing(tmp_path: Path) -> None:
+    """A channel named <script>alert(1)</script> and a file name that closes an attribute:
+    Chromium shows them as text, and no script runs (no dialog, no CSP report)."""
+    _require_browser()
+    from playwright.sync_api import expect, sync_playwright
+
+    db, concepts = build_recon(tmp_path)
+    dialogs: list[str] = []
+    problems: list[str] = []
+    with start_review_server(db, concepts, SOURCE) as review, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        try:
+            page = browser.new_page()
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.goto(review.url)
+            row = page.locator('tr[data-hash="tie_evil"]')
+            expect(row.locator(".channel")).to_have_text(EVIL_CHANNEL)
+            expect(row.locator(".title")).to_have_text(EVIL_FILE)
+            assert page.locator("script").count() == 0
+            assert page.locator("img").count() == 0
+            # The javascript: path is not a link; the other rows' watch links are.
+            assert row.get_by_role("link").count() == 0
+        finally:
+            browser.close()
+    assert dialogs == [] and problems == []
