@@ -1,11 +1,12 @@
 """What the review page shows and does: tied_manual videos and the manual assignment.
 
 Runbook Step 8 ("Dashboard Review"): each tied video is shown with its channel, its tied
-domains and their concept counts, and a human picks the domain. The counts are re-read from
-the concept files on every page load (RECON may have rewritten them since the tiebreaker
-ran); the channel context comes from the database (how the channel's other videos are
-categorized), one grouped query per channel, because recounting a 9,000-video catch-all
-channel's concept files on every page load would make the page unusable.
+domains and their concept counts, and a human picks the domain. The list is filtered, ordered
+and cut into pages in SQL; only the shown page's counts are re-read from the concept files, on
+every load (RECON may have rewritten them since the tiebreaker ran). The channel context
+comes from the database (how the channel's other videos are categorized), one grouped query
+per channel on the page: recounting a 9,000-video catch-all channel's concept files on every
+load would make the page unusable.
 
 The fallback domain a tied_manual row carries is display-only and never pushed (SPEC §4).
 """
