@@ -64,7 +64,8 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("review", help="serve the tied-video review page")
     p.add_argument("--db", help="path to recon.db (default: $RECON_DB_PATH)")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; any but loopback needs RECON_REVIEW_TOKEN")
     p.set_defaults(handler="recon_domains.review.server:cli_main")
     return parser
 
