@@ -343,9 +343,6 @@ class ReconStore:
             (source,),
         )
 
-    def stream_documents(self, source: str) -> list[StreamDocument]:
-        return self._stream_documents("", (source,))
-
     def documents_with_status(self, status: str, source: str) -> list[StreamDocument]:
         return self._stream_documents("AND d.recon_domain_status = ?", (source, status))
 
@@ -459,11 +456,6 @@ class ReconStore:
             statuses,
         )
         return [(h, s) for h, s in rows]
-
-    def table_row_counts(self) -> dict[str, int]:
-        """Row count of every table (backup verification)."""
-        names = sorted(self._table_names())
-        return {t: self.conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in names}
 
     # -- writes ----------------------------------------------------------------------------
     def write_decisions(
