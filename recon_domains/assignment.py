@@ -22,13 +22,10 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from recon_domains.recon.concepts import ConceptCounts, read_domain_counts
+from recon_domains.recon.store import DomainDecision, ReconStore, StreamDocument
 from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, Status, fallback_domain
-
-if TYPE_CHECKING:
-    from recon_domains.recon.store import ReconStore, StreamDocument
 
 # Runbook Step 4 benchmarks (percent) and tolerance (percentage points). Configuration:
 # callers pass their own; these are the investigation's numbers.
@@ -311,14 +308,12 @@ class _BatchWriter:
         self.only_from = only_from
         self.batch_size = max(1, int(batch_size))
         self.dry_run = dry_run
-        self.pending: list[Any] = []
+        self.pending: list[DomainDecision] = []
         self.written = 0
 
     def add(self, doc_hash: str, status: str, domain: str | None) -> None:
         if self.dry_run or self.store is None:
             return
-        from recon_domains.recon.store import DomainDecision
-
         self.pending.append(DomainDecision(doc_hash, status, domain))
         if len(self.pending) >= self.batch_size:
             self.flush()
