@@ -38,8 +38,10 @@ from recon_domains.recon.store import (
     STATUS_INDEX,
     ReconStore,
     sqlite_version,
+    utc_now,
 )
 from recon_domains.taxonomy import (
+    DOMAIN_IDS,
     FIRST_CATEGORY_ID,
     LAST_CATEGORY_ID,
     MID_PIPELINE_STATUSES,
@@ -99,7 +101,7 @@ class AuditLog:
 
     def record(self, report: RollbackReport, **details: Any) -> dict[str, Any]:
         entry = {
-            "at": _now_iso(),
+            "at": utc_now(),
             "action": report.action,
             "dry_run": report.dry_run,
             "acted": report.acted,
@@ -127,10 +129,6 @@ class AuditLog:
 def audit_log_for(backup_dir: str | os.PathLike[str] | None) -> AuditLog:
     """The project's audit trail: `<RECON_BACKUP_DIR>/recon_domains-audit.jsonl`."""
     return AuditLog(Path(backup_dir) / AUDIT_FILE_NAME if backup_dir else None)
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _audit(audit: AuditLog | None, report: RollbackReport, **details: Any) -> RollbackReport:
@@ -247,13 +245,6 @@ def rollback_plugin(
 # --- 2. PeerTube categories ------------------------------------------------------------------
 
 
-def _ledger_rows(store: ReconStore) -> list[sqlite3.Row]:
-    return store.conn.execute(
-        f"SELECT id, hash, video_id, category_before, category_after, pushed_at, restored_at "
-        f"FROM {LEDGER_TABLE} ORDER BY id"
-    ).fetchall()
-
-
 def read_current_categories(
     video_ids: Sequence[str], client: Any = None, pt_db: Any = None
 ) -> dict[str, int | None]:
@@ -304,13 +295,12 @@ def rollback_peertube_categories(
             "nothing recorded to restore"
         )
         return _audit(audit, report)
-    rows = _ledger_rows(store)
     originals = store.original_categories()
     pushed_values: dict[str, set[int | None]] = {}
     hashes_of: dict[str, set[str]] = {}
-    for r in rows:
-        pushed_values.setdefault(r["video_id"], set()).add(r["category_after"])
-        hashes_of.setdefault(r["video_id"], set()).add(r["hash"])
+    for r in store.ledger():
+        pushed_values.setdefault(r.video_id, set()).add(r.category_after)
+        hashes_of.setdefault(r.video_id, set()).add(r.hash)
     unrecorded: dict[str, str] = {}  # video_id -> hash: pushed, but no ledger row
     if source is not None and _has_domain_columns(store):
         for cand in store.pushed_documents(source):
@@ -318,15 +308,12 @@ def rollback_peertube_categories(
             if parsed.ok and parsed.video_id not in originals:
                 unrecorded[parsed.video_id] = cand.hash
                 originals[parsed.video_id] = None
-                pushed_values.setdefault(parsed.video_id, set()).add(
-                    None if cand.domain is None else _category_of(cand.domain)
-                )
+                pushed_values.setdefault(parsed.video_id, set()).add(DOMAIN_IDS.get(cand.domain))
                 hashes_of.setdefault(parsed.video_id, set()).add(cand.hash)
     video_ids = sorted(originals)
     if via == "auto":
         via = "api" if client is not None else "db"
-    reader_client = client if pt_db is None else None
-    current = read_current_categories(video_ids, reader_client, pt_db) if video_ids else {}
+    current = read_current_categories(video_ids, client, pt_db) if video_ids else {}
 
     to_restore: dict[str, int | None] = {}
     already, gone, drifted = [], [], []
@@ -393,7 +380,7 @@ def rollback_peertube_categories(
             f"{failed[0][0]}: {failed[0][1]}): re-run; their push timestamps are kept"
         )
     # Verify by reading back, then forget the pushes of every video now at its original.
-    after = read_current_categories(video_ids, reader_client, pt_db) if to_restore else current
+    after = read_current_categories(video_ids, client, pt_db) if to_restore else current
     wrong = [v for v in to_restore if v in after and after[v] != to_restore[v]]
     if wrong:
         report.problems.append(
@@ -416,12 +403,6 @@ def rollback_peertube_categories(
         restored={v: t for v, t in to_restore.items() if v not in bad},
         failed=failed,
     )
-
-
-def _category_of(domain: str) -> int | None:
-    from recon_domains.taxonomy import DOMAIN_IDS
-
-    return DOMAIN_IDS.get(domain)
 
 
 def _restore_via_api(client: Any, mapping: Mapping[str, int | None]) -> list[tuple[str, str]]:
@@ -454,7 +435,7 @@ def _pushed_marked(store: ReconStore, hashes: Sequence[str]) -> list[str]:
 
 def _clear_pushes(store: ReconStore, hashes: Sequence[str], video_ids: Sequence[str]) -> int:
     """One transaction: documents' push timestamps NULL, ledger rows marked restored."""
-    stamp = _now_iso()
+    stamp = utc_now()
     cleared = 0
     with store.transaction() as conn:
         for i in range(0, len(hashes), 500):
@@ -579,9 +560,9 @@ def _still_carrying(store: ReconStore, peertube: Any) -> tuple[int, list[str]]:
     carrying: list[str] = []
     if peertube is not None and _has_ledger(store):
         latest: dict[str, int | None] = {}
-        for r in _ledger_rows(store):
-            if r["pushed_at"] is not None and r["restored_at"] is None:
-                latest[r["video_id"]] = r["category_after"]
+        for r in store.ledger():
+            if r.pushed_at is not None and r.restored_at is None:
+                latest[r.video_id] = r.category_after
         if latest:
             if hasattr(peertube, "categories_of"):
                 now = read_current_categories(sorted(latest), pt_db=peertube)
@@ -869,11 +850,11 @@ def _restore_one(
             conn.execute(
                 f"UPDATE {AUDIT_TABLE} SET restored_at = ? WHERE hash = ? AND restored_at IS NULL "
                 "AND quarantine_path = ?",
-                (_now_iso(), it.hash, str(it.entry / rp.CONCEPTS_SUBDIR)),
+                (utc_now(), it.hash, str(it.entry / rp.CONCEPTS_SUBDIR)),
             )
     if it.entry is not None:
         (it.entry / rp.RESTORED_MARKER).write_text(
-            json.dumps({"restored_at": _now_iso(), "target": str(target), "from": p["from"]})
+            json.dumps({"restored_at": utc_now(), "target": str(target), "from": p["from"]})
         )
     if staged is not None:
         shutil.rmtree(staged, ignore_errors=True)
