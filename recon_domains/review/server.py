@@ -169,14 +169,15 @@ def _templates() -> Jinja2Templates:
 TEMPLATES = _templates()
 
 
-def _error(request: Request, status: int, message: str, changed: str = "Nothing was changed.",
-           headers: dict[str, str] | None = None) -> Response:
+def _error(
+    request: Request, status: int, message: str, changed: str = "Nothing was changed."
+) -> Response:
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": message}, status_code=status, headers=headers)
+        return JSONResponse({"error": message}, status_code=status)
     return TEMPLATES.TemplateResponse(
         request, "error.html",
         {"status": status, "message": message, "changed": changed},
-        status_code=status, headers=headers,
+        status_code=status,
     )
 
 
@@ -230,28 +231,26 @@ class Guard(BaseHTTPMiddleware):
         ))
 
 
-def _view(request: Request) -> tuple[ReviewQuery | None, str | None]:
+def _tied_page(request: Request) -> TiedPage | Response:
+    """The requested page of tied videos, or the error answer (JSON under /api/)."""
+    review: Review = request.app.state.review
     try:
-        return ReviewQuery.parse(request.query_params), None
+        query = ReviewQuery.parse(request.query_params)
     except ReviewError as exc:
-        return None, str(exc)
-
-
-def _load(review: Review, query: ReviewQuery) -> TiedPage:
-    with review.open_store() as store:
-        return tied_page(store, review.concepts_root, review.source, query)
+        return _error(request, 400, str(exc))
+    try:
+        with review.open_store() as store:
+            return tied_page(store, review.concepts_root, review.source, query)
+    except ReconStoreError as exc:
+        return _error(request, 500, str(exc), changed="")
 
 
 def page(request: Request) -> Response:
     """GET /: runs in Starlette's thread pool (SQLite and file reads block)."""
     review: Review = request.app.state.review
-    query, problem = _view(request)
-    if query is None:
-        return _error(request, 400, f"{problem} Nothing was changed.", changed="")
-    try:
-        data = _load(review, query)
-    except ReconStoreError as exc:
-        return _error(request, 500, str(exc), changed="")
+    data = _tied_page(request)
+    if isinstance(data, Response):
+        return data
     session = request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(24)
     response = TEMPLATES.TemplateResponse(request, "page.html", {
         "data": data,
@@ -269,13 +268,9 @@ def page(request: Request) -> Response:
 
 def api_tied(request: Request) -> Response:
     review: Review = request.app.state.review
-    query, problem = _view(request)
-    if query is None:
-        return JSONResponse({"error": problem}, status_code=400)
-    try:
-        data = _load(review, query)
-    except ReconStoreError as exc:
-        return JSONResponse({"error": str(exc)}, status_code=500)
+    data = _tied_page(request)
+    if isinstance(data, Response):
+        return data
     return JSONResponse({
         "source": review.source,
         "push_configured": review.push is not None,
@@ -559,6 +554,8 @@ def cli_main(args: argparse.Namespace) -> int:
         return 2
     guarded = " (token required)" if review.token else ""
     print(f"Review page: {_url(args.host, review.port)}{guarded}  "
-          f"(source {settings.stream_source}; {push_note})", flush=True)
+          f"(source {settings.stream_source}; {push_note})")
+    # The link Dagster shows on tiebreaker_assignments; say it, so a mismatch is noticed.
+    print(f"Dagster links operators to {settings.review_url} (RECON_REVIEW_URL)", flush=True)
     server.run(sockets=[sock])  # until Ctrl-C
     return 0

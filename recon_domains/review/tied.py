@@ -289,26 +289,33 @@ def assign_domain(
     if not doc_hash:
         raise ReviewError("no video hash in the form; reload the review page and try again.")
     row = store.conn.execute(
-        "SELECT d.recon_domain_status, c.path, d.book_title, "
-        "COALESCE(c.filename, d.filename) FROM documents d JOIN catalogue c ON c.hash = d.hash "
-        "WHERE c.source = ? AND d.hash = ?",
+        f"SELECT d.recon_domain_status, c.path, {_TITLE} "
+        "FROM documents d JOIN catalogue c ON c.hash = d.hash WHERE c.source = ? AND d.hash = ?",
         (source, doc_hash),
     ).fetchone()
     if row is None:
         raise ReviewError(
             f"no stream video with hash {doc_hash!r} (source {source}); reload the review page."
         )
-    status, path, book_title, filename = tuple(row)
+    status, path, title = tuple(row)
     if status != Status.TIED_MANUAL:
         raise ReviewError(
             f"video {doc_hash!r} is {status or 'unassigned'!s}, not tied_manual: only tied "
             "videos are assigned here (it may have been assigned already; reload the page)."
         )
     stamp = now or utc_now()
-    store.write_decisions([DomainDecision(doc_hash, Status.MANUAL_ASSIGNED, domain)], now=stamp)
-    title = book_title.strip() if isinstance(book_title, str) and book_title.strip() else ""
+    # Guarded like the passes' writes: a choice made meanwhile elsewhere is never overwritten.
+    written = store.write_decisions(
+        [DomainDecision(doc_hash, Status.MANUAL_ASSIGNED, domain)],
+        now=stamp, only_from=(Status.TIED_MANUAL,),
+    )
+    if not written:
+        raise ReviewError(
+            f"video {doc_hash!r} changed status while being assigned (another tab or "
+            "process); reload the page."
+        )
     return Assignment(
         candidate=PushCandidate(doc_hash, path, domain, Status.MANUAL_ASSIGNED, stamp),
-        title=title or filename or doc_hash,
+        title=str(title).strip(),
         category_id=category_id(domain),
     )
