@@ -16,7 +16,7 @@ from recon_domains.defs.common import (
     review_metadata,
     tier,
 )
-from recon_domains.defs.gates import Gate, json_metadata, materialization_metadata, require_gates
+from recon_domains.defs.gates import Gate, materialization_metadata, require_gates
 from recon_domains.defs.resources import ReconResource
 from recon_domains.defs.schema import SCHEMA_GATE
 from recon_domains.taxonomy import Status
@@ -199,8 +199,8 @@ def distribution_within_benchmarks(
 ) -> dg.AssetCheckResult:
     from recon_domains.assignment import benchmark_deviation
 
-    pct = json_metadata(context.instance, "pass1_dry_run", "percentages")
     meta = materialization_metadata(context.instance, "pass1_dry_run")
+    pct = meta.get("percentages")
     if not isinstance(pct, dict) or "candidates" not in meta:
         return dg.AssetCheckResult(passed=False, description="Materialize pass1_dry_run first.")
     if int(meta["candidates"]) == 0:

@@ -17,7 +17,6 @@ call (`event_log_storage.get_asset_check_execution_history`) is wrapped in
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,9 +55,6 @@ class GateState:
     gate: Gate
     ok: bool
     reason: str  # operator-readable: why it is (not) open
-    run_id: str | None = None
-    evaluated_at: float | None = None
-    materialization_storage_id: int | None = None
 
 
 def _check_executions(
@@ -93,31 +89,14 @@ def materialization_metadata(
 ) -> dict[str, Any]:
     """The metadata of an asset's newest materialization as plain values ({} when none).
 
-    Checks use this to find what the asset produced (a backup path, the dry-run counts).
+    Checks use this to find what the asset produced (a backup path, the dry-run counts);
+    JSON entries come back decoded (dicts and lists).
     """
     record = latest_materialization(instance, asset, partition)
-    if record is None:
-        return {}
-    mat = record.asset_materialization
+    mat = record.asset_materialization if record is not None else None
     if mat is None:
         return {}
-    out: dict[str, Any] = {}
-    for name, value in mat.metadata.items():
-        out[name] = getattr(value, "value", value)
-    return out
-
-
-def json_metadata(
-    instance: dg.DagsterInstance, asset: str, name: str, partition: str | None = None
-) -> Any:
-    """One JSON metadata entry of the newest materialization, decoded (None when absent)."""
-    value = materialization_metadata(instance, asset, partition).get(name)
-    if isinstance(value, str):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
+    return {name: getattr(value, "value", value) for name, value in mat.metadata.items()}
 
 
 def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
@@ -138,21 +117,10 @@ def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
         if r.status in (Status.SUCCEEDED, Status.FAILED)
     ]
     if not completed:
-        return GateState(
-            gate,
-            False,
-            f"check {gate.check} has never been evaluated for {target}",
-            materialization_storage_id=mat.storage_id,
-        )
+        return GateState(gate, False, f"check {gate.check} has never been evaluated for {target}")
     rec = completed[0]
     evaluation = rec.evaluation
     evaluated_at = rec.event.timestamp if rec.event is not None else rec.create_timestamp
-    common = {
-        "run_id": rec.run_id,
-        "evaluated_at": evaluated_at,
-        "materialization_storage_id": mat.storage_id,
-    }
-
     target_data = evaluation.target_materialization_data if evaluation is not None else None
     if target_data is not None:
         current = target_data.storage_id == mat.storage_id
@@ -165,7 +133,6 @@ def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
             False,
             f"check {gate.check} was last evaluated (run {rec.run_id[:8]}) against an older "
             f"materialization of {target}; the current one (run {mat.run_id[:8]}) is unchecked",
-            **common,
         )
 
     if rec.status == Status.FAILED:
@@ -175,9 +142,8 @@ def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
             False,
             f"check {gate.check} FAILED on the current materialization of {target} "
             f"(run {rec.run_id[:8]})" + (f": {detail}" if detail else ""),
-            **common,
         )
-    return GateState(gate, True, f"check {gate.check} passed on {target}", **common)
+    return GateState(gate, True, f"check {gate.check} passed on {target}")
 
 
 def require_gates(

@@ -5,7 +5,7 @@ import json
 import dagster as dg
 
 from recon_domains.defs.common import READ_ONLY, human_size, md_table, operator_errors, tier
-from recon_domains.defs.gates import Gate, json_metadata, materialization_metadata
+from recon_domains.defs.gates import Gate, materialization_metadata
 from recon_domains.defs.resources import PeerTubeDbResource, ReconResource
 
 GROUP = "predeploy"
@@ -84,8 +84,7 @@ def backup_verified(
             passed=False,
             description="No backup path recorded: materialize recon_db_backup first.",
         )
-    counts = json_metadata(context.instance, "recon_db_backup", "table_counts")
-    v = verify_recon_backup(recon.db_path, path, expected_counts=counts or None)
+    v = verify_recon_backup(recon.db_path, path, expected_counts=meta.get("table_counts") or None)
     table = md_table(
         ["table", "snapshot rows", "backup rows", "ok"],
         [(t.table, t.expected, t.actual, "yes" if t.ok else "NO") for t in v.tables],
@@ -221,7 +220,7 @@ def offsite_concept_backup(
     "newest, and every sampled concept folder present off-site.",
 )
 def backup_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    summary = json_metadata(context.instance, "offsite_concept_backup", "freshness")
+    summary = materialization_metadata(context.instance, "offsite_concept_backup").get("freshness")
     if not isinstance(summary, dict):
         return dg.AssetCheckResult(
             passed=False, description="No observation: materialize offsite_concept_backup."
@@ -281,7 +280,7 @@ def no_active_workers(
     if "mid_pipeline" not in meta:
         return dg.AssetCheckResult(passed=False, description="Materialize recon_idle first.")
     n = int(meta["mid_pipeline"])
-    busy = json_metadata(context.instance, "recon_idle", "mid_pipeline_documents") or []
+    busy = meta.get("mid_pipeline_documents") or []
     listing = md_table(["hash", "status"], [(b["hash"], b["status"]) for b in busy[:20]])
     if n and bool(meta.get("is_copy")):
         # A rehearsal copy has no workers: these statuses are stale snapshots, not activity.

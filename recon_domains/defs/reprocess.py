@@ -21,7 +21,6 @@ from recon_domains.defs.common import (
 )
 from recon_domains.defs.gates import (
     Gate,
-    json_metadata,
     materialization_metadata,
     require_gates,
     require_partition_materialized,
@@ -257,7 +256,7 @@ def requeued(context: dg.AssetCheckExecutionContext, recon: ReconResource) -> dg
             ),
             metadata={"stale": int(meta.get("stale") or 0)},
         )
-    hashes = json_metadata(context.instance, "reprocess_batch", "requeued_hashes", partition) or []
+    hashes = meta.get("requeued_hashes") or []
     with operator_errors(f"requeued {partition}"), recon.store() as store:
         check = verify_requeued(store, hashes, recon.quarantine_root)
     problems = list(check.problems)
