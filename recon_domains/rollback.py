@@ -58,6 +58,10 @@ class RollbackRefused(RuntimeError):
     """A confirmed rollback would be unsafe now; the message says why and what to do."""
 
 
+class RollbackConfigError(ValueError):
+    """A rollback was asked for with an option it does not know; the message lists them."""
+
+
 # --- reports and the audit trail -------------------------------------------------------------
 
 
@@ -288,6 +292,8 @@ def rollback_peertube_categories(
     default when a client is given: PeerTube federates and bumps updatedAt) or PeerTube's
     database in one transaction (`via="db"`).
     """
+    if via not in ("auto", "api", "db"):
+        raise RollbackConfigError(f"via must be auto, api or db, got {via!r}")
     report = RollbackReport("rollback_peertube_categories", dry_run)
     if not _has_ledger(store):
         report.steps.append(
@@ -476,7 +482,7 @@ def rollback_assignments(
     to the audit trail, so even manual decisions can be recovered from it.
     """
     if mode not in ("all", "tiebreaker_only"):
-        raise ValueError(f"mode must be 'all' or 'tiebreaker_only', got {mode!r}")
+        raise RollbackConfigError(f"mode must be 'all' or 'tiebreaker_only', got {mode!r}")
     report = RollbackReport(f"rollback_assignments[{mode}]", dry_run)
     if not _has_domain_columns(store):
         report.steps.append(
@@ -979,6 +985,7 @@ def remove_feature(
 __all__ = [
     "AUDIT_FILE_NAME",
     "AuditLog",
+    "RollbackConfigError",
     "RollbackRefused",
     "RollbackReport",
     "audit_log_for",

@@ -197,10 +197,6 @@ def rollback_assignments_step(
     """Runbook "Clear wrong backfill assignments": mode all or tiebreaker_only."""
     from recon_domains.rollback import rollback_assignments
 
-    if config.mode not in ("all", "tiebreaker_only"):
-        raise dg.Failure(
-            description=f"mode must be 'all' or 'tiebreaker_only', got {config.mode!r}"
-        )
     audit = _audit(recon)
     with operator_errors("rollback_assignments"), recon.store() as store:
         report = rollback_assignments(
@@ -225,8 +221,6 @@ def rollback_peertube_categories_step(
     the push timestamps cleared so a later push can retry."""
     from recon_domains.rollback import rollback_peertube_categories
 
-    if config.via not in ("auto", "api", "db"):
-        raise dg.Failure(description=f"via must be auto, api or db, got {config.via!r}")
     audit = _audit(recon)
     with (
         operator_errors("rollback_peertube_categories"),
@@ -284,8 +278,6 @@ def remove_feature_step(
     reverted. Stops at the first step that needs an operator; re-run after fixing it."""
     from recon_domains.rollback import remove_feature
 
-    if config.via not in ("auto", "api", "db"):
-        raise dg.Failure(description=f"via must be auto, api or db, got {config.via!r}")
     audit = _audit(recon)
     with (
         operator_errors("remove_feature"),
