@@ -20,7 +20,7 @@ from typing import Any
 
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import LEDGER_TABLE, ReconStore
-from recon_domains.taxonomy import CATEGORIZED, DOMAIN_BY_ID, DOMAIN_IDS, Status
+from recon_domains.taxonomy import DOMAIN_BY_ID, DOMAIN_IDS, Status
 
 
 class ReconBusy(RuntimeError):
@@ -73,34 +73,18 @@ def pending_work(
                 f"{path} has no domain columns: run the migration (schema_job) before the "
                 "steady state"
             )
-        base = "FROM documents d JOIN catalogue c ON c.hash = d.hash WHERE c.source = ?"
-        hashes = tuple(
-            r[0]
-            for r in conn.execute(
-                f"SELECT d.hash {base} AND d.status = 'complete' AND d.recon_domain IS NULL "
-                "AND d.recon_domain_status IS NULL ORDER BY d.hash",
-                (source,),
-            )
-        )
-        (tied,) = conn.execute(
-            f"SELECT count(*) {base} AND d.recon_domain_status = ?", (source, Status.TIED_PASS_1)
-        ).fetchone()
-        marks = ",".join("?" * len(CATEGORIZED))
+        # The store's own queries (the job's pass 1 and push select with them), on this
+        # read-only connection: ReconStore.open would write pragmas.
+        store = ReconStore(path, conn)
+        hashes = tuple(d.hash for d in store.backfill_candidates(source))
+        tied = len(store.documents_with_status(Status.TIED_PASS_1, source))
         # Only pushable ones: a garbage watch URL is never pushed, so it is not work.
-        unpushed = sum(
-            1
-            for (path,) in conn.execute(
-                f"SELECT c.path {base} AND d.recon_domain_status IN ({marks}) "
-                "AND d.recon_domain IS NOT NULL AND d.peertube_category_pushed_at IS NULL",
-                (source, *sorted(CATEGORIZED)),
-            )
-            if parse_watch_url(path).ok
-        )
+        unpushed = sum(1 for c in store.unpushed_categorized(source) if parse_watch_url(c.path).ok)
     except sqlite3.OperationalError as exc:  # "database is locked", I/O hiccups
         raise ReconBusy(f"RECON's database is busy ({exc}); will look again next tick") from None
     finally:
         conn.close()
-    return PendingWork(hashes, int(tied), int(unpushed))
+    return PendingWork(hashes, tied, unpushed)
 
 
 @dataclass
