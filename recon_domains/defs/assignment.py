@@ -74,7 +74,6 @@ def _paths(store: "ReconStore", source: str, status: str) -> dict[str, str | Non
 
 
 def _spot_check_result(
-    context: dg.AssetCheckExecutionContext,
     recon: ReconResource,
     status: str,
     sample: int,
@@ -286,7 +285,7 @@ def assigned_spot_check(
     context: dg.AssetCheckExecutionContext, recon: ReconResource
 ) -> dg.AssetCheckResult:
     return _spot_check_result(
-        context, recon, Status.ASSIGNED, PASS1_SPOT_SAMPLE, "assigned_spot_check", PASS1_GATE.remedy
+        recon, Status.ASSIGNED, PASS1_SPOT_SAMPLE, "assigned_spot_check", PASS1_GATE.remedy
     )
 
 
@@ -346,7 +345,6 @@ def tiebreaker_spot_check(
     context: dg.AssetCheckExecutionContext, recon: ReconResource
 ) -> dg.AssetCheckResult:
     return _spot_check_result(
-        context,
         recon,
         Status.TIED_PASS_2,
         TIEBREAK_SPOT_SAMPLE,
