@@ -10,6 +10,18 @@ from recon_domains.defs.resources import PeerTubeDbResource, ReconResource
 
 GROUP = "predeploy"
 
+# Off-site backup and idle RECON also guard the reprocess step (Step 7).
+OFFSITE_GATE = Gate(
+    "offsite_concept_backup",
+    "backup_fresh",
+    remedy="rsync the concepts off-site, then materialize offsite_concept_backup again",
+)
+IDLE_GATE = Gate(
+    "recon_idle",
+    "no_active_workers",
+    remedy="wait until RECON's workers are idle (no extracting/enriching/embedding "
+    "documents), then materialize recon_idle again",
+)
 # The four pre-deploy gates, for the steps that must not run before them.
 PREDEPLOY_GATES: tuple[Gate, ...] = (
     Gate(
@@ -24,17 +36,8 @@ PREDEPLOY_GATES: tuple[Gate, ...] = (
         remedy="run predeploy_job (or materialize peertube_db_backup); check PEERTUBE_DB_DSN / "
         "PEERTUBE_DB_DUMP_COMMAND",
     ),
-    Gate(
-        "offsite_concept_backup",
-        "backup_fresh",
-        remedy="rsync the concepts off-site, then materialize offsite_concept_backup again",
-    ),
-    Gate(
-        "recon_idle",
-        "no_active_workers",
-        remedy="wait until RECON's workers are idle (no extracting/enriching/embedding "
-        "documents), then materialize recon_idle again",
-    ),
+    OFFSITE_GATE,
+    IDLE_GATE,
 )
 
 

@@ -25,7 +25,7 @@ from recon_domains.defs.gates import (
     require_gates,
     require_partition_materialized,
 )
-from recon_domains.defs.predeploy import PREDEPLOY_GATES
+from recon_domains.defs.predeploy import IDLE_GATE, OFFSITE_GATE
 from recon_domains.defs.resources import ReconResource
 from recon_domains.defs.verify import ROLLOUT_GATE
 
@@ -41,9 +41,6 @@ BATCH_LIMITS: dict[str, int | None] = {
     "batch-100": 100,
     "all": None,
 }
-
-# Off-site backup and idle RECON, read from the instance (their latest observation).
-_OFFSITE_GATE, _IDLE_GATE = PREDEPLOY_GATES[2], PREDEPLOY_GATES[3]
 
 
 def batch_gate(partition: str) -> Gate:
@@ -174,7 +171,7 @@ def reprocess_batch(
         step=step,
         remedy=f"run reprocess_job for {prev} first and review it",
     )
-    require_gates(context, (batch_gate(prev), ROLLOUT_GATE, _OFFSITE_GATE, _IDLE_GATE), step=step)
+    require_gates(context, (batch_gate(prev), ROLLOUT_GATE, OFFSITE_GATE, IDLE_GATE), step=step)
     with operator_errors(step), recon.store() as store:
         problems = _live_preconditions(recon, store)
         if problems:
