@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
+from recon_domains.assignment import DEFAULT_BENCHMARKS, DEFAULT_TOLERANCE
 from recon_domains.config import DEFAULT_REVIEW_URL
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, parse_skip_channels
 
@@ -25,11 +26,12 @@ if TYPE_CHECKING:
     from recon_domains.peertube.database import PeerTubeDatabase
     from recon_domains.recon.store import ReconStore
 
-# SPEC §4 benchmarks (runbook Step 4), in percent, and the halt tolerance in points.
-DEFAULT_BENCHMARK_ASSIGNED_PCT = 94.8
-DEFAULT_BENCHMARK_TIED_PCT = 5.2
-DEFAULT_BENCHMARK_NEEDS_REPROCESS_PCT = 19.5
-DEFAULT_BENCHMARK_TOLERANCE_PP = 5.0
+# SPEC §4 benchmarks (runbook Step 4), in percent, and the halt tolerance in points: the
+# core's numbers (recon_domains.assignment), overridable through RECON_BENCHMARK_*.
+DEFAULT_BENCHMARK_ASSIGNED_PCT = DEFAULT_BENCHMARKS["assigned"]
+DEFAULT_BENCHMARK_TIED_PCT = DEFAULT_BENCHMARKS["tied"]
+DEFAULT_BENCHMARK_NEEDS_REPROCESS_PCT = DEFAULT_BENCHMARKS["needs_reprocess"]
+DEFAULT_BENCHMARK_TOLERANCE_PP = DEFAULT_TOLERANCE
 
 
 class ReconResource(dg.ConfigurableResource):
