@@ -163,7 +163,7 @@ def peertube_category_push(
     with operator_errors(step), recon.store() as store, peertube.client() as client:
         items = select_stage_items(store, recon.stream_source, stage, recon.push_stage_sizes)
         context.log.info(f"{stage}: {len(items)} item(s) to push")
-        database = peertube_db.database() if peertube_db.dsn else None
+        database = peertube_db.database_if_configured()
         step_pct = max(1, len(items) // 10)
 
         def progress(done: int, total: int) -> None:
@@ -274,8 +274,14 @@ def stage_verified(
             problems.append("PeerTube's category histogram differs from RECON's pushed counts")
     # An item without a video id in its watch URL can never be pushed: report it, but it
     # must not hold the rollout forever. Anything else left over is a failed push to retry.
-    unpushable = [c for c in leftovers if not parse_watch_url(c.path).ok]
-    retryable = [c for c in leftovers if parse_watch_url(c.path).ok]
+    unpushable = []  # (hash, catalogue.path, why) of items no push can reach
+    retryable = []
+    for c in leftovers:
+        parsed = parse_watch_url(c.path)
+        if parsed.ok:
+            retryable.append(c)
+        else:
+            unpushable.append((c.hash[:12], c.path, parsed.reason))
     if retryable:
         problems.append(
             f"{len(retryable)} item(s) of {stage} are still unpushed (their push failed): run "
@@ -305,13 +311,7 @@ def stage_verified(
             "unpushed_retryable": len(retryable),
             "unpushable_bad_url": len(unpushable),
             "unpushable": dg.MetadataValue.md(
-                md_table(
-                    ["hash", "catalogue.path", "why"],
-                    [
-                        (c.hash[:12], c.path, parse_watch_url(c.path).reason)
-                        for c in unpushable[:20]
-                    ],
-                )
+                md_table(["hash", "catalogue.path", "why"], unpushable[:20])
                 if unpushable
                 else "none"
             ),

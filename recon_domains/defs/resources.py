@@ -159,6 +159,10 @@ class PeerTubeDbResource(dg.ConfigurableResource):
 
         return PeerTubeDatabase(self.dsn)
 
+    def database_if_configured(self) -> PeerTubeDatabase | None:
+        """The database when PEERTUBE_DB_DSN is set, else None (callers fall back to the API)."""
+        return self.database() if self.dsn else None
+
 
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
