@@ -48,7 +48,7 @@ from recon_domains.recon.concepts import (
     concept_folder,
     read_domain_counts,
 )
-from recon_domains.recon.store import AUDIT_TABLE, ReconStore
+from recon_domains.recon.store import AUDIT_TABLE, DOMAIN_COLUMNS, ReconStore
 from recon_domains.taxonomy import MID_PIPELINE_STATUSES, Status
 
 ENTRY_SEPARATOR = "__"
@@ -59,14 +59,15 @@ AUDITED_MARKER = "audited.json"  # the audit row, copied out before a schema rol
 REMOVING_MARKER = "removing-source"
 PARTIAL_SUFFIX = ".partial"
 
-# Columns the reset writes (SPEC §7); the four domain columns are added when present.
+# Columns the reset writes (SPEC §7): RECON's pipeline columns and our four domain columns.
 _RESET_SET = (
     "status = 'queued', concepts_extracted = 0, vectors_inserted = 0, extracted_at = NULL, "
-    "enriched_at = NULL, embedded_at = NULL, error_message = NULL"
+    "enriched_at = NULL, embedded_at = NULL, error_message = NULL, "
+    + ", ".join(f"{col} = NULL" for col in DOMAIN_COLUMNS)
 )
-_DOMAIN_RESET = (
-    "recon_domain = NULL, recon_domain_status = NULL, recon_domain_assigned_at = NULL, "
-    "peertube_category_pushed_at = NULL"
+# documents.status values past 'queued': RECON has already picked the document up again.
+_PAST_QUEUED = frozenset(
+    {"extracting", "extracted", "enriching", "enriched", "embedding", "complete"}
 )
 
 
@@ -242,25 +243,36 @@ def _referenced_entries(conn: sqlite3.Connection, doc_hash: str) -> set[str]:
 
 
 def entries_for(quarantine_root: Path, doc_hash: str) -> list[Path]:
-    """Complete quarantine entries of one document, oldest first."""
+    """Complete quarantine entries of one document, oldest first.
+
+    Runs once per document of a batch over a quarantine of thousands of entries: scandir
+    gives names and types without building a Path (or a stat) per entry.
+    """
     if not quarantine_root.is_dir():
         return []
     prefix = doc_hash + ENTRY_SEPARATOR
-    return sorted(
-        p
-        for p in quarantine_root.iterdir()
-        if p.name.startswith(prefix) and not p.name.endswith(PARTIAL_SUFFIX) and p.is_dir()
-    )
+    with os.scandir(quarantine_root) as it:
+        names = [
+            e.name
+            for e in it
+            if e.name.startswith(prefix) and not e.name.endswith(PARTIAL_SUFFIX) and e.is_dir()
+        ]
+    return [quarantine_root / name for name in sorted(names)]
 
 
 def _unfinished_entry(
     conn: sqlite3.Connection, quarantine_root: Path, doc_hash: str
 ) -> Path | None:
     """An entry of this document no audit row refers to: a batch stopped before its reset."""
+    return _last_unfinished(conn, doc_hash, entries_for(quarantine_root, doc_hash))
+
+
+def _last_unfinished(conn: sqlite3.Connection, doc_hash: str, entries: list[Path]) -> Path | None:
+    """The newest of one document's entries (oldest first) that no audit row refers to."""
     referenced = _referenced_entries(conn, doc_hash)
     pending = [
         e
-        for e in entries_for(quarantine_root, doc_hash)
+        for e in entries
         if e.name not in referenced
         and not (e / RESTORED_MARKER).exists()
         and not (e / AUDITED_MARKER).exists()
@@ -318,13 +330,14 @@ def _reset_and_audit(
     file_count: int,
     reason: str,
 ) -> None:
-    """One transaction: reset + queue the document, catalogue queued, audit row."""
+    """One transaction: reset + queue the document, catalogue queued, audit row.
+
+    The batch checked the migration first, so the four domain columns exist.
+    """
     _, iso = _utc_stamp()
-    domain_cols = set(_table_columns(store.conn, "documents"))
-    extra = f", {_DOMAIN_RESET}" if "recon_domain" in domain_cols else ""
     with store.transaction() as conn:
         cur = conn.execute(
-            f"UPDATE documents SET {_RESET_SET}{extra} WHERE hash = ? AND recon_domain_status = ?",
+            f"UPDATE documents SET {_RESET_SET} WHERE hash = ? AND recon_domain_status = ?",
             (doc_hash, Status.NEEDS_REPROCESS),
         )
         if cur.rowcount != 1:
@@ -463,16 +476,16 @@ def resume_interrupted(
 
 
 def _pending_hashes(conn: sqlite3.Connection, quarantine_root: Path) -> set[str]:
+    """Documents with an unfinished entry. The quarantine is listed once and grouped by
+    document: after a full batch it holds thousands of entries."""
     if not quarantine_root.is_dir():
         return set()
-    out: set[str] = set()
-    for p in quarantine_root.iterdir():
+    by_hash: dict[str, list[Path]] = {}
+    for p in sorted(quarantine_root.iterdir()):
         if ENTRY_SEPARATOR not in p.name or p.name.endswith(PARTIAL_SUFFIX) or not p.is_dir():
             continue
-        doc_hash = p.name.rsplit(ENTRY_SEPARATOR, 1)[0]
-        if _unfinished_entry(conn, quarantine_root, doc_hash) is not None:
-            out.add(doc_hash)
-    return out
+        by_hash.setdefault(p.name.rsplit(ENTRY_SEPARATOR, 1)[0], []).append(p)
+    return {h for h, entries in by_hash.items() if _last_unfinished(conn, h, entries)}
 
 
 def verify_requeued(
@@ -500,30 +513,14 @@ def verify_requeued(
             )
         elif doc.get("status") == "queued":
             check.queued += 1
-        elif doc.get("status") in {
-            "extracting",
-            "extracted",
-            "enriching",
-            "enriched",
-            "embedding",
-            "complete",
-        }:
+        elif doc.get("status") in _PAST_QUEUED:
             check.in_pipeline += 1
         else:
             check.problems.append(
                 f"{doc_hash}: documents.status is {doc.get('status')!r}, not queued"
             )
         if doc.get("status") != "complete":
-            set_cols = [
-                c
-                for c in (
-                    "recon_domain",
-                    "recon_domain_status",
-                    "recon_domain_assigned_at",
-                    "peertube_category_pushed_at",
-                )
-                if doc.get(c) is not None
-            ]
+            set_cols = [c for c in DOMAIN_COLUMNS if doc.get(c) is not None]
             if set_cols:
                 check.problems.append(f"{doc_hash}: not reset, {', '.join(set_cols)} still set")
         audits = conn.execute(
