@@ -37,22 +37,11 @@ from recon_domains.assignment import (
 )
 from recon_domains.recon import concepts
 from recon_domains.recon.store import ReconStore
+from recon_domains.sandbox.corpus import RECON_SCHEMA
 from recon_domains.taxonomy import CATEGORIZED, DOMAINS, Status
 
 SOURCE = "stream.echo6.co"
 MED, NAV, WAT, TEC = "Medical", "Navigation", "Water Systems", "Technology"
-
-# RECON's own tables as SPEC §3 describes them (RECON creates them; we never do in code).
-RECON_DDL = (
-    "CREATE TABLE catalogue (hash TEXT PRIMARY KEY, filename TEXT, path TEXT, "
-    "size_bytes INTEGER, source TEXT, category TEXT, status TEXT, discovered_at TEXT, "
-    "path_updated_at TEXT)",
-    "CREATE TABLE documents (hash TEXT PRIMARY KEY, filename TEXT, path TEXT, "
-    "size_bytes INTEGER, page_count INTEGER, book_title TEXT, book_author TEXT, "
-    "collection TEXT, status TEXT, pages_extracted INTEGER, concepts_extracted INTEGER, "
-    "vectors_inserted INTEGER, discovered_at TEXT, extracted_at TEXT, enriched_at TEXT, "
-    "embedded_at TEXT, error_message TEXT, retry_count INTEGER, organized_at TEXT)",
-)
 
 
 # -- pure rules ------------------------------------------------------------------------------
@@ -164,7 +153,7 @@ class World:
         self.db = tmp / "recon.db"
         conn = sqlite3.connect(self.db)
         conn.execute("PRAGMA journal_mode=WAL")
-        for ddl in RECON_DDL:
+        for ddl in RECON_SCHEMA:  # RECON's own tables (SPEC §3)
             conn.execute(ddl)
         conn.commit()
         conn.close()
@@ -218,18 +207,28 @@ def world(tmp_path: Path) -> Iterator[World]:
     w.store.close()
 
 
-@pytest.fixture
-def opened(monkeypatch) -> Counter[str]:
-    """Every file the concept reader opens, by path."""
+def patch_concept_open(
+    monkeypatch, failing: str | None = None, error: OSError | None = None
+) -> Counter[str]:
+    """Count every file the concept reader opens, by path; opening a path that contains
+    ``failing`` raises ``error`` instead (running as root, chmod 000 would not stop us)."""
     seen: Counter[str] = Counter()
     real_open = builtins.open
 
     def counting_open(path, *args, **kwargs):
         seen[os.fspath(path)] += 1
+        if failing is not None and error is not None and failing in os.fspath(path):
+            raise error
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(concepts, "open", counting_open, raising=False)
     return seen
+
+
+@pytest.fixture
+def opened(monkeypatch) -> Counter[str]:
+    """Every file the concept reader opens, by path."""
+    return patch_concept_open(monkeypatch)
 
 
 def window_files(root: Path) -> set[str]:
@@ -313,14 +312,7 @@ def test_pass1_one_failing_document_is_counted_and_the_pass_continues(
     world.add("../evil", "C", None)  # an unsafe hash in the DB
     world.add("locked", "C", [[NAV]])
     world.add("good2", "C", [[WAT]])
-    real_open = builtins.open
-
-    def fake_open(path, *args, **kwargs):
-        if "locked" in os.fspath(path):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(concepts, "open", fake_open, raising=False)
+    patch_concept_open(monkeypatch, "locked", PermissionError(13, "Permission denied"))
     result = run_pass1(world.store, world.root, SOURCE)
     errors = {e.hash: e.reason for e in result.errors}
     assert set(errors) == {"../evil", "locked"}
@@ -492,14 +484,7 @@ def test_tiebreaker_failures_are_counted_and_the_pass_continues(world: World, mo
     world.add("../escape", "Cooking", None)  # unsafe hash, tied in the DB, channel member
     world.set_status("../escape", Status.TIED_PASS_1)
     world.add("o4", "Cooking", [[WAT] * 50])  # a member whose files cannot be read
-    real_open = builtins.open
-
-    def fake_open(path, *args, **kwargs):
-        if "/o4/" in os.fspath(path):
-            raise OSError(5, "Input/output error", os.fspath(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(concepts, "open", fake_open, raising=False)
+    patch_concept_open(monkeypatch, "/o4/", OSError(5, "Input/output error"))
     result = run_tiebreaker(world.store, world.root, SOURCE)
     assert [e.hash for e in result.errors] == ["../escape"]
     assert "plain folder name" in result.errors[0].reason
@@ -538,16 +523,7 @@ def test_unreadable_tied_document_is_an_error_read_once_and_left_out_of_context(
     world: World, monkeypatch
 ) -> None:
     fill_tie_world(world)
-    attempts: Counter[str] = Counter()
-    real_open = builtins.open
-
-    def fake_open(path, *args, **kwargs):
-        attempts[os.fspath(path)] += 1
-        if "/t2/" in os.fspath(path):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr(concepts, "open", fake_open, raising=False)
+    attempts = patch_concept_open(monkeypatch, "/t2/", PermissionError(13, "Permission denied"))
     result = run_tiebreaker(world.store, world.root, SOURCE)
     assert [e.hash for e in result.errors] == ["t2"]
     assert world.row("t2") == (Status.TIED_PASS_1, None)  # left for the next run

@@ -143,15 +143,15 @@ class Killed(BaseException):
     """Stands for the process dying: not an Exception, so nothing catches it."""
 
 
+def _die(*a, **k):
+    raise Killed()
+
+
 def test_kill_between_move_and_reset_resumes(migrated, monkeypatch) -> None:
     corpus, store = migrated
     item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
     files = tree_snapshot(item.folder)
-
-    def die(*a, **k):
-        raise Killed()
-
-    monkeypatch.setattr(rp, "_reset_and_audit", die)
+    monkeypatch.setattr(rp, "_reset_and_audit", _die)
     with pytest.raises(Killed):
         run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), [item], "b")
     monkeypatch.undo()
@@ -177,11 +177,7 @@ def test_kill_before_the_move_resumes(migrated, monkeypatch) -> None:
     corpus, store = migrated
     item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
     files = tree_snapshot(item.folder)
-
-    def die(*a, **k):
-        raise Killed()
-
-    monkeypatch.setattr(rp, "move_folder", die)
+    monkeypatch.setattr(rp, "move_folder", _die)
     with pytest.raises(Killed):
         run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), [item.hash], "b")
     monkeypatch.undo()
