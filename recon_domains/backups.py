@@ -283,20 +283,13 @@ def _candidate_bin_dirs() -> list[str]:
     dirs: list[str] = []
     # pgserver's bundled binaries (a newer PostgreSQL than the machine's, usually).
     try:
-        from recon_domains.sandbox import postgres as sandbox_pg  # optional helper module
+        from recon_domains.sandbox.postgres import pg_bin_dir
 
-        pg_bin_dir = getattr(sandbox_pg, "pg_bin_dir", None)
-        found = pg_bin_dir() if callable(pg_bin_dir) else None
-        if found:
-            dirs.append(str(found))
-    except Exception:  # the sandbox helper is optional here; fall back to pgserver itself
-        pass
-    try:
-        import pgserver  # type: ignore[import-untyped]
-
-        dirs.append(str(Path(pgserver.__file__).parent / "pginstall" / "bin"))
-    except Exception:
-        pass
+        found = pg_bin_dir()
+    except Exception:  # the sandbox helper is optional here
+        found = None
+    if found:
+        dirs.append(str(found))
     dirs.extend(sorted(glob.glob("/usr/lib/postgresql/*/bin")))
     return dirs
 
