@@ -126,6 +126,16 @@ class _Tokens:
     access_expires_at: float | None
     refresh_expires_at: float | None
 
+    @classmethod
+    def from_cache_entry(cls, entry: Mapping[str, Any]) -> _Tokens:
+        """The tokens of a token-cache entry (one holding an access_token)."""
+        return cls(
+            access_token=str(entry["access_token"]),
+            refresh_token=entry.get("refresh_token"),
+            access_expires_at=entry.get("access_expires_at"),
+            refresh_expires_at=entry.get("refresh_expires_at"),
+        )
+
 
 def _now() -> float:
     return time.time()
@@ -284,12 +294,7 @@ class PeerTubeClient:
         refresh_expires = entry.get("refresh_expires_at")
         if isinstance(refresh_expires, int | float) and refresh_expires <= _now():
             return  # nothing usable: both tokens are dead
-        self._set_tokens(_Tokens(
-            access_token=str(entry["access_token"]),
-            refresh_token=entry.get("refresh_token"),
-            access_expires_at=entry.get("access_expires_at"),
-            refresh_expires_at=refresh_expires,
-        ), save=False)
+        self._set_tokens(_Tokens.from_cache_entry(entry), save=False)
         if entry.get("client_id") and entry.get("client_secret"):
             self._client_credentials = (str(entry["client_id"]), str(entry["client_secret"]))
 
@@ -360,21 +365,17 @@ class PeerTubeClient:
         with self._counter_lock:
             self.login_count += 1
         log.info("logging in to PeerTube at %s as %s", self.base_url, self.username)
+        form = {"grant_type": "password", "username": self.username,
+                "password": self.__password}
         try:
-            return self._token_request(
-                {"grant_type": "password", "username": self.username,
-                 "password": self.__password}
-            )
+            return self._token_request(form)
         except PeerTubeAuthError as exc:
             if exc.code == "invalid_client" and self._client_credentials is not None:
                 # Cached OAuth client from another PeerTube install: fetch it again once.
                 self._client_credentials = None
                 with self._counter_lock:
                     self.login_count += 1
-                return self._token_request(
-                    {"grant_type": "password", "username": self.username,
-                     "password": self.__password}
-                )
+                return self._token_request(form)
             raise
 
     def _refresh(self, refresh_token: str) -> _Tokens:
@@ -427,10 +428,7 @@ class PeerTubeClient:
                 and cached.get("access_token")
                 and cached.get("access_token") != self._tokens.access_token
             ):
-                self._set_tokens(_Tokens(
-                    str(cached["access_token"]), cached.get("refresh_token"),
-                    cached.get("access_expires_at"), cached.get("refresh_expires_at"),
-                ), save=False)
+                self._set_tokens(_Tokens.from_cache_entry(cached), save=False)
                 return
             old = self._tokens
             if old is not None and old.refresh_token and not (
