@@ -14,8 +14,9 @@ an operator gets every reason up front:
   install), and files PeerTube reads during registration (css, translations) must exist.
 
 It also runs a plugin's ``register()`` with a recording ``videoCategoryManager`` to learn
-which categories it adds (:func:`registered_categories_from_plugin`): the taxonomy parity test
-and the sandbox PeerTube server use it.
+which categories it adds (:func:`registered_categories_from_plugin`, used by the taxonomy
+parity test; :func:`check_and_register` checks and records in one Node run for the sandbox
+PeerTube server's install).
 
 Plain Python: no dagster import (DESIGN §7).
 """
@@ -41,6 +42,7 @@ __all__ = [
     "PEERTUBE_BUILT_IN_CATEGORIES",
     "PluginCheckError",
     "RegisterOutcome",
+    "check_and_register",
     "check_plugin_folder",
     "find_node",
     "registered_categories_from_plugin",
@@ -317,6 +319,31 @@ def _library_candidates(base: Path) -> list[Path]:
     ]
 
 
+def _check_path_object(
+    pkg: Mapping[str, Any], key: str, example: str, *, files_in: Path | None = None
+) -> list[str]:
+    """Problems of an optional ``{name: path}`` field (staticDirs, translations): an object
+    whose paths stay inside the plugin folder and, with ``files_in``, are files there."""
+    value = pkg.get(key)
+    if not value:
+        return []
+    if not isinstance(value, dict):
+        return [f'package.json: "{key}" must be an object {example}, found '
+                f"{json.dumps(value)[:80]}"]
+    problems: list[str] = []
+    for name, path in value.items():
+        if not _is_safe_path(path):
+            problems.append(
+                f'package.json: "{key}.{name}" must be a path inside the plugin folder (a '
+                f'string without ".."), found {json.dumps(path)}'
+            )
+        elif files_in is not None and not (files_in / path).is_file():
+            problems.append(
+                f'package.json: "{key}.{name}" file {path!r} does not exist in {files_in}'
+            )
+    return problems
+
+
 def _check_package_json(folder: Path, pkg: Mapping[str, Any]) -> tuple[list[str], Path | None]:
     """Problems in package.json; also the library path to load when it looks usable."""
     problems: list[str] = []
@@ -403,20 +430,7 @@ def _check_package_json(folder: Path, pkg: Mapping[str, Any]) -> tuple[list[str]
 
     # PeerTube replaces a missing (or falsy) staticDirs/css/clientScripts/translations with an
     # empty value, then validates what is there.
-    static_dirs = pkg.get("staticDirs")
-    if static_dirs:
-        if not isinstance(static_dirs, dict):
-            problems.append(
-                'package.json: "staticDirs" must be an object {"name": "relative/dir"}, found '
-                f"{json.dumps(static_dirs)[:80]}"
-            )
-        else:
-            for key, value in static_dirs.items():
-                if not _is_safe_path(value):
-                    problems.append(
-                        f'package.json: "staticDirs.{key}" must be a path inside the plugin '
-                        f'folder (a string without ".."), found {json.dumps(value)}'
-                    )
+    problems += _check_path_object(pkg, "staticDirs", '{"name": "relative/dir"}')
 
     css = pkg.get("css")
     if css:
@@ -451,26 +465,10 @@ def _check_package_json(folder: Path, pkg: Mapping[str, Any]) -> tuple[list[str]
                         '"script" path inside the plugin folder and a "scopes" list'
                     )
 
-    translations = pkg.get("translations")
-    if translations:
-        if not isinstance(translations, dict):
-            problems.append(
-                'package.json: "translations" must be an object {"fr-FR": "languages/fr.json"}, '
-                f"found {json.dumps(translations)[:80]}"
-            )
-        else:
-            for locale, value in translations.items():
-                if not _is_safe_path(value):
-                    problems.append(
-                        f'package.json: "translations.{locale}" must be a path inside the '
-                        f'plugin folder (a string without ".."), found {json.dumps(value)}'
-                    )
-                elif not (folder / value).is_file():
-                    # PeerTube reads these JSON files while registering.
-                    problems.append(
-                        f'package.json: "translations.{locale}" file {value!r} does not exist '
-                        f"in {folder}"
-                    )
+    # PeerTube reads the translation files while registering: they must exist.
+    problems += _check_path_object(
+        pkg, "translations", '{"fr-FR": "languages/fr.json"}', files_in=folder
+    )
 
     return problems, library_path
 
@@ -548,20 +546,48 @@ def check_plugin_folder(
     ``unregister()`` are run under Node (``node`` or ``$RECON_NODE`` or PATH) with a recording
     category manager; when Node is missing, that is reported as a problem.
     """
+    return _inspect(path, node=node, timeout=timeout)[0]
+
+
+def check_and_register(
+    path: str | os.PathLike[str],
+    *,
+    node: str | None = None,
+    timeout: float = DEFAULT_NODE_TIMEOUT,
+) -> tuple[list[str], dict[int, str]]:
+    """:func:`check_plugin_folder` and :func:`registered_categories_from_plugin` with one
+    Node run, as PeerTube's install does: (problems, the categories ``register()`` adds).
+
+    The categories are empty when there are problems (a category ``register()`` cannot
+    add, such as a non-integer id, is one).
+    """
+    problems, state, library = _inspect(path, node=node, timeout=timeout)
+    if problems or state is None or library is None:
+        return problems, {}
+    try:
+        return [], _register_outcome(state, library).added
+    except PluginCheckError as exc:
+        return [str(exc)], {}
+
+
+def _inspect(
+    path: str | os.PathLike[str], *, node: str | None, timeout: float
+) -> tuple[list[str], dict[str, Any] | None, Path | None]:
+    """(problems, harness state, library): the checks, and the Node run when it got that far."""
     folder = _folder(path)
     pkg, problems = _read_package_json(folder)
     if pkg is None:
-        return problems
+        return problems, None, None
     problems, library = _check_package_json(folder, pkg)
     if library is None:
-        return problems
+        return problems, None, None
     try:
         state = _run_harness(library, node=node, timeout=timeout)
     except PluginCheckError as exc:
         problems.append(str(exc))
-        return problems
+        return problems, None, library
     problems.extend(_library_problems(state, library))
-    return problems
+    return problems, state, library
 
 
 def require_valid_plugin(
@@ -625,7 +651,11 @@ def run_plugin_register(
     ``register`` export, or ``register()`` throws, hangs or registers a non-integer id.
     """
     library = _library_of(path)
-    state = _run_harness(library, node=node, timeout=timeout)
+    return _register_outcome(_run_harness(library, node=node, timeout=timeout), library)
+
+
+def _register_outcome(state: Mapping[str, Any], library: Path) -> RegisterOutcome:
+    """The harness state of a register() run as a RegisterOutcome (see run_plugin_register)."""
     if state.get("stage") != "finished" and state.get("stage") != "unregister":
         exports = state.get("exports") or {}
         if state.get("stage") == "exports" or (exports and exports.get("register") != "function"):

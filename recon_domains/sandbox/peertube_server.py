@@ -156,6 +156,18 @@ class ServerKnobs:
 KNOB_NAMES = frozenset(f.name for f in dataclasses.fields(ServerKnobs))
 
 
+def _checked_knobs(changes: dict[str, Any]) -> dict[str, Any]:
+    """Knob values as ServerKnobs takes them: unknown names raise TypeError, fault_methods
+    become an upper-case frozenset."""
+    unknown = set(changes) - KNOB_NAMES
+    if unknown:
+        raise TypeError(f"unknown knob(s) {sorted(unknown)}; known: {sorted(KNOB_NAMES)}")
+    methods = changes.get("fault_methods")
+    if methods is not None:
+        changes = {**changes, "fault_methods": frozenset(m.upper() for m in methods)}
+    return changes
+
+
 class CategoryRegistry:
     """PeerTube's video category table: built-ins plus what plugins' register() added.
 
@@ -343,11 +355,7 @@ class PeerTubeApp:
 
     def set_knobs(self, **changes: Any) -> ServerKnobs:
         """Change knobs (thread-safe); unknown names raise TypeError. Returns the new knobs."""
-        unknown = set(changes) - KNOB_NAMES
-        if unknown:
-            raise TypeError(f"unknown knob(s) {sorted(unknown)}; known: {sorted(KNOB_NAMES)}")
-        if "fault_methods" in changes and changes["fault_methods"] is not None:
-            changes["fault_methods"] = frozenset(m.upper() for m in changes["fault_methods"])
+        changes = _checked_knobs(changes)
         with self._knob_lock:
             self._knobs = dataclasses.replace(self._knobs, **changes)
             if "random_seed" in changes:
@@ -405,15 +413,10 @@ class PeerTubeApp:
         if not npm_name.startswith("peertube-plugin-"):
             log.warning("Cannot install plugin %s: %s is not a plugin npm name", path, npm_name)
             raise failure
-        problems = plugin_check.check_plugin_folder(folder, node=self.node)
+        problems, added = plugin_check.check_and_register(folder, node=self.node)
         if problems:
             log.warning("Cannot install plugin %s: %s", path, "; ".join(problems))
             raise failure
-        try:
-            added = plugin_check.registered_categories_from_plugin(folder, node=self.node)
-        except plugin_check.PluginCheckError as exc:
-            log.warning("Cannot install plugin %s: %s", path, exc)
-            raise failure from None
         package = json.loads((folder / "package.json").read_text(encoding="utf-8"))
         with self._plugin_lock:
             # Sandbox: like PeerTube 8.0.1, reinstalling an installed plugin registers it
@@ -1180,16 +1183,12 @@ def start_server(
     Creates the tables if missing. ``knobs`` are ServerKnobs fields. Returns at once; the
     server answers from a background thread until ``stop()``.
     """
-    unknown = set(knobs) - KNOB_NAMES
-    if unknown:
-        raise TypeError(f"unknown knob(s) {sorted(unknown)}; known: {sorted(KNOB_NAMES)}")
-    if knobs.get("fault_methods") is not None:
-        knobs["fault_methods"] = frozenset(m.upper() for m in knobs["fault_methods"])
+    checked = _checked_knobs(knobs)
     store = SandboxStore(dsn)
     try:
         app = PeerTubeApp(
             store,
-            ServerKnobs(**knobs),
+            ServerKnobs(**checked),
             admin_username=admin_username,
             admin_password=admin_password,
             node=node,

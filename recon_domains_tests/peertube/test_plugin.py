@@ -16,6 +16,7 @@ from recon_domains import taxonomy
 from recon_domains.peertube.plugin_check import (
     PEERTUBE_BUILT_IN_CATEGORIES,
     PluginCheckError,
+    check_and_register,
     check_plugin_folder,
     registered_categories_from_plugin,
     require_valid_plugin,
@@ -29,14 +30,34 @@ PLUGIN_DIR = REPO / "peertube-plugin" / taxonomy.PLUGIN_NPM_NAME
 # --------------------------------------------------------------------------- helpers
 
 
-def copy_plugin(tmp_path: Path, folder_name: str = taxonomy.PLUGIN_NPM_NAME) -> Path:
-    """A copy of the real plugin folder, named ``folder_name``, to damage in a test."""
+# The first line of register() in main.js: code put before it runs first.
+REGISTER_START = "  const logger = peertubeHelpers && peertubeHelpers.logger\n"
+
+
+def copy_plugin(
+    tmp_path: Path,
+    folder_name: str = taxonomy.PLUGIN_NPM_NAME,
+    *,
+    package: Callable[[dict], object] | None = None,
+    main: tuple[str, str] | None = None,
+) -> Path:
+    """A copy of the real plugin folder, named ``folder_name``, to damage in a test:
+    ``package`` changes its package.json in place, ``main`` = (old, new) edits main.js."""
     dest = tmp_path / folder_name
     shutil.copytree(PLUGIN_DIR, dest, ignore=shutil.ignore_patterns("test", "node_modules"))
+    if package is not None:
+        edit_package(dest, package)
+    if main is not None:
+        replace_in_main(dest, *main)
     return dest
 
 
-def edit_package(folder: Path, change: Callable[[dict], None]) -> None:
+def register_first(js: str) -> tuple[str, str]:
+    """A ``main`` edit for copy_plugin: register() runs ``js`` before anything else."""
+    return REGISTER_START, js + REGISTER_START
+
+
+def edit_package(folder: Path, change: Callable[[dict], object]) -> None:
     pkg_file = folder / "package.json"
     pkg = json.loads(pkg_file.read_text(encoding="utf-8"))
     change(pkg)
@@ -100,8 +121,7 @@ def test_untouched_copy_passes(tmp_path: Path) -> None:
 
 
 def test_missing_bugs_is_reported(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    edit_package(folder, lambda p: p.pop("bugs"))
+    folder = copy_plugin(tmp_path, package=lambda p: p.pop("bugs"))
 
     problems = check_plugin_folder(folder)
 
@@ -110,8 +130,9 @@ def test_missing_bugs_is_reported(tmp_path: Path) -> None:
 
 
 def test_bugs_as_npm_object_is_reported(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    edit_package(folder, lambda p: p.update(bugs={"url": "https://example.org/issues"}))
+    folder = copy_plugin(
+        tmp_path, package=lambda p: p.update(bugs={"url": "https://example.org/issues"})
+    )
 
     problems = check_plugin_folder(folder)
 
@@ -119,24 +140,23 @@ def test_bugs_as_npm_object_is_reported(tmp_path: Path) -> None:
 
 
 def test_empty_bugs_and_homepage_are_accepted(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    edit_package(folder, lambda p: p.update(bugs="", homepage=""))
+    folder = copy_plugin(tmp_path, package=lambda p: p.update(bugs="", homepage=""))
     assert check_plugin_folder(folder) == []
 
 
 def test_homepage_that_is_not_a_url_is_reported(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    edit_package(folder, lambda p: p.update(homepage="recon.example"))
+    folder = copy_plugin(tmp_path, package=lambda p: p.update(homepage="recon.example"))
 
     assert problems_mentioning(check_plugin_folder(folder), '"homepage"', "URL")
 
 
 def test_missing_unregister_export_is_reported(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(
-        folder,
-        "module.exports = { register, unregister, RECON_CATEGORIES }",
-        "module.exports = { register, RECON_CATEGORIES }",
+    folder = copy_plugin(
+        tmp_path,
+        main=(
+            "module.exports = { register, unregister, RECON_CATEGORIES }",
+            "module.exports = { register, RECON_CATEGORIES }",
+        ),
     )
 
     problems = check_plugin_folder(folder)
@@ -146,11 +166,12 @@ def test_missing_unregister_export_is_reported(tmp_path: Path) -> None:
 
 
 def test_missing_register_export_is_reported(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(
-        folder,
-        "module.exports = { register, unregister, RECON_CATEGORIES }",
-        "module.exports = { unregister }",
+    folder = copy_plugin(
+        tmp_path,
+        main=(
+            "module.exports = { register, unregister, RECON_CATEGORIES }",
+            "module.exports = { unregister }",
+        ),
     )
 
     problems = check_plugin_folder(folder)
@@ -170,8 +191,7 @@ def test_missing_register_export_is_reported(tmp_path: Path) -> None:
 )
 def test_bad_name_is_reported(tmp_path: Path, bad_name: str, expected: str) -> None:
     # The folder is named like the package, so only the name rule itself can fail.
-    folder = copy_plugin(tmp_path, folder_name=bad_name)
-    edit_package(folder, lambda p: p.update(name=bad_name))
+    folder = copy_plugin(tmp_path, folder_name=bad_name, package=lambda p: p.update(name=bad_name))
 
     problems = check_plugin_folder(folder)
 
@@ -220,18 +240,14 @@ def test_missing_library_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_library_without_extension_resolves_like_require(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    edit_package(folder, lambda p: p.update(library="./main"))
+    folder = copy_plugin(tmp_path, package=lambda p: p.update(library="./main"))
     assert check_plugin_folder(folder) == []
 
 
 def test_register_throwing_is_reported(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(
-        folder,
-        "  const logger = peertubeHelpers && peertubeHelpers.logger\n",
-        "  throw new Error('categories table is locked')\n",
-    )
+    folder = copy_plugin(tmp_path, main=register_first(
+        "  throw new Error('categories table is locked')\n"
+    ))
 
     problems = check_plugin_folder(folder)
 
@@ -243,8 +259,9 @@ def test_register_throwing_is_reported(tmp_path: Path) -> None:
 
 
 def test_library_throwing_on_load_is_reported(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(folder, "'use strict'\n", "'use strict'\nrequire('no-such-module-xyz')\n")
+    folder = copy_plugin(
+        tmp_path, main=("'use strict'\n", "'use strict'\nrequire('no-such-module-xyz')\n")
+    )
 
     problems = check_plugin_folder(folder)
 
@@ -252,11 +269,12 @@ def test_library_throwing_on_load_is_reported(tmp_path: Path) -> None:
 
 
 def test_unregister_throwing_is_reported(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(
-        folder,
-        "async function unregister () {\n",
-        "async function unregister () {\n  throw new Error('cannot unregister')\n",
+    folder = copy_plugin(
+        tmp_path,
+        main=(
+            "async function unregister () {\n",
+            "async function unregister () {\n  throw new Error('cannot unregister')\n",
+        ),
     )
 
     problems = check_plugin_folder(folder)
@@ -267,12 +285,7 @@ def test_unregister_throwing_is_reported(tmp_path: Path) -> None:
 
 
 def test_register_that_never_settles_is_reported(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(
-        folder,
-        "  const logger = peertubeHelpers && peertubeHelpers.logger\n",
-        "  await new Promise(() => {})\n  const logger = null\n",
-    )
+    folder = copy_plugin(tmp_path, main=register_first("  await new Promise(() => {})\n"))
 
     problems = check_plugin_folder(folder)
 
@@ -280,12 +293,9 @@ def test_register_that_never_settles_is_reported(tmp_path: Path) -> None:
 
 
 def test_register_that_hangs_hits_the_timeout(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(
-        folder,
-        "  const logger = peertubeHelpers && peertubeHelpers.logger\n",
-        "  await new Promise(() => setInterval(() => {}, 1000))\n  const logger = null\n",
-    )
+    folder = copy_plugin(tmp_path, main=register_first(
+        "  await new Promise(() => setInterval(() => {}, 1000))\n"
+    ))
 
     problems = check_plugin_folder(folder, timeout=1.5)
 
@@ -296,8 +306,7 @@ def test_register_that_hangs_hits_the_timeout(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("field", ["description", "author", "engine", "version"])
 def test_each_required_field_is_reported_when_missing(tmp_path: Path, field: str) -> None:
-    folder = copy_plugin(tmp_path)
-    edit_package(folder, lambda p: p.pop(field))
+    folder = copy_plugin(tmp_path, package=lambda p: p.pop(field))
 
     problems = check_plugin_folder(folder)
 
@@ -306,10 +315,9 @@ def test_each_required_field_is_reported_when_missing(tmp_path: Path, field: str
 
 
 def test_optional_shapes_are_checked_when_present(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    edit_package(
-        folder,
-        lambda p: p.update(
+    folder = copy_plugin(
+        tmp_path,
+        package=lambda p: p.update(
             staticDirs={"images": "../outside"},
             css=["assets/missing.css"],
             clientScripts=[{"script": "client.js"}],
@@ -326,13 +334,11 @@ def test_optional_shapes_are_checked_when_present(tmp_path: Path) -> None:
 
 
 def test_missing_shapes_default_like_peertube(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-
     def drop(p: dict) -> None:
         for key in ("staticDirs", "css", "clientScripts", "translations"):
             p.pop(key)
 
-    edit_package(folder, drop)
+    folder = copy_plugin(tmp_path, package=drop)
     assert check_plugin_folder(folder) == []
 
 
@@ -357,13 +363,11 @@ def test_node_missing_is_said_clearly(tmp_path: Path) -> None:
 
 
 def test_require_valid_plugin_lists_every_problem(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path, folder_name="recon-plugin")
-
     def damage(p: dict) -> None:
         p.pop("bugs")
         p["library"] = "../main.js"
 
-    edit_package(folder, damage)
+    folder = copy_plugin(tmp_path, folder_name="recon-plugin", package=damage)
 
     with pytest.raises(PluginCheckError) as caught:
         require_valid_plugin(folder)
@@ -380,14 +384,10 @@ def test_require_valid_plugin_lists_every_problem(tmp_path: Path) -> None:
 
 
 def test_recording_reports_removed_built_ins_and_refused_ids(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(
-        folder,
-        "  const logger = peertubeHelpers && peertubeHelpers.logger\n",
+    folder = copy_plugin(tmp_path, main=register_first(
         "  videoCategoryManager.deleteConstant(3)\n"
         "  videoCategoryManager.addConstant(15, 'Technology again')\n"
-        "  const logger = peertubeHelpers && peertubeHelpers.logger\n",
-    )
+    ))
 
     outcome = run_plugin_register(folder)
 
@@ -397,13 +397,9 @@ def test_recording_reports_removed_built_ins_and_refused_ids(tmp_path: Path) -> 
 
 
 def test_taken_id_is_refused_and_logged(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(
-        folder,
-        "  const logger = peertubeHelpers && peertubeHelpers.logger\n",
+    folder = copy_plugin(tmp_path, main=register_first(
         "  videoCategoryManager.addConstant(105, 'Someone else')\n"
-        "  const logger = peertubeHelpers && peertubeHelpers.logger\n",
-    )
+    ))
 
     outcome = run_plugin_register(folder)
 
@@ -414,13 +410,23 @@ def test_taken_id_is_refused_and_logged(tmp_path: Path) -> None:
 
 
 def test_non_integer_category_key_is_refused(tmp_path: Path) -> None:
-    folder = copy_plugin(tmp_path)
-    replace_in_main(
-        folder,
-        "  const logger = peertubeHelpers && peertubeHelpers.logger\n",
+    folder = copy_plugin(tmp_path, main=register_first(
         "  videoCategoryManager.addConstant('logistics', 'Logistics')\n"
-        "  const logger = peertubeHelpers && peertubeHelpers.logger\n",
-    )
+    ))
 
     with pytest.raises(PluginCheckError, match=r"'logistics'.*not an integer"):
         registered_categories_from_plugin(folder)
+
+
+def test_check_and_register_checks_and_records_in_one_go(tmp_path: Path) -> None:
+    assert check_and_register(PLUGIN_DIR) == ([], dict(taxonomy.DOMAIN_BY_ID))
+
+    no_bugs = copy_plugin(tmp_path / "a", package=lambda p: p.pop("bugs"))
+    problems, added = check_and_register(no_bugs)
+    assert problems_mentioning(problems, '"bugs"', "missing") and added == {}
+
+    bad_key = copy_plugin(tmp_path / "b", main=register_first(
+        "  videoCategoryManager.addConstant('logistics', 'Logistics')\n"
+    ))
+    problems, added = check_and_register(bad_key)
+    assert problems_mentioning(problems, "'logistics'", "not an integer") and added == {}
