@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from psycopg2 import sql
+
 from recon_domains.peertube.client import PeerTubeClient
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.peertube.urls import uuid_to_short
@@ -46,6 +48,7 @@ from recon_domains.sandbox.corpus import RECON_SCHEMA
 from recon_domains.sandbox.peertube_server import start_server
 from recon_domains.sandbox.peertube_store import seed_videos_from_recon
 from recon_domains.sandbox.postgres import (
+    autocommit_cursor,
     create_database,
     drop_database,
     embedded_or_system_postgres,
@@ -130,17 +133,9 @@ def _no_fsync_wait(dsn: str, name: str) -> None:
 
     The latency knob stands for PeerTube's time per request; a loaded disk's fsync on every
     sandbox UPDATE would be added on top of it and measure the disk, not the push."""
-    import psycopg2
-    from psycopg2 import sql
-
-    conn = psycopg2.connect(dsn)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = off")
-                        .format(sql.Identifier(name)))
-    finally:
-        conn.close()
+    with autocommit_cursor(dsn) as cur:
+        cur.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = off")
+                    .format(sql.Identifier(name)))
 
 
 class _ChildServer:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import psycopg2
 from psycopg2 import sql
-from psycopg2.extensions import ISOLATION_LEVEL_AUTOCOMMIT, make_dsn, parse_dsn
+from psycopg2.extensions import make_dsn, parse_dsn
 
 from recon_domains.peertube.database import mask_dsn
 
@@ -148,17 +148,25 @@ def _check_name(name: str) -> None:
         )
 
 
+@contextmanager
+def autocommit_cursor(dsn: str) -> Iterator[psycopg2.extensions.cursor]:
+    """A cursor on its own autocommit connection (CREATE/DROP/ALTER DATABASE cannot run in
+    a transaction); the connection is closed when the block exits."""
+    conn = psycopg2.connect(dsn, connect_timeout=5)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            yield cur
+    finally:
+        conn.close()
+
+
 def create_database(admin_dsn: str, name: str) -> str:
     """Create database ``name`` (dropping any leftover of the same name) and return its DSN."""
     _check_name(name)
     drop_database(admin_dsn, name)
-    conn = psycopg2.connect(admin_dsn, connect_timeout=5)
-    try:
-        conn.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT)
-        with conn.cursor() as cur:
-            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        conn.close()
+    with autocommit_cursor(admin_dsn) as cur:
+        cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return dsn_for_database(admin_dsn, name)
 
 
@@ -167,28 +175,18 @@ def drop_database(admin_dsn: str, name: str) -> None:
     _check_name(name)
     if parse_dsn(admin_dsn).get("dbname") == name:
         raise ValueError(f"refusing to drop {name!r}: it is the admin connection's database")
-    conn = psycopg2.connect(admin_dsn, connect_timeout=5)
-    try:
-        conn.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT)
-        with conn.cursor() as cur:
-            # FORCE (PostgreSQL >= 13) ends sessions a test left open.
-            cur.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-    finally:
-        conn.close()
+    with autocommit_cursor(admin_dsn) as cur:
+        # FORCE (PostgreSQL >= 13) ends sessions a test left open.
+        cur.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 def ensure_database(admin_dsn: str, name: str) -> str:
     """Create database ``name`` unless it exists (keeping its data); return its DSN."""
     _check_name(name)
-    conn = psycopg2.connect(admin_dsn, connect_timeout=5)
-    try:
-        conn.set_isolation_level(ISOLATION_LEVEL_AUTOCOMMIT)
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            if cur.fetchone() is None:
-                cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        conn.close()
+    with autocommit_cursor(admin_dsn) as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cur.fetchone() is None:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return dsn_for_database(admin_dsn, name)
