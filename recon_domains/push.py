@@ -237,7 +237,7 @@ def _prepare(items: Iterable[PushCandidate], result: PushResult) -> list[_Work]:
             continue
         seen.add(item.hash)
         parsed = parse_watch_url(item.path)
-        if not parsed.ok or parsed.video_id is None:
+        if parsed.video_id is None:
             result.skipped.append((item.hash, f"watch URL {item.path!r}: {parsed.reason}"))
             continue
         target = DOMAIN_IDS.get(item.domain)

@@ -198,10 +198,13 @@ def test_rate_limit_beyond_the_budget_is_an_error(peertube_server_factory) -> No
     assert caught.value.status == 429
 
 
-def test_server_errors_are_retried(peertube_server, video) -> None:
+@pytest.mark.parametrize("fault", ["error", "drop"])  # a 500, a dropped connection
+def test_server_errors_and_dropped_connections_are_retried(
+    peertube_server, video, fault: str
+) -> None:
     client = admin_client(peertube_server)
     client.login()
-    peertube_server.fail_next(2, "error")
+    peertube_server.fail_next(2, fault)
     client.set_category(video["uuid"], 9)
     assert client.video_category(video["uuid"]) == 9
     assert client.retry_count == 2
@@ -215,15 +218,6 @@ def test_persistent_server_errors_give_up_with_the_status(peertube_server, video
         client.set_category(video["uuid"], 9)
     assert caught.value.status == 500
     assert client.retry_count == FAST_RETRY.max_retries
-
-
-def test_dropped_connections_are_retried(peertube_server, video) -> None:
-    client = admin_client(peertube_server)
-    client.login()
-    peertube_server.fail_next(2, "drop")
-    client.set_category(video["uuid"], 7)
-    assert client.video_category(video["uuid"]) == 7
-    assert client.retry_count == 2
 
 
 def test_read_timeout_is_retried_then_reported(peertube_server, video) -> None:

@@ -388,15 +388,9 @@ def _replay(base: str, user: str, pw: str, vid: str, plugin_root: Path) -> list[
     rec("put_json_string_15", r, after=cat())
     r = s.put(v, headers=h, json={"category": None})
     rec("put_null", r, after=cat())
-    r = s.post(
-        tok,
-        data={
-            "client_id": cid,
-            "client_secret": csec,
-            "grant_type": "refresh_token",
-            "refresh_token": rt,
-        },
-    )
+    refresh = {"client_id": cid, "client_secret": csec, "grant_type": "refresh_token",
+               "refresh_token": rt}
+    r = s.post(tok, data=refresh)
     n = _body(r)
     rec("token_refresh", r, keys=sorted(n) if isinstance(n, dict) else None)
     old = s.put(v, headers=h, json={"category": 15})
@@ -404,15 +398,7 @@ def _replay(base: str, user: str, pw: str, vid: str, plugin_root: Path) -> list[
         {"step": "old_access_after_refresh", "status": old.status_code, "code": _code(old)}
     )
     h = {"Authorization": f"Bearer {n['access_token']}"}
-    r = s.post(
-        tok,
-        data={
-            "client_id": cid,
-            "client_secret": csec,
-            "grant_type": "refresh_token",
-            "refresh_token": rt,
-        },
-    )
+    r = s.post(tok, data=refresh)  # the same refresh token again: already spent
     rec("token_refresh_reused", r, code=_code(r))
     good = _write_plugin(plugin_root, "peertube-plugin-conformance-cats")
     bad = _write_plugin(plugin_root, "peertube-plugin-conformance-nobugs", with_bugs=False)
