@@ -44,6 +44,21 @@ def _state(w) -> dict:
     }
 
 
+def _remove_feature(w, audit: AuditLog, *, dry_run: bool = True):
+    """remove_feature over the whole world: every resource, the stream source, `audit`."""
+    return remove_feature(
+        w.store,
+        w.client,
+        w.corpus.concepts_dir,
+        w.quarantine,
+        w.offsite,
+        w.pt_db,
+        source=w.corpus.source,
+        dry_run=dry_run,
+        audit=audit,
+    )
+
+
 def _set_category(dsn: str, uuid: str, category: int | None) -> None:
     conn = psycopg2.connect(dsn)
     with conn, conn.cursor() as cur:
@@ -64,16 +79,7 @@ def test_remove_feature_restores_everything_exactly(world) -> None:
     audit = audit_log_for(w.backup_dir)
 
     state = _state(w)
-    dry = remove_feature(
-        w.store,
-        w.client,
-        w.corpus.concepts_dir,
-        w.quarantine,
-        w.offsite,
-        w.pt_db,
-        source=w.corpus.source,
-        audit=audit,
-    )
+    dry = _remove_feature(w, audit)
     assert dry.dry_run and not dry.acted
     assert _state(w) == state  # the dry run changed nothing
     assert [p.action for p in dry.parts] == [
@@ -85,17 +91,7 @@ def test_remove_feature_restores_everything_exactly(world) -> None:
     ]
     assert dry.counts["rollback_peertube_categories.to_restore"] > 0
 
-    done = remove_feature(
-        w.store,
-        w.client,
-        w.corpus.concepts_dir,
-        w.quarantine,
-        w.offsite,
-        w.pt_db,
-        source=w.corpus.source,
-        dry_run=False,
-        audit=audit,
-    )
+    done = _remove_feature(w, audit, dry_run=False)
     assert done.ok, done.problems
     after = w.snapshot()
     assert after["videos"] == w.before["videos"]  # every category, built-in ones included
@@ -107,17 +103,7 @@ def test_remove_feature_restores_everything_exactly(world) -> None:
 
     # A re-run finds nothing to do and changes nothing.
     state = _state(w)
-    again = remove_feature(
-        w.store,
-        w.client,
-        w.corpus.concepts_dir,
-        w.quarantine,
-        w.offsite,
-        w.pt_db,
-        source=w.corpus.source,
-        dry_run=False,
-        audit=audit,
-    )
+    again = _remove_feature(w, audit, dry_run=False)
     assert again.ok and not again.acted, again.problems
     assert _state(w) == state
     # The audit trail survived the schema revert and holds the exported tables.
@@ -274,11 +260,7 @@ def test_rollback_assignments_modes(world) -> None:
 def test_restore_concepts_from_quarantine_and_offsite(world) -> None:
     w = world
     c = w.corpus
-    with_folder = [
-        h
-        for h in w.reprocessed
-        if (w.quarantine.glob(f"{h}__*/concepts")) and any(w.quarantine.glob(f"{h}__*/concepts"))
-    ]
+    with_folder = [h for h in w.reprocessed if any(w.quarantine.glob(f"{h}__*/concepts"))]
     assert len(with_folder) >= 3
     first, second, third = with_folder[:3]
     # The quarantine copy of `second` is lost: the off-site mirror has it.
