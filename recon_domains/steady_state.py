@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,47 @@ def _label(category: int | None) -> str:
     return DOMAIN_BY_ID.get(category, f"category {category}")
 
 
+def _pushed_videos(
+    store: ReconStore, source: str, hashes: Collection[str] | None = None
+) -> tuple[dict[str, tuple[str, int | None]], int]:
+    """{video_id: (hash, its domain's category)} for the source's pushed documents (only
+    `hashes`, when given), and how many of them have no video id in their watch URL."""
+    videos: dict[str, tuple[str, int | None]] = {}
+    unparsable = 0
+    for cand in store.pushed_documents(source):
+        if hashes is not None and cand.hash not in hashes:
+            continue
+        parsed = parse_watch_url(cand.path)
+        if not parsed.ok:
+            unparsable += 1
+            continue
+        videos[parsed.video_id] = (cand.hash, DOMAIN_IDS.get(cand.domain))
+    return videos, unparsable
+
+
+def pushed_mismatches(
+    store: ReconStore,
+    source: str,
+    hashes: Collection[str],
+    pt_db: Any = None,
+    client: Any = None,
+) -> tuple[int, list[tuple[str, str, int | None, int | None]]]:
+    """Read back the videos of the pushed documents `hashes` (e.g. those one run pushed):
+    how many were checked, and (hash, video_id, pushed, now) for each whose PeerTube
+    category is not its domain's, in video id order (now is None for a missing video)."""
+    from recon_domains.rollback import read_current_categories
+
+    expected, _ = _pushed_videos(store, source, set(hashes))
+    ids = sorted(expected)
+    now = read_current_categories(ids, client, pt_db) if ids else {}
+    wrong = [
+        (h, vid, cat, now.get(vid))
+        for vid, (h, cat) in sorted(expected.items())
+        if now.get(vid) != cat
+    ]
+    return len(ids), wrong
+
+
 def drift_report(
     store: ReconStore,
     source: str,
@@ -124,24 +165,15 @@ def drift_report(
     Reads PeerTube's database in one query when given, else the API per video."""
     from recon_domains.rollback import read_current_categories
 
-    expected: dict[str, tuple[str, int | None]] = {}  # video_id -> (hash, category)
-    report = DriftReport()
-    for cand in store.pushed_documents(source):
-        parsed = parse_watch_url(cand.path)
-        if not parsed.ok:
-            report.unparsable += 1
-            continue
-        expected[parsed.video_id] = (cand.hash, DOMAIN_IDS.get(cand.domain))
+    expected, unparsable = _pushed_videos(store, source)  # video_id -> (hash, category)
+    report = DriftReport(unparsable=unparsable)
     tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
     if LEDGER_TABLE in tables:
-        for row in store.conn.execute(
-            f"SELECT hash, video_id, category_after FROM {LEDGER_TABLE} "
-            "WHERE pushed_at IS NOT NULL AND restored_at IS NULL ORDER BY id"
-        ):
-            if row[1] in expected:
-                expected[row[1]] = (row[0], row[2])  # later rows win: the latest push
-    ids: Sequence[str] = sorted(expected)
-    current = read_current_categories(ids, client if pt_db is None else None, pt_db) if ids else {}
+        for row in store.ledger():  # oldest first: later rows win, the latest push
+            if row.pushed_at and row.restored_at is None and row.video_id in expected:
+                expected[row.video_id] = (row.hash, row.category_after)
+    ids = sorted(expected)
+    current = read_current_categories(ids, client, pt_db) if ids else {}
     for vid in ids:
         doc_hash, pushed = expected[vid]
         report.checked += 1

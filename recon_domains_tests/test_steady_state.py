@@ -10,7 +10,7 @@ import pytest
 from recon_domains.assignment import run_pass1
 from recon_domains.recon.store import ReconStore
 from recon_domains.sandbox.corpus import add_completed_documents
-from recon_domains.steady_state import ReconBusy, drift_report, pending_work
+from recon_domains.steady_state import ReconBusy, drift_report, pending_work, pushed_mismatches
 from recon_domains_tests.rollback_world import run_migration, start_world
 from recon_domains_tests.snapshots import db_snapshot
 
@@ -68,6 +68,8 @@ def test_drift_report_finds_a_video_changed_in_peertube(corpus_factory, peertube
         clean = drift_report(w.store, w.corpus.source, w.pt_db)
         assert clean.ok and clean.checked == clean.matching > 0
         victim = sorted(w.store.original_categories())[0]
+        victim_hash = next(r.hash for r in w.store.ledger() if r.video_id == victim)
+        assert pushed_mismatches(w.store, w.corpus.source, [victim_hash], w.pt_db) == (1, [])
         conn = psycopg2.connect(w.server.dsn)
         with conn, conn.cursor() as cur:
             cur.execute("UPDATE video SET category = 2 WHERE uuid = %s", (victim,))
@@ -79,6 +81,10 @@ def test_drift_report_finds_a_video_changed_in_peertube(corpus_factory, peertube
             assert [d["video_id"] for d in report.drifted] == [victim]
             assert report.drifted[0]["now"] == 2 and report.drifted[0]["pushed"] >= 100
             assert report.drifted[0]["url"].endswith(victim)
+            checked, wrong = pushed_mismatches(w.store, w.corpus.source, [victim_hash], **kwargs)
+            assert checked == 1 and [(h, v, now) for h, v, _, now in wrong] == [
+                (victim_hash, victim, 2)
+            ]
         assert db_snapshot(w.corpus.recon_db) == before
         conn = psycopg2.connect(w.server.dsn)
         with conn.cursor() as cur:

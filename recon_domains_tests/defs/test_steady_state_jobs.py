@@ -29,7 +29,6 @@ from recon_domains_tests.defs.conftest import (
 pytestmark = pytest.mark.slow
 
 
-
 def evaluate(r, cursor: str | None = None):
     """One sensor tick as the daemon does it: a fresh context carrying the last cursor."""
     ctx = dg.build_sensor_context(

@@ -61,8 +61,7 @@ def steady_state_pass1(context: dg.OpExecutionContext, recon: ReconResource) -> 
     require_gates(context, STEADY_GATES, step=f"{STEP} (pass 1)")
     with operator_errors(f"{STEP} pass 1"), recon.store() as store:
         store.require_migrated()
-        docs = store.backfill_candidates(recon.stream_source)
-        result = run_pass1(store, recon.concepts_root, recon.stream_source, documents=docs)
+        result = run_pass1(store, recon.concepts_root, recon.stream_source)
     counts = result.status_counts
     context.log.info(f"pass 1: {result.candidates} new document(s): {counts}")
     context.add_output_metadata(
@@ -173,27 +172,16 @@ def steady_state_verify(
     pushed: list,
 ) -> None:
     """Read back what this run pushed: PeerTube must show each video's domain category."""
-    from recon_domains.peertube.urls import parse_watch_url
-    from recon_domains.rollback import read_current_categories
-    from recon_domains.taxonomy import DOMAIN_IDS
+    from recon_domains.steady_state import pushed_mismatches
 
-    wanted = set(pushed)
     with operator_errors(f"{STEP} verify"), recon.store() as store, peertube.client() as client:
-        expected = {}
-        for cand in store.pushed_documents(recon.stream_source):
-            parsed = parse_watch_url(cand.path)
-            if cand.hash in wanted and parsed.ok:
-                expected[parsed.video_id] = (cand.hash, DOMAIN_IDS[cand.domain])
-        db = _pt_db(peertube_db)
-        now = read_current_categories(sorted(expected), None if db else client, db)
-    wrong = [
-        (h[:12], vid, cat, now.get(vid))
-        for vid, (h, cat) in sorted(expected.items())
-        if now.get(vid) != cat
-    ]
+        checked, mismatches = pushed_mismatches(
+            store, recon.stream_source, pushed, _pt_db(peertube_db), client
+        )
+    wrong = [(h[:12], vid, cat, now) for h, vid, cat, now in mismatches]
     context.add_output_metadata(
         {
-            "checked": len(expected),
+            "checked": checked,
             "mismatched": len(wrong),
             "mismatches": dg.MetadataValue.md(
                 md_table(["hash", "video", "pushed", "PeerTube now"], wrong[:20])
@@ -204,13 +192,13 @@ def steady_state_verify(
     )
     if wrong:
         raise dg.Failure(
-            description=f"{STEP} verify: {len(wrong)} of {len(expected)} pushed video(s) do not "
+            description=f"{STEP} verify: {len(wrong)} of {checked} pushed video(s) do not "
             "show the pushed category in PeerTube (e.g. video "
             f"{wrong[0][1]}: pushed {wrong[0][2]}, PeerTube has {wrong[0][3]}). Check the "
             "plugin is installed and nobody edits them; run peertube_drift_check.",
             allow_retries=False,
         )
-    context.log.info(f"verified: {len(expected)} pushed video(s) show their category")
+    context.log.info(f"verified: {checked} pushed video(s) show their category")
 
 
 @dg.job(
@@ -315,9 +303,8 @@ def peertube_drift_check_step(
         peertube.client() as client,
     ):
         store.require_migrated()
-        db = _pt_db(peertube_db)
         report = drift_report(
-            store, recon.stream_source, db, None if db else client, base_url=peertube.url
+            store, recon.stream_source, _pt_db(peertube_db), client, base_url=peertube.url
         )
     sample = report.sample(config.sample)
     rows = [
