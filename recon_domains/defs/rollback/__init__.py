@@ -18,10 +18,10 @@ from recon_domains.defs.common import (
     DESTRUCTIVE,
     EXTERNAL_WRITE,
     RECON_DB_REVERSIBLE,
-    TIER_TAG,
     WRITES_POOL,
     md_table,
     operator_errors,
+    tier,
 )
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
 
@@ -138,14 +138,10 @@ def report_output(context: dg.OpExecutionContext, report, audit=None) -> dg.Outp
     return dg.Output(value, metadata=metadata)
 
 
-def _tags(tier_value: str) -> dict[str, str]:
-    return {TIER_TAG: tier_value}
-
-
 # --- ops -------------------------------------------------------------------------------------
 
 
-@dg.op(tags=_tags(EXTERNAL_WRITE), pool=WRITES_POOL)
+@dg.op(tags=tier(EXTERNAL_WRITE), pool=WRITES_POOL)
 def rollback_plugin_step(
     context: dg.OpExecutionContext,
     config: RollbackPluginConfig,
@@ -164,7 +160,7 @@ def rollback_plugin_step(
     return report_output(context, report, audit)
 
 
-@dg.op(tags=_tags(RECON_DB_REVERSIBLE), pool=WRITES_POOL)
+@dg.op(tags=tier(RECON_DB_REVERSIBLE), pool=WRITES_POOL)
 def rollback_schema_step(
     context: dg.OpExecutionContext,
     config: RollbackSchemaConfig,
@@ -190,7 +186,7 @@ def rollback_schema_step(
     return report_output(context, report, audit)
 
 
-@dg.op(tags=_tags(RECON_DB_REVERSIBLE), pool=WRITES_POOL)
+@dg.op(tags=tier(RECON_DB_REVERSIBLE), pool=WRITES_POOL)
 def rollback_assignments_step(
     context: dg.OpExecutionContext, config: RollbackAssignmentsConfig, recon: ReconResource
 ) -> dg.Output[dict]:
@@ -208,7 +204,7 @@ def rollback_assignments_step(
     return report_output(context, report, audit)
 
 
-@dg.op(tags=_tags(EXTERNAL_WRITE), pool=WRITES_POOL)
+@dg.op(tags=tier(EXTERNAL_WRITE), pool=WRITES_POOL)
 def rollback_peertube_categories_step(
     context: dg.OpExecutionContext,
     config: RollbackCategoriesConfig,
@@ -240,7 +236,7 @@ def rollback_peertube_categories_step(
     return report_output(context, report, audit)
 
 
-@dg.op(tags=_tags(DESTRUCTIVE), pool=WRITES_POOL)
+@dg.op(tags=tier(DESTRUCTIVE), pool=WRITES_POOL)
 def restore_concepts_step(
     context: dg.OpExecutionContext, config: RestoreConceptsConfig, recon: ReconResource
 ) -> dg.Output[dict]:
@@ -265,7 +261,7 @@ def restore_concepts_step(
     return report_output(context, report, audit)
 
 
-@dg.op(tags=_tags(DESTRUCTIVE), pool=WRITES_POOL)
+@dg.op(tags=tier(DESTRUCTIVE), pool=WRITES_POOL)
 def remove_feature_step(
     context: dg.OpExecutionContext,
     config: RemoveFeatureConfig,
@@ -309,7 +305,7 @@ def _job(name: str, op_def: dg.OpDefinition, tier_value: str, description: str) 
     @dg.job(
         name=name,
         description=description + " Dry run unless `confirm: true`.",
-        tags={TIER_TAG: tier_value, "runbook": "Rollback Procedures"},
+        tags={**tier(tier_value), "runbook": "Rollback Procedures"},
     )
     def _the_job() -> None:
         op_def()

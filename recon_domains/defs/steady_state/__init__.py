@@ -26,13 +26,13 @@ from recon_domains.defs.common import (
     EXTERNAL_WRITE,
     READ_ONLY,
     RECON_DB_REVERSIBLE,
-    TIER_TAG,
     WRITES_POOL,
     counts_table,
     link,
     md_table,
     operator_errors,
     review_metadata,
+    tier,
 )
 from recon_domains.defs.gates import require_gates
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
@@ -53,7 +53,7 @@ def _pt_db(peertube_db: PeerTubeDbResource):
 # --- the job ---------------------------------------------------------------------------------
 
 
-@dg.op(tags={TIER_TAG: RECON_DB_REVERSIBLE}, pool=WRITES_POOL, out=dg.Out(list))
+@dg.op(tags=tier(RECON_DB_REVERSIBLE), pool=WRITES_POOL, out=dg.Out(list))
 def steady_state_pass1(context: dg.OpExecutionContext, recon: ReconResource) -> list:
     """Pass 1 for every complete stream document without a domain (new, or re-processed)."""
     from recon_domains.assignment import run_pass1
@@ -76,7 +76,7 @@ def steady_state_pass1(context: dg.OpExecutionContext, recon: ReconResource) -> 
 
 
 @dg.op(
-    tags={TIER_TAG: RECON_DB_REVERSIBLE},
+    tags=tier(RECON_DB_REVERSIBLE),
     pool=WRITES_POOL,
     ins={"new_documents": dg.In(list)},
     out=dg.Out(dict),
@@ -111,7 +111,7 @@ def steady_state_tiebreaker(
 
 
 @dg.op(
-    tags={TIER_TAG: EXTERNAL_WRITE},
+    tags=tier(EXTERNAL_WRITE),
     pool=WRITES_POOL,
     ins={"assigned": dg.In(dict)},
     out=dg.Out(list),
@@ -163,7 +163,7 @@ def steady_state_push(
     return list(result.succeeded)
 
 
-@dg.op(tags={TIER_TAG: READ_ONLY}, ins={"pushed": dg.In(list)})
+@dg.op(tags=tier(READ_ONLY), ins={"pushed": dg.In(list)})
 def steady_state_verify(
     context: dg.OpExecutionContext,
     recon: ReconResource,
@@ -206,7 +206,7 @@ def steady_state_verify(
     description="SPEC §9 steady state: pass 1 for newly completed stream documents, the "
     "tiebreaker, a push of everything categorized and unpushed (same systemic abort), and a "
     "read-back verification. Refuses until the migration's rollout_verification gate passed.",
-    tags={TIER_TAG: EXTERNAL_WRITE},
+    tags=tier(EXTERNAL_WRITE),
 )
 def steady_state_assignment() -> None:
     steady_state_verify(steady_state_push(steady_state_tiebreaker(steady_state_pass1())))
@@ -285,7 +285,7 @@ class DriftCheckConfig(dg.Config):
     sample: int = Field(default=20, description="how many drifted videos to show")
 
 
-@dg.op(tags={TIER_TAG: READ_ONLY})
+@dg.op(tags=tier(READ_ONLY))
 def peertube_drift_check_step(
     context: dg.OpExecutionContext,
     config: DriftCheckConfig,
@@ -353,7 +353,7 @@ def peertube_drift_check_step(
     name="peertube_drift_check",
     description="Report videos whose PeerTube category no longer matches what was pushed "
     "(with samples); never overwrites. Fails when drift is found unless fail_on_drift: false.",
-    tags={TIER_TAG: READ_ONLY},
+    tags=tier(READ_ONLY),
 )
 def peertube_drift_check() -> None:
     peertube_drift_check_step()
