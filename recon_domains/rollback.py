@@ -51,7 +51,6 @@ from recon_domains.taxonomy import (
 
 AUDIT_FILE_NAME = "recon_domains-audit.jsonl"
 SAMPLE_SIZE = 10
-BUILTIN_CATEGORY_IDS = frozenset(range(1, 19))
 
 
 class RollbackRefused(RuntimeError):
