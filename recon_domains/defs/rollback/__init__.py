@@ -97,10 +97,6 @@ def _audit(recon: ReconResource):
     return audit_log_for(recon.backup_root)
 
 
-def _pt_db(peertube_db: PeerTubeDbResource):
-    return peertube_db.database() if peertube_db.dsn else None
-
-
 def _sample_table(sample: list[dict[str, Any]]) -> str:
     if not sample:
         return "(none)"
@@ -176,7 +172,7 @@ def rollback_schema_step(
         try:
             report = rollback_schema(
                 store,
-                _pt_db(peertube_db),
+                peertube_db.database_if_configured(),
                 config.force,
                 dry_run=not config.confirm,
                 audit=audit,
@@ -226,7 +222,7 @@ def rollback_peertube_categories_step(
         report = rollback_peertube_categories(
             store,
             client,
-            _pt_db(peertube_db),
+            peertube_db.database_if_configured(),
             source=recon.stream_source,
             via=config.via,  # type: ignore[arg-type]
             force=config.force,
@@ -286,7 +282,7 @@ def remove_feature_step(
             recon.concepts_root,
             recon.quarantine_root,
             recon.offsite_concepts_dir or None,
-            _pt_db(peertube_db),
+            peertube_db.database_if_configured(),
             source=recon.stream_source,
             manual_plugin=config.manual_plugin,
             restore_concept_folders=config.restore_concepts,

@@ -46,10 +46,6 @@ STEADY_GATES = (ROLLOUT_GATE,)
 STEP = "steady_state_assignment"
 
 
-def _pt_db(peertube_db: PeerTubeDbResource):
-    return peertube_db.database() if peertube_db.dsn else None
-
-
 # --- the job ---------------------------------------------------------------------------------
 
 
@@ -132,7 +128,11 @@ def steady_state_push(
         items = store.unpushed_categorized(recon.stream_source)
         context.log.info(f"push: {len(items)} categorized item(s) not yet in PeerTube")
         result = push_items(
-            store, client, items, stage="steady-state", database=_pt_db(peertube_db)
+            store,
+            client,
+            items,
+            stage="steady-state",
+            database=peertube_db.database_if_configured(),
         )
     context.log.info(result.summary())
     metadata = {
@@ -176,7 +176,7 @@ def steady_state_verify(
 
     with operator_errors(f"{STEP} verify"), recon.store() as store, peertube.client() as client:
         checked, mismatches = pushed_mismatches(
-            store, recon.stream_source, pushed, _pt_db(peertube_db), client
+            store, recon.stream_source, pushed, peertube_db.database_if_configured(), client
         )
     wrong = [(h[:12], vid, cat, now) for h, vid, cat, now in mismatches]
     context.add_output_metadata(
@@ -304,7 +304,11 @@ def peertube_drift_check_step(
     ):
         store.require_migrated()
         report = drift_report(
-            store, recon.stream_source, _pt_db(peertube_db), client, base_url=peertube.url
+            store,
+            recon.stream_source,
+            peertube_db.database_if_configured(),
+            client,
+            base_url=peertube.url,
         )
     sample = report.sample(config.sample)
     rows = [
