@@ -25,7 +25,7 @@ from typing import Any
 
 import dagster as dg
 
-from recon_domains.recon.store import ReconStore
+from recon_domains.recon.store import AUDIT_TABLE, ReconStore
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -205,12 +205,16 @@ def _gate_outcomes(step: str, result: dg.ExecuteInProcessResult) -> list[GateOut
     return outcomes
 
 
+def _definitions() -> dg.Definitions:
+    from recon_domains.definitions import defs
+
+    return defs()  # @dg.definitions: a function that builds the Definitions
+
+
 def run_runbook(report: RehearsalReport, instance: dg.DagsterInstance,
                 steps=RUNBOOK_STEPS) -> None:
     """Run each step's job (asset plus its blocking gate checks); stop at the first failure."""
-    from recon_domains.definitions import defs
-
-    definitions = defs() if callable(defs) else defs
+    definitions = _definitions()
     for label, job_name, partition in steps:
         job = definitions.resolve_job_def(job_name)
         started = time.monotonic()
@@ -252,7 +256,7 @@ def _collect_recon_state(report: RehearsalReport, recon_db: Path, source: str) -
         report.status_counts = store.status_counts(source)
         report.pushed_count = sum(store.pushed_distribution(source).values())
         quarantined, restored = store.conn.execute(
-            "SELECT count(*), count(restored_at) FROM recon_domains_reprocess_audit"
+            f"SELECT count(*), count(restored_at) FROM {AUDIT_TABLE}"
         ).fetchone()
         report.reprocess.update(quarantined=quarantined, restored=restored)
 
@@ -322,9 +326,7 @@ def rehearse(
 
 def _run_configured(report: RehearsalReport, instance: dg.DagsterInstance, steps) -> None:
     """Run confirmed rollback jobs (their ops read `confirm` from run config)."""
-    from recon_domains.definitions import defs
-
-    definitions = defs() if callable(defs) else defs
+    definitions = _definitions()
     for label, job_name, _ in steps:
         job = definitions.resolve_job_def(job_name)
         op_names = [node.name for node in job.graph.nodes]
