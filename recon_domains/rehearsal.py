@@ -25,7 +25,7 @@ from typing import Any
 
 import dagster as dg
 
-from recon_domains.recon.store import AUDIT_TABLE, ReconStore
+from recon_domains.recon.store import ReconStore
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -255,9 +255,7 @@ def _collect_recon_state(report: RehearsalReport, recon_db: Path, source: str) -
             return
         report.status_counts = store.status_counts(source)
         report.pushed_count = sum(store.pushed_distribution(source).values())
-        quarantined, restored = store.conn.execute(
-            f"SELECT count(*), count(restored_at) FROM {AUDIT_TABLE}"
-        ).fetchone()
+        quarantined, restored = store.audit_counts()
         report.reprocess.update(quarantined=quarantined, restored=restored)
 
 

@@ -53,12 +53,6 @@ def batch_gate(partition: str) -> Gate:
     )
 
 
-def _audit_count(store: "ReconStore") -> int:
-    from recon_domains.recon.store import AUDIT_TABLE
-
-    return int(store.conn.execute(f"SELECT count(*) FROM {AUDIT_TABLE}").fetchone()[0])
-
-
 def _live_preconditions(recon: ReconResource, store: "ReconStore") -> list[str]:
     """SPEC §7 preconditions measured now (the gates only say what was true when observed)."""
     from recon_domains.backups import offsite_freshness
@@ -115,9 +109,9 @@ def reprocess_batch(
     if partition == "dry-run":
         with operator_errors(step), recon.store() as store:
             store.require_migrated()
-            before = _audit_count(store)
+            before, _ = store.audit_counts()
             plan = plan_reprocess(store, recon.concepts_root, recon.stream_source)
-            after = _audit_count(store)
+            after, _ = store.audit_counts()
         stale = [i for i in plan if i.stale]
         reasons = Counter(i.why for i in plan)
         table = md_table(

@@ -457,6 +457,14 @@ class ReconStore:
         )
         return [(h, s) for h, s in rows]
 
+    def audit_counts(self) -> tuple[int, int]:
+        """(reprocess audit rows, how many of them are restored): folders quarantined by
+        runbook Step 7 and folders put back since. Needs the migration (the audit table)."""
+        rows, restored = self.conn.execute(
+            f"SELECT count(*), count(restored_at) FROM {AUDIT_TABLE}"
+        ).fetchone()
+        return int(rows), int(restored)
+
     # -- writes ----------------------------------------------------------------------------
     def write_decisions(
         self,

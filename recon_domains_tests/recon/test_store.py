@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from recon_domains.recon.store import (
+    AUDIT_TABLE,
     DOMAIN_COLUMNS,
     LEDGER_TABLE,
     STATUS_INDEX,
@@ -223,3 +224,16 @@ def test_guarded_writes_never_overwrite_a_human_choice(recon_db: Path) -> None:
         assert store.domain_row("h000")["recon_domain"] == "Logistics"
         assert store.domain_row("h001")["recon_domain_status"] == Status.MANUAL_ASSIGNED
         assert store.domain_row("h001")["recon_domain"] == "Medical"
+
+
+def test_audit_counts_count_quarantined_and_restored_rows(recon_db: Path) -> None:
+    with ReconStore.open(recon_db) as store:
+        store.migrate()
+        assert store.audit_counts() == (0, 0)
+        with store.transaction() as conn:
+            conn.executemany(
+                f"INSERT INTO {AUDIT_TABLE} (hash, original_path, quarantine_path, file_count, "
+                "reason, quarantined_at, restored_at) VALUES (?, 'o', 'q', 1, 'r', 't', ?)",
+                [("h000", None), ("h001", "2026-01-02T00:00:00Z")],
+            )
+        assert store.audit_counts() == (2, 1)
