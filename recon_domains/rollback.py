@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recon_domains import reprocess as rp
+from recon_domains.peertube.categories import read_current_categories, recon_categories
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.concepts import concept_folder
 from recon_domains.recon.store import (
@@ -42,8 +43,6 @@ from recon_domains.recon.store import (
 )
 from recon_domains.taxonomy import (
     DOMAIN_IDS,
-    FIRST_CATEGORY_ID,
-    LAST_CATEGORY_ID,
     MID_PIPELINE_STATUSES,
     PLUGIN_NPM_NAME,
     Status,
@@ -161,20 +160,6 @@ def _has_ledger(store: ReconStore) -> bool:
 # --- 1. plugin -------------------------------------------------------------------------------
 
 
-def _recon_categories(categories: Mapping[int, str]) -> dict[int, str]:
-    return {
-        i: label for i, label in categories.items() if FIRST_CATEGORY_ID <= i <= LAST_CATEGORY_ID
-    }
-
-
-def _plugin_installed(client: Any, npm_name: str) -> bool:
-    short = npm_name.removeprefix("peertube-plugin-")
-    for p in client.list_plugins():
-        if p.get("npmName") == npm_name or p.get("name") in (short, npm_name):
-            return True
-    return False
-
-
 MANUAL_PLUGIN_STEPS = (
     "On PeerTube's host, disable the plugin without uninstalling it: move "
     "storage/plugins/node_modules/{npm} to {npm}.disabled, then `systemctl restart peertube` "
@@ -200,8 +185,8 @@ def rollback_plugin(
     categories first (rollback_peertube_categories / remove_feature do).
     """
     report = RollbackReport("rollback_plugin", dry_run)
-    ours = _recon_categories(client.categories())
-    installed = False if manual else _plugin_installed(client, npm_name)
+    ours = recon_categories(client.categories())
+    installed = False if manual else client.find_plugin(npm_name) is not None
     report.counts = {"recon_categories_registered": len(ours), "plugin_installed": int(installed)}
     report.sample = [{"id": i, "label": label} for i, label in sorted(ours.items())][:SAMPLE_SIZE]
     if manual:
@@ -231,7 +216,7 @@ def rollback_plugin(
         return _audit(audit, report, npm_name=npm_name)
     client.uninstall_plugin(npm_name)
     report.acted = True
-    left = _recon_categories(client.categories())
+    left = recon_categories(client.categories())
     report.counts["recon_categories_left"] = len(left)
     report.steps.append(f"uninstalled {npm_name}")
     if left:
@@ -246,27 +231,6 @@ def rollback_plugin(
 
 
 # --- 2. PeerTube categories ------------------------------------------------------------------
-
-
-def read_current_categories(
-    video_ids: Sequence[str], client: Any = None, pt_db: Any = None
-) -> dict[str, int | None]:
-    """{video_id: category} for videos that exist (a missing video is absent): one query on
-    PeerTube's database when given, else one API GET per video (8 at a time)."""
-    if pt_db is not None:
-        return pt_db.categories_of(video_ids)
-    if client is None:
-        raise ValueError("need PeerTube's database or an API client to read categories")
-    from recon_domains.peertube.client import PeerTubeNotFound
-
-    def read(vid: str) -> tuple[str, int | None, bool]:
-        try:
-            return vid, client.video_category(vid), True
-        except PeerTubeNotFound:
-            return vid, None, False
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        return {vid: cat for vid, cat, found in pool.map(read, video_ids) if found}
 
 
 def rollback_peertube_categories(

@@ -1,7 +1,6 @@
 """Runbook Steps 1–2: deploy the PeerTube plugin and verify its 18 categories."""
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -15,10 +14,8 @@ from recon_domains.defs.common import (
 from recon_domains.defs.gates import Gate, require_gates
 from recon_domains.defs.predeploy import PREDEPLOY_GATES
 from recon_domains.defs.resources import PeerTubeResource
+from recon_domains.peertube.categories import category_problems, recon_categories
 from recon_domains.taxonomy import DOMAIN_BY_ID, PLUGIN_NPM_NAME
-
-if TYPE_CHECKING:
-    from recon_domains.peertube.client import PeerTubeClient
 
 GROUP = "plugin"
 
@@ -28,16 +25,6 @@ PLUGIN_GATE = Gate(
     remedy="install the plugin (set PEERTUBE_PLUGIN_PATH and run plugin_job, or install it "
     "in PeerTube's admin UI and run plugin_job), until all 18 categories 100–117 show",
 )
-
-
-def _installed(client: "PeerTubeClient") -> dict | None:
-    """The recon-domains plugin as PeerTube lists it, or None when not installed."""
-    for p in client.list_plugins():
-        if p.get("npmName") == PLUGIN_NPM_NAME or p.get("name") == PLUGIN_NPM_NAME.removeprefix(
-            "peertube-plugin-"
-        ):
-            return p
-    return None
 
 
 @dg.asset(
@@ -56,7 +43,7 @@ def peertube_plugin(
     step = "peertube_plugin (runbook Step 1)"
     action = "verified operator-installed plugin"
     with operator_errors(step), peertube.client() as client:
-        found = _installed(client)
+        found = client.find_plugin(PLUGIN_NPM_NAME)
         if peertube.plugin_path:
             if found is None:
                 # Installing writes to PeerTube: the backups must exist first.
@@ -68,11 +55,11 @@ def peertube_plugin(
                     require_valid_plugin(local)
                 client.install_plugin(peertube.plugin_path)
                 action = f"installed from {peertube.plugin_path}"
-                found = _installed(client)
+                found = client.find_plugin(PLUGIN_NPM_NAME)
             else:
                 action = "already installed; not reinstalled"
         categories = client.categories()
-    ours = {i: label for i, label in categories.items() if i in DOMAIN_BY_ID}
+    ours = recon_categories(categories)
     if found is None and not ours:
         raise dg.Failure(
             description=f"Refusing to continue: {PLUGIN_NPM_NAME} is not installed in PeerTube "
@@ -102,16 +89,11 @@ def categories_registered(
 ) -> dg.AssetCheckResult:
     with operator_errors("categories_registered"), peertube.client() as client:
         categories = client.categories()
+    problems = category_problems(categories)
     rows = []
-    problems = []
     for cid, label in sorted(DOMAIN_BY_ID.items()):
-        got = categories.get(cid)
-        ok = got == label
-        rows.append((cid, label, got if got is not None else "(missing)", "yes" if ok else "NO"))
-        if got is None:
-            problems.append(f"{cid} missing")
-        elif not ok:
-            problems.append(f"{cid} is {got!r}, expected {label!r}")
+        got = categories.get(cid, "(missing)")
+        rows.append((cid, label, got, "yes" if got == label else "NO"))
     return dg.AssetCheckResult(
         passed=not problems,
         description=(

@@ -694,6 +694,15 @@ class PeerTubeClient:
             if not page or start >= int(body.get("total") or 0):
                 return plugins
 
+    def find_plugin(self, npm_name: str) -> dict[str, Any] | None:
+        """The installed plugin `npm_name` as PeerTube lists it, None when not installed.
+        Matched by npmName, or by name with or without the peertube-plugin- prefix."""
+        short = npm_name.removeprefix("peertube-plugin-")
+        for plugin in self.list_plugins():
+            if plugin.get("npmName") == npm_name or plugin.get("name") in (short, npm_name):
+                return plugin
+        return None
+
     def install_plugin(self, path: str) -> dict[str, Any]:
         """Install a plugin from a folder on PeerTube's host (folder named like the npm
         package). Not retried after a timeout: a second install changes PeerTube's state."""

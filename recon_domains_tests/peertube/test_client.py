@@ -332,3 +332,14 @@ def test_429_wait_prefers_the_announced_reset_when_sooner() -> None:
         10.0, None)
     assert wait(_answer({"X-RateLimit-Reset": "3"})) == (3.0, None)  # seconds, not epoch
     assert wait(_answer({})) == (None, None)
+
+
+def test_find_plugin_by_npm_name(peertube_server) -> None:
+    client = admin_client(peertube_server)
+    assert client.find_plugin(PLUGIN_NPM_NAME) is None
+    installed = client.install_plugin(str(PLUGIN_DIR))
+    found = client.find_plugin(PLUGIN_NPM_NAME)
+    assert found is not None and found["name"] == installed["name"]
+    assert client.find_plugin("peertube-plugin-something-else") is None
+    client.uninstall_plugin(PLUGIN_NPM_NAME)
+    assert client.find_plugin(PLUGIN_NPM_NAME) is None
