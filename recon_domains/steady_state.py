@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recon_domains.peertube.categories import read_current_categories
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import LEDGER_TABLE, ReconStore
 from recon_domains.taxonomy import DOMAIN_BY_ID, DOMAIN_IDS, Status
@@ -139,8 +140,6 @@ def pushed_mismatches(
     """Read back the videos of the pushed documents `hashes` (e.g. those one run pushed):
     how many were checked, and (hash, video_id, pushed, now) for each whose PeerTube
     category is not its domain's, in video id order (now is None for a missing video)."""
-    from recon_domains.rollback import read_current_categories
-
     expected, _ = _pushed_videos(store, source, set(hashes))
     ids = sorted(expected)
     now = read_current_categories(ids, client, pt_db) if ids else {}
@@ -163,8 +162,6 @@ def drift_report(
     """Every pushed document's video: what PeerTube shows now versus what we pushed (the
     ledger's latest completed push, or the document's domain when no ledger row exists).
     Reads PeerTube's database in one query when given, else the API per video."""
-    from recon_domains.rollback import read_current_categories
-
     expected, unparsable = _pushed_videos(store, source)  # video_id -> (hash, category)
     report = DriftReport(unparsable=unparsable)
     tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
