@@ -170,6 +170,35 @@ def _why_stale(counts) -> tuple[bool, str]:
     return True, "empty window files"
 
 
+def batch_preconditions(
+    mid_pipeline: Sequence[tuple[str, str]],
+    offsite_problems: Sequence[str] | None,
+    *,
+    is_copy: bool = False,
+) -> list[str]:
+    """SPEC §7's preconditions of a real batch, from measurements taken right before it.
+
+    `mid_pipeline`: the (hash, status) of documents a RECON worker holds; they block unless
+    `is_copy` (a rehearsal copy has no workers, its statuses are stale snapshots).
+    `offsite_problems`: what the off-site freshness check found, or None when there is no
+    off-site folder to check. Returns the problems; empty means the batch may run.
+    """
+    problems: list[str] = []
+    if mid_pipeline and not is_copy:
+        doc_hash, status = mid_pipeline[0]
+        problems.append(
+            f"{len(mid_pipeline)} document(s) mid-pipeline right now (e.g. {doc_hash[:12]} "
+            f"{status}): wait for RECON to be idle"
+        )
+    if offsite_problems is None:
+        problems.append(
+            "RECON_OFFSITE_CONCEPTS_DIR is not set: the off-site backup cannot be checked"
+        )
+    else:
+        problems.extend(f"off-site backup: {p}" for p in offsite_problems)
+    return problems
+
+
 def _check_roots(concepts_root: Path, quarantine_root: Path) -> None:
     c, q = os.path.realpath(concepts_root), os.path.realpath(quarantine_root)
     if c == q or q.startswith(c.rstrip(os.sep) + os.sep) or c.startswith(q.rstrip(os.sep) + os.sep):

@@ -236,3 +236,19 @@ def test_quarantine_inside_concepts_is_refused(migrated) -> None:
     corpus, store = migrated
     with pytest.raises(ReprocessError, match="outside the concepts folder"):
         run_reprocess_batch(store, corpus.concepts_dir, corpus.concepts_dir / "quarantine", [], "b")
+
+
+def test_batch_preconditions_block_a_busy_recon_unless_a_copy_and_a_stale_offsite() -> None:
+    busy = [("a" * 40, "extracting"), ("b" * 40, "embedding")]
+    assert rp.batch_preconditions([], []) == []
+    problems = rp.batch_preconditions(busy, ["lag 9.0 h > 6 h"])
+    assert problems == [
+        f"2 document(s) mid-pipeline right now (e.g. {'a' * 12} extracting): wait for RECON "
+        "to be idle",
+        "off-site backup: lag 9.0 h > 6 h",
+    ]
+    # A rehearsal copy has no workers: its mid-pipeline statuses are not activity.
+    assert rp.batch_preconditions(busy, [], is_copy=True) == []
+    assert rp.batch_preconditions([], None) == [
+        "RECON_OFFSITE_CONCEPTS_DIR is not set: the off-site backup cannot be checked"
+    ]

@@ -56,26 +56,17 @@ def batch_gate(partition: str) -> Gate:
 def _live_preconditions(recon: ReconResource, store: "ReconStore") -> list[str]:
     """SPEC §7 preconditions measured now (the gates only say what was true when observed)."""
     from recon_domains.backups import offsite_freshness
+    from recon_domains.reprocess import batch_preconditions
 
-    problems: list[str] = []
     busy = store.mid_pipeline_documents()
-    if busy and not recon.is_copy:
-        problems.append(
-            f"{len(busy)} document(s) mid-pipeline right now (e.g. {busy[0][0][:12]} "
-            f"{busy[0][1]}): wait for RECON to be idle"
-        )
-    if not recon.offsite_concepts_dir:
-        problems.append(
-            "RECON_OFFSITE_CONCEPTS_DIR is not set: the off-site backup cannot be checked"
-        )
-    else:
-        fresh = offsite_freshness(
+    offsite_problems = None
+    if recon.offsite_concepts_dir:
+        offsite_problems = offsite_freshness(
             recon.concepts_dir,
             recon.offsite_concepts_dir,
             max_lag_hours=recon.offsite_max_lag_hours,
-        )
-        problems.extend(f"off-site backup: {p}" for p in fresh.problems)
-    return problems
+        ).problems
+    return batch_preconditions(busy, offsite_problems, is_copy=recon.is_copy)
 
 
 @dg.asset(
