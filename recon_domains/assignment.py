@@ -679,6 +679,7 @@ class SpotCheckRow:
     top_counts: tuple[tuple[str, int], ...] = ()
     channel_counts: tuple[tuple[str, int], ...] = ()
     problem: str = ""
+    path: str | None = None  # catalogue.path: the watch URL, for the reviewer
 
 
 def spot_check(
@@ -715,6 +716,7 @@ def spot_check(
                     None,
                     False,
                     problem=_error_reason(exc),
+                    path=doc.path,
                 )
             )
             continue
@@ -731,6 +733,7 @@ def spot_check(
                 r.channel_counts,
                 # shown, not failing: the decision still matches what the readable files say
                 "; ".join(r.channel_problems),
+                doc.path,
             )
         )
     return rows

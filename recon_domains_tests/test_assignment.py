@@ -519,6 +519,18 @@ def test_rederive_and_spot_check_agree_then_catch_a_wrong_row(world: World) -> N
     assert [(r.hash, r.stored_domain, r.expected_domain) for r in bad] == [("t2", NAV, WAT)]
 
 
+def test_spot_check_rows_carry_the_watch_url(world: World) -> None:
+    world.add("a1", "Misc", [[TEC, TEC, MED]])
+    world.add("..", "Misc", None)  # an unsafe hash: re-deriving fails, the row still links
+    run_pass1(world.store, world.root, SOURCE)
+    world.set_status("..", Status.ASSIGNED, TEC)
+    rows = spot_check(world.store, world.root, SOURCE, Status.ASSIGNED, 20, seed=1)
+    assert {r.hash: (r.path, bool(r.problem)) for r in rows} == {
+        "a1": (f"https://{SOURCE}/w/a1", False),
+        "..": (f"https://{SOURCE}/w/..", True),
+    }
+
+
 def test_unreadable_tied_document_is_an_error_read_once_and_left_out_of_context(
     world: World, monkeypatch
 ) -> None:

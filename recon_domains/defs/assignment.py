@@ -1,6 +1,6 @@
 """Runbook Step 4: backfill dry run, pass 1, the tiebreaker, and their STOP points."""
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import dagster as dg
 
@@ -20,9 +20,6 @@ from recon_domains.defs.gates import Gate, materialization_metadata, require_gat
 from recon_domains.defs.resources import ReconResource
 from recon_domains.defs.schema import SCHEMA_GATE
 from recon_domains.taxonomy import Status
-
-if TYPE_CHECKING:
-    from recon_domains.recon.store import ReconStore
 
 GROUP = "assignment"
 PASS1_SPOT_SAMPLE = 20
@@ -69,10 +66,6 @@ def distribution_table(
     return md_table(["measure", "expected", "actual", "deviation", "tolerance", "verdict"], rows)
 
 
-def _paths(store: "ReconStore", source: str, status: str) -> dict[str, str | None]:
-    return {d.hash: d.path for d in store.documents_with_status(status, source)}
-
-
 def _spot_check_result(
     recon: ReconResource,
     status: str,
@@ -91,7 +84,6 @@ def _spot_check_result(
             sample,
             recon.skip_channel_set,
         )
-        paths = _paths(store, recon.stream_source, status)
         breakdown = store.status_counts(recon.stream_source)
     bad = [r for r in rows if not r.agrees]
     table = md_table(
@@ -113,7 +105,7 @@ def _spot_check_result(
                 f"{r.expected_status}: {r.expected_domain}" if not r.problem else r.problem,
                 fmt_top(r.top_counts),
                 fmt_top(r.channel_counts),
-                link(paths.get(r.hash), "watch"),
+                link(r.path, "watch"),
                 "yes" if r.agrees else "NO",
             )
             for r in rows
