@@ -235,16 +235,12 @@ def stage_verified(
     stage = context.partition_key
     problems: list[str] = []
     with operator_errors(f"stage_verified {stage}"), recon.store() as store:
-        rows = [
-            r
-            for r in store.ledger()
-            if r.stage == stage and r.pushed_at is not None and r.restored_at is None
-        ]
+        rows = store.pushed_ledger(stage)
+        # stage-1: every video; later stages: a sample (plus the histogram below).
+        sample = rows if stage == STAGES[0] else random.sample(rows, min(API_SAMPLE, len(rows)))
+        paths = store.watch_paths(r.hash for r in sample)
         leftovers = select_stage_items(store, recon.stream_source, stage, recon.push_stage_sizes)
         recon_hist = recon_pushed_histogram(store, recon.stream_source)
-        paths = {d.hash: d.path for d in store.pushed_documents(recon.stream_source)}
-    # stage-1: every video; later stages: a sample (plus the histogram below).
-    sample = rows if stage == STAGES[0] else random.sample(rows, min(API_SAMPLE, len(rows)))
     checked = []
     with operator_errors(f"stage_verified {stage}"), peertube.client() as client:
         for r in sample:

@@ -421,6 +421,17 @@ class ReconStore:
             "AND d.peertube_category_pushed_at IS NOT NULL", (source,), None, 0
         )
 
+    def watch_paths(self, hashes: Iterable[str]) -> dict[str, str | None]:
+        """hash -> catalogue.path (the watch URL) of just these documents."""
+        paths: dict[str, str | None] = {}
+        for batch in _chunks(hashes, 500):
+            rows = self.conn.execute(
+                f"SELECT hash, path FROM catalogue WHERE hash IN ({','.join('?' * len(batch))})",
+                batch,
+            )
+            paths.update((h, path) for h, path in rows)
+        return paths
+
     def channel_members_map(
         self, source: str, channels: Iterable[str] | None = None
     ) -> dict[str, list[str]]:
@@ -560,6 +571,12 @@ class ReconStore:
 
     def ledger(self) -> list[LedgerRow]:
         return self._ledger_rows()
+
+    def pushed_ledger(self, stage: str) -> list[LedgerRow]:
+        """Ledger rows of one stage whose push completed and was not restored since."""
+        return self._ledger_rows(
+            "WHERE stage = ? AND pushed_at IS NOT NULL AND restored_at IS NULL", (stage,)
+        )
 
     def original_categories(self) -> dict[str, int | None]:
         """video_id -> the category it had before our FIRST push to it (rollback target)."""

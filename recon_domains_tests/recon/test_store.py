@@ -237,3 +237,23 @@ def test_audit_counts_count_quarantined_and_restored_rows(recon_db: Path) -> Non
                 [("h000", None), ("h001", "2026-01-02T00:00:00Z")],
             )
         assert store.audit_counts() == (2, 1)
+
+
+def test_pushed_ledger_of_a_stage_and_watch_paths_of_some_documents(recon_db: Path) -> None:
+    with ReconStore.open(recon_db) as store:
+        store.migrate()
+        store.record_push_intents(
+            [("h000", "uuid-0", "stage-1", 15, 106), ("h001", "uuid-1", "stage-1", 15, 106),
+             ("h002", "uuid-2", "stage-2", 15, 106)]
+        )
+        store.complete_push("h000")
+        store.complete_push("h002")
+        assert [r.hash for r in store.pushed_ledger("stage-1")] == ["h000"]  # h001 still open
+        assert [r.hash for r in store.pushed_ledger("stage-2")] == ["h002"]
+        store.clear_push_timestamps()  # a rollback restored them
+        assert store.pushed_ledger("stage-1") == []
+        assert store.watch_paths(["h001", "book1", "nope"]) == {
+            "h001": f"https://{SOURCE}/w/h001",
+            "book1": "https://library/w/book1",
+        }
+        assert store.watch_paths([]) == {}
