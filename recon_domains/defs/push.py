@@ -2,7 +2,6 @@
 
 import random
 from collections import Counter
-from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -21,9 +20,6 @@ from recon_domains.defs.plugin import PLUGIN_GATE
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.taxonomy import DOMAIN_BY_ID, DOMAIN_IDS
-
-if TYPE_CHECKING:
-    from recon_domains.recon.store import ReconStore
 
 GROUP = "push"
 STAGES = ("stage-1", "stage-2", "stage-3")
@@ -62,13 +58,6 @@ def category_table(peertube: dict[int, int], recon: dict[int, int]) -> str:
             for i in ids
         ],
     )
-
-
-def recon_pushed_histogram(store: "ReconStore", source: str) -> dict[int, int]:
-    """RECON's pushed distribution as PeerTube category ids."""
-    return {
-        DOMAIN_IDS[d]: n for d, n in store.pushed_distribution(source).items() if d in DOMAIN_IDS
-    }
 
 
 @dg.asset(
@@ -240,7 +229,7 @@ def stage_verified(
         sample = rows if stage == STAGES[0] else random.sample(rows, min(API_SAMPLE, len(rows)))
         paths = store.watch_paths(r.hash for r in sample)
         leftovers = select_stage_items(store, recon.stream_source, stage, recon.push_stage_sizes)
-        recon_hist = recon_pushed_histogram(store, recon.stream_source)
+        recon_hist = store.pushed_category_histogram(recon.stream_source)
     checked = []
     with operator_errors(f"stage_verified {stage}"), peertube.client() as client:
         for r in sample:

@@ -7,7 +7,6 @@ from recon_domains.defs.gates import Gate, require_gates, require_partition_mate
 from recon_domains.defs.push import (
     STAGES,
     category_table,
-    recon_pushed_histogram,
     stage_gate,
     stage_partitions,
 )
@@ -24,7 +23,7 @@ ROLLOUT_GATE = Gate(
 
 def _measure(recon: ReconResource, peertube_db: PeerTubeDbResource) -> dict:
     with recon.store() as store:
-        recon_hist = recon_pushed_histogram(store, recon.stream_source)
+        recon_hist = store.pushed_category_histogram(recon.stream_source)
         status = store.status_counts(recon.stream_source)
         unpushed = len(store.unpushed_categorized(recon.stream_source))
     db = peertube_db.database()

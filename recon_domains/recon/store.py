@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from recon_domains.taxonomy import CATEGORIZED, MID_PIPELINE_STATUSES
+from recon_domains.taxonomy import CATEGORIZED, DOMAIN_IDS, MID_PIPELINE_STATUSES
 
 DOMAIN_COLUMNS: tuple[str, ...] = (
     "recon_domain",
@@ -392,6 +392,13 @@ class ReconStore:
             (source,),
         )
         return {domain: n for domain, n in rows}
+
+    def pushed_category_histogram(self, source: str) -> dict[int, int]:
+        """pushed_distribution as PeerTube category ids: what PeerTube's category histogram
+        should show. A stored value that is not a RECON domain has no id and is left out."""
+        return {
+            DOMAIN_IDS[d]: n for d, n in self.pushed_distribution(source).items() if d in DOMAIN_IDS
+        }
 
     def _push_candidates(self, where: str, params: tuple, limit: int | None, offset: int):
         sql = (

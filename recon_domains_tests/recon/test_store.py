@@ -19,7 +19,7 @@ from recon_domains.recon.store import (
     ReconStoreError,
 )
 from recon_domains.sandbox.corpus import RECON_SCHEMA
-from recon_domains.taxonomy import Status
+from recon_domains.taxonomy import DOMAIN_IDS, Status
 
 SOURCE = "stream.echo6.co"
 
@@ -257,3 +257,18 @@ def test_pushed_ledger_of_a_stage_and_watch_paths_of_some_documents(recon_db: Pa
             "book1": "https://library/w/book1",
         }
         assert store.watch_paths([]) == {}
+
+
+def test_pushed_category_histogram_counts_by_peertube_category_id(recon_db: Path) -> None:
+    with ReconStore.open(recon_db) as store:
+        store.migrate()
+        store.write_decisions(
+            [DomainDecision("h000", Status.ASSIGNED, "Medical"),
+             DomainDecision("h001", Status.ASSIGNED, "Medical"),
+             DomainDecision("h002", Status.ASSIGNED, "Not a RECON domain"),
+             DomainDecision("h003", Status.ASSIGNED, "Medical")]
+        )
+        for h in ("h000", "h001", "h002"):
+            store.complete_push(h)
+        assert store.pushed_distribution(SOURCE) == {"Medical": 2, "Not a RECON domain": 1}
+        assert store.pushed_category_histogram(SOURCE) == {DOMAIN_IDS["Medical"]: 2}
