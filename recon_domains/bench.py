@@ -18,8 +18,8 @@ from contextlib import suppress
 from pathlib import Path
 
 from recon_domains.assignment import run_pass1, run_tiebreaker
+from recon_domains.defs.rehearsal import copy_recon_database, rehearse
 from recon_domains.recon.store import ReconStore
-from recon_domains.rehearsal import copy_recon_database, rehearse
 from recon_domains.sandbox.corpus import generate_corpus
 from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, DEFAULT_STREAM_SOURCE
 

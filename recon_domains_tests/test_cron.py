@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from recon_domains.rehearsal import (
+from recon_domains.defs.rehearsal import (
     PLUGIN_DIR,
     REPO_ROOT,
     RUNBOOK_STEPS,

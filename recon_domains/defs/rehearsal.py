@@ -5,6 +5,9 @@ folder — the originals are never opened for writing — starts an embedded Pos
 sandbox PeerTube seeded with the copy's videos, and then runs the runbook's jobs in order
 against a Dagster instance in the work folder. It stops at the first gate that fails, and
 writes a JSON report an operator can read before doing the real thing.
+
+It drives the Dagster jobs, so it lives in the Dagster layer; the plain core never imports
+dagster. `defs/__init__.py` does not load it as a phase: it defines no assets.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import dagster as dg
 from recon_domains.recon.store import ReconStore
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO_ROOT / "peertube-plugin" / "peertube-plugin-recon-domains"
 DEMO_MARKER = ".recon-domains-demo"
 
