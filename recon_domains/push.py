@@ -41,7 +41,7 @@ from recon_domains.peertube.client import (
 )
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import PushCandidate, ReconStore
-from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAIN_IDS
+from recon_domains.taxonomy import CATEGORY_ID_RANGE, DEFAULT_STREAM_SOURCE, DOMAIN_IDS, DOMAINS
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def _failure_kind(exc: BaseException) -> str:
 _CAUSES: dict[str, str] = {
     "category": "category id not registered in PeerTube: the recon-domains plugin is probably "
     "not installed (runbook steps 1–2). Install and enable peertube-plugin-recon-domains, "
-    "then check that GET /api/v1/videos/categories lists ids 100–117",
+    f"then check that GET /api/v1/videos/categories lists ids {CATEGORY_ID_RANGE}",
     "auth": "PeerTube refused our credentials or token: check PEERTUBE_USERNAME and "
     "PEERTUBE_PASSWORD (and PEERTUBE_HOST_HEADER when using the internal port)",
     "forbidden": "PeerTube answered 403: the account is not an administrator; set "
@@ -242,7 +242,8 @@ def _prepare(items: Iterable[PushCandidate], result: PushResult) -> list[_Work]:
             continue
         target = DOMAIN_IDS.get(item.domain)
         if target is None:
-            result.skipped.append((item.hash, f"domain {item.domain!r} is not one of the 18"))
+            reason = f"domain {item.domain!r} is not one of the {len(DOMAINS)}"
+            result.skipped.append((item.hash, reason))
             continue
         work.append(_Work(item, parsed.video_id, target))
     return work
@@ -271,7 +272,7 @@ def push_items(
     check_admin: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> PushResult:
-    """Push each item's domain to its PeerTube video as category id (100–117).
+    """Push each item's domain to its PeerTube video as its category id (the taxonomy's).
 
     database: when given, categories before the push (and the resume check) are read from
     PeerTube's PostgreSQL in one query per chunk; otherwise with one API GET per video.

@@ -1,41 +1,22 @@
-"""The 18 RECON knowledge domains and their PeerTube category ids: the single source of truth.
+"""The RECON knowledge domains and their PeerTube category ids, plus statuses and the skip list.
 
-The PeerTube plugin (peertube-plugin/peertube-plugin-recon-domains/main.js) registers the
-same ids and labels; a test runs its register() under Node and compares with this module.
+The ids and labels live in one data file, the plugin's own
+``peertube-plugin/peertube-plugin-recon-domains/categories.json`` (one ``"<id>": "<label>"``
+line per domain): the plugin's main.js registers its entries and this module reads the same
+file, packaged as ``recon_domains/categories.json`` (a symlink in the source tree that the
+wheel build copies). Adding a domain is one line there; everything here is derived from it.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections import Counter
 from collections.abc import Iterable
+from importlib import resources
+from importlib.resources.abc import Traversable
 from types import MappingProxyType
-
-# SPEC §2. PeerTube's built-in categories 1–18 are never touched.
-DOMAIN_IDS: MappingProxyType[str, int] = MappingProxyType(
-    {
-        "Agriculture & Livestock": 100,
-        "Civil Organization": 101,
-        "Communications": 102,
-        "Food Systems": 103,
-        "Foundational Skills": 104,
-        "Logistics": 105,
-        "Medical": 106,
-        "Navigation": 107,
-        "Operations": 108,
-        "Power Systems": 109,
-        "Preservation & Storage": 110,
-        "Security": 111,
-        "Shelter & Construction": 112,
-        "Technology": 113,
-        "Tools & Equipment": 114,
-        "Vehicles": 115,
-        "Water Systems": 116,
-        "Wilderness Skills": 117,
-    }
-)
-DOMAINS: tuple[str, ...] = tuple(DOMAIN_IDS)
-DOMAIN_BY_ID: MappingProxyType[int, str] = MappingProxyType({i: d for d, i in DOMAIN_IDS.items()})
-FIRST_CATEGORY_ID = 100
-LAST_CATEGORY_ID = 117
+from typing import Any
 
 PLUGIN_NPM_NAME = "peertube-plugin-recon-domains"
 
@@ -63,6 +44,88 @@ PEERTUBE_BUILT_IN_CATEGORIES: MappingProxyType[int, str] = MappingProxyType(
         18: "Food",
     }
 )
+
+CATEGORIES_FILE = "categories.json"
+_ID_RE = re.compile(r"[1-9][0-9]*")
+
+
+class TaxonomyError(ValueError):
+    """The domain list (categories.json) cannot be used: names the file and every problem."""
+
+
+def read_categories(path: Traversable) -> dict[int, str]:
+    """The categories (id → label, in id order) of a categories.json file.
+
+    Raises TaxonomyError naming the file and every problem: unreadable, not JSON, not one
+    object, an id listed twice or that is not a whole number above PeerTube's built-in
+    ids, a label that is empty, padded or used twice.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TaxonomyError(
+            f"The RECON domain list {path} cannot be read ({exc}). In a source checkout "
+            f"recon_domains/{CATEGORIES_FILE} is a symlink to the plugin's {CATEGORIES_FILE}: "
+            "restore it (git checkout), or reinstall the recon_domains package."
+        ) from None
+    repeated: list[str] = []
+
+    def keep_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        repeated.extend(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        return dict(pairs)
+
+    try:
+        data = json.loads(text, object_pairs_hook=keep_repeats)
+    except json.JSONDecodeError as exc:
+        problems = [f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"]
+    else:
+        problems = [f"id {k!r} is listed more than once" for k in repeated]
+        problems += _category_problems(data)
+    if problems:
+        raise TaxonomyError(
+            f"The RECON domain list {path} is malformed: {'; '.join(problems)}. It must be one "
+            'JSON object with one line per domain, "<category id>": "<label>" (e.g. '
+            '"118": "New Domain"); fix the file, then run again.'
+        )
+    return {int(k): v for k, v in sorted(data.items(), key=lambda kv: int(kv[0]))}
+
+
+def _category_problems(data: object) -> list[str]:
+    """What is wrong with the parsed content of a categories.json (empty when usable)."""
+    if not isinstance(data, dict):
+        return [f"it holds a JSON {type(data).__name__}, not an object of id → label"]
+    if not data:
+        return ["it lists no domain"]
+    problems: list[str] = []
+    for key, label in data.items():
+        if not _ID_RE.fullmatch(key):
+            problems.append(f"{key!r} is not a category id (a whole number, e.g. \"118\")")
+        elif int(key) in PEERTUBE_BUILT_IN_CATEGORIES:
+            problems.append(
+                f"id {key} is PeerTube's built-in category "
+                f"{PEERTUBE_BUILT_IN_CATEGORIES[int(key)]!r}; RECON ids must not collide with "
+                f"PeerTube's 1–{max(PEERTUBE_BUILT_IN_CATEGORIES)}"
+            )
+        if not isinstance(label, str) or not label.strip() or label != label.strip():
+            problems.append(
+                f"the label of {key!r} must be a non-empty string without surrounding spaces, "
+                f"found {json.dumps(label)}"
+            )
+    labels = Counter(v for v in data.values() if isinstance(v, str))
+    problems += [f"label {x!r} is used by more than one id" for x, n in labels.items() if n > 1]
+    return problems
+
+
+# SPEC §2, read once at import: a malformed file stops everything with TaxonomyError.
+DOMAIN_BY_ID: MappingProxyType[int, str] = MappingProxyType(
+    read_categories(resources.files("recon_domains") / CATEGORIES_FILE)
+)
+DOMAIN_IDS: MappingProxyType[str, int] = MappingProxyType({d: i for i, d in DOMAIN_BY_ID.items()})
+DOMAINS: tuple[str, ...] = tuple(DOMAIN_IDS)
+FIRST_CATEGORY_ID: int = min(DOMAIN_BY_ID)
+LAST_CATEGORY_ID: int = max(DOMAIN_BY_ID)
+# For operator messages: "100–117".
+CATEGORY_ID_RANGE = f"{FIRST_CATEGORY_ID}–{LAST_CATEGORY_ID}"
 
 
 class Status:
@@ -102,7 +165,7 @@ DEFAULT_STREAM_SOURCE = "stream.echo6.co"
 
 
 def is_domain(value: object) -> bool:
-    """True when value is exactly one of the 18 domain names."""
+    """True when value is exactly one of the RECON domain names."""
     return isinstance(value, str) and value in DOMAIN_IDS
 
 
@@ -111,7 +174,7 @@ def category_id(domain: str) -> int:
     try:
         return DOMAIN_IDS[domain]
     except KeyError:
-        raise KeyError(f"not one of the 18 RECON domains: {domain!r}") from None
+        raise KeyError(f"not one of the {len(DOMAINS)} RECON domains: {domain!r}") from None
 
 
 def parse_skip_channels(text: str | None) -> frozenset[str]:

@@ -1,30 +1,15 @@
 'use strict'
 
-// RECON knowledge domains as PeerTube video categories (ids 100–117).
-// The single source of truth is recon_domains/taxonomy.py; a Python test runs register()
-// under Node with a recording manager and compares every id and label with it.
+// RECON knowledge domains as PeerTube video categories. The ids and labels live in
+// categories.json, one "<id>": "<label>" line per domain: the single source of truth, which
+// the Python side (recon_domains/taxonomy.py) reads too. A Python test runs register() under
+// Node with a recording manager and compares every id and label with the taxonomy.
 // PeerTube's built-in categories (1–18) are never touched.
 
-const RECON_CATEGORIES = Object.freeze([
-  Object.freeze({ id: 100, label: 'Agriculture & Livestock' }),
-  Object.freeze({ id: 101, label: 'Civil Organization' }),
-  Object.freeze({ id: 102, label: 'Communications' }),
-  Object.freeze({ id: 103, label: 'Food Systems' }),
-  Object.freeze({ id: 104, label: 'Foundational Skills' }),
-  Object.freeze({ id: 105, label: 'Logistics' }),
-  Object.freeze({ id: 106, label: 'Medical' }),
-  Object.freeze({ id: 107, label: 'Navigation' }),
-  Object.freeze({ id: 108, label: 'Operations' }),
-  Object.freeze({ id: 109, label: 'Power Systems' }),
-  Object.freeze({ id: 110, label: 'Preservation & Storage' }),
-  Object.freeze({ id: 111, label: 'Security' }),
-  Object.freeze({ id: 112, label: 'Shelter & Construction' }),
-  Object.freeze({ id: 113, label: 'Technology' }),
-  Object.freeze({ id: 114, label: 'Tools & Equipment' }),
-  Object.freeze({ id: 115, label: 'Vehicles' }),
-  Object.freeze({ id: 116, label: 'Water Systems' }),
-  Object.freeze({ id: 117, label: 'Wilderness Skills' })
-])
+const RECON_CATEGORIES = Object.freeze(
+  Object.entries(require('./categories.json'))
+    .map(([id, label]) => Object.freeze({ id: Number(id), label }))
+)
 
 async function register ({ videoCategoryManager, peertubeHelpers }) {
   const logger = peertubeHelpers && peertubeHelpers.logger

@@ -1,4 +1,4 @@
-"""Runbook Steps 1–2: deploy the PeerTube plugin and verify its 18 categories."""
+"""Runbook Steps 1–2: deploy the PeerTube plugin and verify its categories."""
 
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from recon_domains.defs.gates import Gate, require_gates
 from recon_domains.defs.predeploy import PREDEPLOY_GATES
 from recon_domains.defs.resources import PeerTubeResource
 from recon_domains.peertube.categories import category_problems, recon_categories
-from recon_domains.taxonomy import DOMAIN_BY_ID, PLUGIN_NPM_NAME
+from recon_domains.taxonomy import CATEGORY_ID_RANGE, DOMAIN_BY_ID, PLUGIN_NPM_NAME
 
 GROUP = "plugin"
 
@@ -23,7 +23,8 @@ PLUGIN_GATE = Gate(
     "peertube_plugin",
     "categories_registered",
     remedy="install the plugin (set PEERTUBE_PLUGIN_PATH and run plugin_job, or install it "
-    "in PeerTube's admin UI and run plugin_job), until all 18 categories 100–117 show",
+    "in PeerTube's admin UI and run plugin_job), until all "
+    f"{len(DOMAIN_BY_ID)} categories {CATEGORY_ID_RANGE} show",
 )
 
 
@@ -63,8 +64,9 @@ def peertube_plugin(
     if found is None and not ours:
         raise dg.Failure(
             description=f"Refusing to continue: {PLUGIN_NPM_NAME} is not installed in PeerTube "
-            "and no category 100–117 is registered. Set PEERTUBE_PLUGIN_PATH to the plugin "
-            "folder on PeerTube's host (or install it in the admin UI), then run plugin_job.",
+            f"and no category {CATEGORY_ID_RANGE} is registered. Set PEERTUBE_PLUGIN_PATH to the "
+            "plugin folder on PeerTube's host (or install it in the admin UI), then run "
+            "plugin_job.",
             allow_retries=False,
         )
     context.log.info(f"plugin: {action}; {len(ours)} RECON categories registered")
@@ -81,8 +83,8 @@ def peertube_plugin(
 @dg.asset_check(
     asset=peertube_plugin,
     blocking=True,
-    description="Runbook Step 2: GET /api/v1/videos/categories shows all 18 ids 100–117 with "
-    "exactly the taxonomy's labels.",
+    description=f"Runbook Step 2: GET /api/v1/videos/categories shows all {len(DOMAIN_BY_ID)} ids "
+    f"{CATEGORY_ID_RANGE} with exactly the taxonomy's labels.",
 )
 def categories_registered(
     context: dg.AssetCheckExecutionContext, peertube: PeerTubeResource
@@ -97,7 +99,7 @@ def categories_registered(
     return dg.AssetCheckResult(
         passed=not problems,
         description=(
-            "All 18 RECON categories registered with exact labels."
+            f"All {len(DOMAIN_BY_ID)} RECON categories registered with exact labels."
             if not problems
             else f"{len(problems)} RECON categor(ies) wrong: {'; '.join(problems[:6])}. Do not "
             "proceed: check PeerTube's log for plugin errors, fix or reinstall the plugin "

@@ -29,7 +29,7 @@ from typing import Any
 import dagster as dg
 
 from recon_domains.recon.store import ReconStore
-from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE
+from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, FIRST_CATEGORY_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO_ROOT / "peertube-plugin" / "peertube-plugin-recon-domains"
@@ -349,7 +349,7 @@ def _summary(report: RehearsalReport) -> str:
         lines.append(f"  {'PASS' if gate.passed else 'FAIL'}  {gate.gate}")
     lines.append(f"status counts: {report.status_counts}")
     lines.append(f"pushed to PeerTube: {report.pushed_count}")
-    lines.append(f"PeerTube categories >= 100: {report.peertube_histogram}")
+    lines.append(f"PeerTube categories >= {FIRST_CATEGORY_ID}: {report.peertube_histogram}")
     lines.append(f"reprocess: {report.reprocess}")
     lines.extend(f"note: {note}" for note in report.notes)
     if report.ok:

@@ -11,6 +11,7 @@ from recon_domains.defs.push import (
     stage_partitions,
 )
 from recon_domains.defs.resources import PeerTubeDbResource, ReconResource
+from recon_domains.taxonomy import FIRST_CATEGORY_ID
 
 GROUP = "verify"
 
@@ -42,8 +43,8 @@ def _measure(recon: ReconResource, peertube_db: PeerTubeDbResource) -> dict:
     tags=tier(READ_ONLY),
     kinds={"postgres"},
     description="Runbook Step 6: PeerTube's per-category counts (SELECT category, count(*) FROM "
-    "video WHERE category >= 100 …), the uncategorized count, and RECON's status breakdown, "
-    "after stage-3 was pushed and verified. Reads only.",
+    f"video WHERE category >= {FIRST_CATEGORY_ID} …), the uncategorized count, and RECON's "
+    "status breakdown, after stage-3 was pushed and verified. Reads only.",
 )
 def rollout_verification(
     context: dg.AssetExecutionContext, recon: ReconResource, peertube_db: PeerTubeDbResource

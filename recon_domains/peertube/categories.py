@@ -1,5 +1,5 @@
-"""PeerTube's categories as the migration sees them: the plugin's ids 100–117 among the
-registered ones, how they compare with the taxonomy, and the category each video has now."""
+"""PeerTube's categories as the migration sees them: the plugin's ids among the registered
+ones, how they compare with the taxonomy, and the category each video has now."""
 
 from __future__ import annotations
 
@@ -12,15 +12,15 @@ from recon_domains.taxonomy import DOMAIN_BY_ID, FIRST_CATEGORY_ID, LAST_CATEGOR
 
 
 def recon_categories(categories: Mapping[int, str]) -> dict[int, str]:
-    """The RECON categories (ids 100–117) among PeerTube's registered `categories`."""
+    """The RECON categories (the taxonomy's id range) among PeerTube's registered `categories`."""
     return {
         i: label for i, label in categories.items() if FIRST_CATEGORY_ID <= i <= LAST_CATEGORY_ID
     }
 
 
 def category_problems(categories: Mapping[int, str]) -> list[str]:
-    """How PeerTube's registered `categories` differ from the taxonomy's 18, in id order
-    ("101 missing", "102 is 'X', expected 'Communications'"); empty when all match."""
+    """How PeerTube's registered `categories` differ from the taxonomy's, in id order
+    ("101 missing", "102 is 'X', expected 'Y'"); empty when all match."""
     problems = []
     for cid, label in sorted(DOMAIN_BY_ID.items()):
         got = categories.get(cid)

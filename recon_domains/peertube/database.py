@@ -19,6 +19,8 @@ from contextlib import contextmanager
 import psycopg2
 from psycopg2.extras import execute_values
 
+from recon_domains.taxonomy import FIRST_CATEGORY_ID
+
 ENV_DSN = "PEERTUBE_DB_DSN"
 DEFAULT_CONNECT_TIMEOUT_S = 5
 
@@ -100,7 +102,7 @@ class PeerTubeDatabase:
             cur.execute("SELECT count(*) FROM video")
             return int(cur.fetchone()[0])
 
-    def category_histogram(self, min_id: int = 100) -> dict[int, int]:
+    def category_histogram(self, min_id: int = FIRST_CATEGORY_ID) -> dict[int, int]:
         """``{category: number of videos}`` for categories >= ``min_id`` (the runbook's check)."""
         with self._cursor(write=False) as cur:
             cur.execute(
@@ -174,7 +176,7 @@ class PeerTubeDatabase:
             )
             return int(cur.fetchone()[0])
 
-    def write_reset_recon_categories(self, min_id: int = 100) -> int:
+    def write_reset_recon_categories(self, min_id: int = FIRST_CATEGORY_ID) -> int:
         """The runbook's blunt rollback: every category >= ``min_id`` back to NULL.
 
         Loses any category a video had before the push; prefer write_restore_categories

@@ -58,7 +58,7 @@ class TiedVideo:
         return len(self.top_domains) > 1
 
     def domain_options(self) -> tuple[str, ...]:
-        """The 18 domains for the choice: the top (tied) domains first, then the others."""
+        """All domains for the choice: the top (tied) domains first, then the others."""
         rest = tuple(d for d in DOMAINS if d not in self.top_domains)
         return (*self.top_domains, *rest)
 
@@ -279,12 +279,12 @@ def assign_domain(
 ) -> Assignment:
     """Record a human's choice: tied_manual → manual_assigned with `domain`.
 
-    Raises ReviewError (nothing written) when domain is not one of the 18 or doc_hash is
+    Raises ReviewError (nothing written) when domain is not a RECON domain or doc_hash is
     not a tied_manual stream document of `source` (e.g. already assigned in another tab).
     """
     if not is_domain(domain):
         raise ReviewError(
-            f"{domain!r} is not one of the 18 RECON domains; choose one from the list."
+            f"{domain!r} is not one of the {len(DOMAINS)} RECON domains; choose one from the list."
         )
     if not doc_hash:
         raise ReviewError("no video hash in the form; reload the review page and try again.")

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from recon_domains.peertube.urls import uuid_to_short
-from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAINS
+from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAINS, is_domain
 
 # RECON's own table definitions (SPEC §3). RECON creates these; we never do in production.
 CATALOGUE_DDL = (
@@ -78,32 +78,20 @@ _INCOMPLETE_STATUSES: tuple[str, ...] = (
 )
 _INCOMPLETE_WEIGHTS: tuple[int, ...] = (4, 1, 2, 1, 3, 1, 3)
 
-_TERMS: dict[str, tuple[str, ...]] = {
-    "Agriculture & Livestock": ("crop rotation", "goat husbandry", "soil testing", "poultry"),
-    "Civil Organization": ("mutual aid", "town meeting", "neighbourhood watch", "bylaws"),
-    "Communications": ("HF antenna", "repeater", "mesh network", "signal plan"),
-    "Food Systems": ("seed saving", "food forest", "grain mill", "meal planning"),
-    "Foundational Skills": ("knot tying", "fire lay", "map reading basics", "sewing"),
-    "Logistics": ("supply cache", "inventory rotation", "convoy plan", "load planning"),
-    "Medical": ("tourniquet", "wound closure", "triage", "dehydration"),
-    "Navigation": ("compass bearing", "dead reckoning", "topographic map", "celestial fix"),
-    "Operations": ("standard procedure", "watch rotation", "after-action review", "drills"),
-    "Power Systems": ("solar array", "charge controller", "battery bank", "inverter"),
-    "Preservation & Storage": ("canning", "dehydrating", "root cellar", "vacuum sealing"),
-    "Security": ("perimeter", "lock picking", "threat assessment", "opsec"),
-    "Shelter & Construction": ("timber frame", "insulation", "roof truss", "foundation"),
-    "Technology": ("microcontroller", "offline wiki", "linux server", "data backup"),
-    "Tools & Equipment": ("axe sharpening", "hand saw", "multimeter", "forge"),
-    "Vehicles": ("diesel engine", "tire repair", "fuel storage", "winch"),
-    "Water Systems": ("rainwater harvest", "slow sand filter", "well pump", "purification"),
-    "Wilderness Skills": ("debris hut", "trapping", "foraging", "bow drill"),
-}
+# Concept names, channel names and book titles are made from the domain's own label, so a
+# domain added to the taxonomy needs nothing here.
+_TERM_FORMS: tuple[str, ...] = ("{} basics", "{} field notes", "{} repairs", "{} planning")
 _CHANNEL_WORDS: tuple[str, ...] = (
     "Backyard", "Off-Grid", "Practical", "Rural", "Northern", "Frontier", "Prairie",
     "Mountain", "Coastal", "Desert", "Urban", "Old School", "Homestead", "Field", "Bench",
     "Workshop", "Ridge", "Valley", "Harbor", "Timber",
 )
 _CHANNEL_SUFFIXES: tuple[str, ...] = ("Lab", "Academy", "Notes", "TV", "Works", "Guide", "Hub")
+
+
+def _term(domain: str, n: int) -> str:
+    """The n-th (mod 4) concept name of a domain, e.g. "water systems repairs"."""
+    return _TERM_FORMS[n % len(_TERM_FORMS)].format(domain.lower())
 
 
 class CorpusError(RuntimeError):
@@ -250,7 +238,7 @@ def _make_channels(rng: random.Random, n_docs: int, per_channel: int) -> list[tu
         dominants = rng.sample(DOMAINS, k)
         weights_k = [0.62, 0.26, 0.12][:k]
         while True:
-            term = _TERMS[dominants[0]][rng.randrange(4)].title()
+            term = _term(dominants[0], rng.randrange(4)).title()
             name = f"{rng.choice(_CHANNEL_WORDS)} {term} {rng.choice(_CHANNEL_SUFFIXES)}"
             if name not in used_names:
                 break
@@ -442,7 +430,7 @@ def _plan(rng: random.Random, docs: int, seed: int, mix: CorpusMix, source: str)
         kind = "clear" if counts else "none"
         if which in (0, 1):
             author = rng.choice(("A. Smith", "J. Doe", "US Army", "FEMA", "R. Kephart"))
-            title = f"The {_TERMS[rng.choice(DOMAINS)][rng.randrange(4)].title()} Handbook"
+            title = f"The {_term(rng.choice(DOMAINS), rng.randrange(4)).title()} Handbook"
             doc = _Doc(new_hash(), "library", "Books", status, kind, counts, is_video=False)
             doc.book = (title, author)
             doc.filename = f"{_slug(title)}.pdf"
@@ -473,10 +461,10 @@ class _FileWriter:
         self.tally = tally
 
     def _concept(self, domain: Any, n: int) -> dict[str, Any]:
-        term_domain = domain if isinstance(domain, str) and domain in _TERMS else None
+        term_domain = domain if is_domain(domain) else None
         if term_domain is None and isinstance(domain, list):
-            term_domain = next((d for d in domain if d in _TERMS), None)
-        term = _TERMS[term_domain][n % 4] if term_domain else f"topic {n}"
+            term_domain = next((d for d in domain if is_domain(d)), None)
+        term = _term(term_domain, n) if term_domain else f"topic {n}"
         return {
             "concept": term,
             "domain": domain,
@@ -532,7 +520,7 @@ class _FileWriter:
     def _non_object_items(self) -> list[Any]:
         self.tally["non_object_items"] += 3
         # A bare domain string is not a concept object: it must not count.
-        return ["Medical", 7, None] if self.rng.random() < 0.5 else [["Security"], 1.5, True]
+        return [DOMAINS[0], 7, None] if self.rng.random() < 0.5 else [[DOMAINS[-1]], 1.5, True]
 
     def write(self, doc: _Doc, messy: set[str]) -> int:
         """Write the folder of doc now; return the number of window files."""
@@ -625,11 +613,12 @@ class _FileWriter:
 
     def _malformed(self) -> bytes:
         self.tally["malformed_files"] += 1
+        first, last = (json.dumps(d).encode() for d in (DOMAINS[0], DOMAINS[-1]))
         options = (
-            b'[{"concept": "tourniquet", "domain": "Medical", "summary": "trunc',
+            b'[{"concept": "field notes", "domain": ' + first + b', "summary": "trunc',
             b"",
             b"{not json at all",
-            b'[{"domain": "Security"},]',
+            b'[{"domain": ' + last + b"},]",
             b"\xff\xfe\x00[binary\x00garbage",
             b"NaN-ish: [1, 2",
         )

@@ -14,12 +14,20 @@ from recon_domains.peertube.categories import (
 )
 from recon_domains.peertube.client import PeerTubeClient
 from recon_domains.peertube.database import PeerTubeDatabase
-from recon_domains.taxonomy import DOMAIN_BY_ID, PEERTUBE_BUILT_IN_CATEGORIES
+from recon_domains.taxonomy import (
+    DOMAIN_BY_ID,
+    FIRST_CATEGORY_ID,
+    LAST_CATEGORY_ID,
+    PEERTUBE_BUILT_IN_CATEGORIES,
+)
 
 
-def test_recon_categories_are_ids_100_to_117_only() -> None:
-    registered = {**PEERTUBE_BUILT_IN_CATEGORIES, 99: "Other", 100: "A", 117: "B", 118: "C"}
-    assert recon_categories(registered) == {100: "A", 117: "B"}
+def test_recon_categories_are_the_taxonomy_id_range_only() -> None:
+    first, last = FIRST_CATEGORY_ID, LAST_CATEGORY_ID
+    registered = {
+        **PEERTUBE_BUILT_IN_CATEGORIES, first - 1: "Other", first: "A", last: "B", last + 1: "C"
+    }
+    assert recon_categories(registered) == {first: "A", last: "B"}
     assert recon_categories(PEERTUBE_BUILT_IN_CATEGORIES) == {}
 
 
@@ -31,7 +39,7 @@ def test_category_problems_name_each_missing_or_wrong_id_in_order() -> None:
         "101 missing",
         "102 is 'Comms', expected 'Communications'",
     ]
-    assert len(category_problems(PEERTUBE_BUILT_IN_CATEGORIES)) == 18
+    assert len(category_problems(PEERTUBE_BUILT_IN_CATEGORIES)) == len(DOMAIN_BY_ID)
 
 
 def test_read_current_categories_through_the_api_or_the_database(peertube_server) -> None:

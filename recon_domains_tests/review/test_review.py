@@ -257,7 +257,7 @@ def test_lists_exactly_the_tied_manual_videos_with_counts(review) -> None:
         {"domain": "Medical", "videos": 1},
     ]
     assert alpha["channel_videos"] == 6
-    # The choice: all 18 domains, the tied ones first.
+    # The choice: every domain, the tied ones first.
     assert alpha["domain_options"][:2] == ["Medical", "Water Systems"]
     assert sorted(alpha["domain_options"]) == sorted(DOMAINS)
 
@@ -279,8 +279,8 @@ def test_lists_exactly_the_tied_manual_videos_with_counts(review) -> None:
                      row)
     assert re.search(r"<li>\s*<span>Security</span><span class=\"n\">1<", row)
     assert "display only, not pushed" in row
-    # Each form offers the 18 domains, the tied ones first, plus the "choose" placeholder.
-    assert row.count("<option") == 19
+    # Each form offers every domain, the tied ones first, plus the "choose" placeholder.
+    assert row.count("<option") == len(DOMAINS) + 1
     assert row.index("<option>Water Systems</option>") < row.index(
         "<option>Agriculture &amp; Livestock</option>"
     )
@@ -447,13 +447,16 @@ def test_assign_returns_to_the_same_filter_sort_and_page(review, recon) -> None:
     assert rows(page) == bulk[::-1][25:50]
 
 
+NOT_A_DOMAIN = f"not one of the {len(DOMAINS)} RECON domains"
+
+
 @pytest.mark.parametrize(
     ("form", "message"),
     [
-        ({"hash": "tie_alpha", "domain": "Survival (legacy)"}, "not one of the 18 RECON domains"),
-        ({"hash": "tie_alpha", "domain": "<b>Medical</b>"}, "not one of the 18 RECON domains"),
-        ({"hash": "tie_alpha", "domain": ""}, "not one of the 18 RECON domains"),
-        ({"hash": "tie_alpha"}, "not one of the 18 RECON domains"),
+        ({"hash": "tie_alpha", "domain": "Survival (legacy)"}, NOT_A_DOMAIN),
+        ({"hash": "tie_alpha", "domain": "<b>Medical</b>"}, NOT_A_DOMAIN),
+        ({"hash": "tie_alpha", "domain": ""}, NOT_A_DOMAIN),
+        ({"hash": "tie_alpha"}, NOT_A_DOMAIN),
         ({"hash": "asg_1", "domain": "Medical"}, "is assigned, not tied_manual"),
         ({"hash": "pass2_1", "domain": "Medical"}, "is tied_pass_2, not tied_manual"),
         ({"hash": "unassigned_1", "domain": "Medical"}, "is unassigned, not tied_manual"),
@@ -645,7 +648,7 @@ def test_assign_really_pushes_to_the_sandbox_peertube(recon, peertube_server) ->
     client = PeerTubeClient(
         peertube_server.url, peertube_server.admin_username, peertube_server.admin_password
     )
-    client.install_plugin(str(PLUGIN_DIR))  # registers categories 100-117
+    client.install_plugin(str(PLUGIN_DIR))  # registers the RECON categories
     api = f"{peertube_server.url}/api/v1/videos"
     try:
         with start_review_server(db, concepts, SOURCE, push=make_push(client)) as running:

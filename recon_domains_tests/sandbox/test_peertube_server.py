@@ -857,7 +857,7 @@ def test_broken_plugin_fails_to_install_like_peertube(peertube_server, tmp_path)
     assert listed == {"total": 0, "data": []}
 
 
-def test_the_project_plugin_installs_and_registers_18_categories(peertube_server):
+def test_the_project_plugin_installs_and_registers_the_taxonomy(peertube_server):
     plugin = (
         Path(__file__).resolve().parents[2] / "peertube-plugin" / "peertube-plugin-recon-domains"
     )

@@ -5,7 +5,9 @@
 
 const { test } = require('node:test')
 const assert = require('node:assert/strict')
+const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
+const os = require('node:os')
 const path = require('node:path')
 
 const pluginDir = path.join(__dirname, '..')
@@ -70,4 +72,36 @@ test('staticDirs, css, clientScripts and translations have the shapes PeerTube a
   assert.deepEqual(pkg.css, [])
   assert.deepEqual(pkg.clientScripts, [])
   assert.deepEqual(pkg.translations, {})
+})
+
+// PeerTube 8 installs a plugin folder with `pnpm add file:<folder>`, which copies only the
+// files npm would pack (the "files" list, .npmignore); npm pack --dry-run lists exactly those.
+test('every file the library loads travels with the package (categories.json too)', t => {
+  // What loading the library alone pulls in, in a fresh Node (this test file is not).
+  const library = path.resolve(pluginDir, pkg.library)
+  const cached = execFileSync(process.execPath, [
+    '-e', 'require(process.argv[1]); console.log(JSON.stringify(Object.keys(require.cache)))',
+    library
+  ], { encoding: 'utf8' })
+  const loaded = JSON.parse(cached)
+    .filter(f => f.startsWith(path.resolve(pluginDir) + path.sep))
+    .map(f => path.relative(pluginDir, f).split(path.sep).join('/'))
+  assert.ok(loaded.includes('categories.json'), `main.js did not load categories.json: ${loaded}`)
+
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'recon-npm-cache-'))
+  let out
+  try {
+    out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], {
+      cwd: pluginDir, encoding: 'utf8', env: { ...process.env, npm_config_cache: cache }
+    })
+  } catch (e) {
+    if (e.code === 'ENOENT') return t.skip('npm is not installed: cannot list the packed files')
+    throw e
+  } finally {
+    fs.rmSync(cache, { recursive: true, force: true })
+  }
+  const packed = JSON.parse(out)[0].files.map(f => f.path)
+  for (const file of ['package.json', ...loaded]) {
+    assert.ok(packed.includes(file), `${file} would not be installed by PeerTube: ${packed}`)
+  }
 })
