@@ -9,7 +9,7 @@ import shutil
 import psycopg2
 import pytest
 
-from recon_domains import reprocess as rp
+from recon_domains.recon import quarantine
 from recon_domains.recon.store import AUDIT_TABLE, LEDGER_TABLE
 from recon_domains.rollback import (
     AuditLog,
@@ -45,7 +45,7 @@ def _state(w) -> dict:
 
 
 def _remove_feature(w, audit: AuditLog, *, dry_run: bool = True):
-    """remove_feature over the whole world: every resource, the stream source, `audit`."""
+    """remove_feature over the whole world: every resource and `audit`."""
     return remove_feature(
         w.store,
         w.client,
@@ -53,7 +53,6 @@ def _remove_feature(w, audit: AuditLog, *, dry_run: bool = True):
         w.quarantine,
         w.offsite,
         w.pt_db,
-        source=w.corpus.source,
         dry_run=dry_run,
         audit=audit,
     )
@@ -122,20 +121,20 @@ def test_remove_feature_restores_everything_exactly(world) -> None:
 @pytest.mark.parametrize("via", ["db", "api"])
 def test_rollback_peertube_categories(world, via) -> None:
     w = world
-    pushed = w.store.pushed_documents(w.corpus.source)
+    pushed = w.store.pushed_documents()
     originals = w.store.original_categories()
     assert pushed and len(originals) == len(pushed)
     # Someone changes one pushed video in PeerTube after the push.
     drifted = sorted(originals)[0]
     _set_category(w.server.dsn, drifted, 7)
     state = _state(w)
-    dry = rollback_peertube_categories(w.store, w.client, w.pt_db, source=w.corpus.source, via=via)
+    dry = rollback_peertube_categories(w.store, w.client, w.pt_db, via=via)
     assert _state(w) == state
     assert dry.counts["to_restore"] == len(originals) - 1
     assert dry.counts["changed_in_peertube"] == 1
 
     done = rollback_peertube_categories(
-        w.store, w.client, w.pt_db, source=w.corpus.source, via=via, dry_run=False
+        w.store, w.client, w.pt_db, via=via, dry_run=False
     )
     videos = video_snapshot(w.server.dsn)
     for vid, original in originals.items():
@@ -143,31 +142,31 @@ def test_rollback_peertube_categories(world, via) -> None:
     assert done.counts["restored"] == len(originals) - 1
     assert any("changed in PeerTube" in p for p in done.problems)
     # Only the drifted video's document is still marked pushed.
-    still = w.store.pushed_documents(w.corpus.source)
+    still = w.store.pushed_documents()
     assert len(still) == 1
     # Re-run: nothing more to restore.
     again = rollback_peertube_categories(
-        w.store, w.client, w.pt_db, source=w.corpus.source, via=via, dry_run=False
+        w.store, w.client, w.pt_db, via=via, dry_run=False
     )
     assert again.counts["to_restore"] == 0 and video_snapshot(w.server.dsn) == videos
     # force restores the drifted one too.
     forced = rollback_peertube_categories(
-        w.store, w.client, w.pt_db, source=w.corpus.source, via=via, force=True, dry_run=False
+        w.store, w.client, w.pt_db, via=via, force=True, dry_run=False
     )
     assert forced.ok and video_snapshot(w.server.dsn)[drifted] == originals[drifted]
-    assert w.store.pushed_documents(w.corpus.source) == []
+    assert w.store.pushed_documents() == []
     assert {u: c for u, c in video_snapshot(w.server.dsn).items()} == w.before["videos"]
 
 
 def test_pushed_without_ledger_row_goes_back_to_null(world) -> None:
     w = world
-    victim = w.store.pushed_documents(w.corpus.source)[0]
+    victim = w.store.pushed_documents()[0]
     vid = next(r.video_id for r in w.store.ledger() if r.hash == victim.hash)
     with w.store.transaction() as conn:  # as if pushed by the original, ledger-less system
         conn.execute(f"DELETE FROM {LEDGER_TABLE} WHERE hash = ?", (victim.hash,))
-    dry = rollback_peertube_categories(w.store, None, w.pt_db, source=w.corpus.source)
+    dry = rollback_peertube_categories(w.store, None, w.pt_db)
     assert dry.counts["pushed_without_ledger_row"] == 1
-    rollback_peertube_categories(w.store, None, w.pt_db, source=w.corpus.source, dry_run=False)
+    rollback_peertube_categories(w.store, None, w.pt_db, dry_run=False)
     assert video_snapshot(w.server.dsn)[vid] is None
 
 
@@ -219,7 +218,7 @@ def test_rollback_schema_refuses_while_pushed_then_drops(world, tmp_path) -> Non
     # The quarantine entries were marked as audited before the audit table went away, so a
     # later reprocess never mistakes them for an interrupted batch.
     for entry in w.quarantine.iterdir():
-        assert (entry / rp.AUDITED_MARKER).exists()
+        assert (entry / quarantine.AUDITED_MARKER).exists()
     again = rollback_schema(w.store, w.pt_db, dry_run=False, audit=audit)
     assert again.ok and not again.acted
     assert [e["action"] for e in audit.entries()].count("rollback_schema:export") == 1
@@ -227,25 +226,25 @@ def test_rollback_schema_refuses_while_pushed_then_drops(world, tmp_path) -> Non
 
 def test_rollback_assignments_modes(world) -> None:
     w = world
-    counts = w.store.status_counts(w.corpus.source)
+    counts = w.store.status_counts()
     tied = counts.get(Status.TIED_PASS_2, 0) + counts.get(Status.TIED_MANUAL, 0)
     assert tied > 0
     state = _state(w)
     dry = rollback_assignments(w.store, "tiebreaker_only")
     assert _state(w) == state and dry.counts["documents"] == tied
     done = rollback_assignments(w.store, "tiebreaker_only", dry_run=False)
-    after = w.store.status_counts(w.corpus.source)
+    after = w.store.status_counts()
     assert after.get(Status.TIED_PASS_2, 0) == after.get(Status.TIED_MANUAL, 0) == 0
     assert after[Status.TIED_PASS_1] == counts.get(Status.TIED_PASS_1, 0) + tied
     assert done.counts["cleared"] == tied
-    rows = w.store.documents_with_status(Status.TIED_PASS_1, w.corpus.source)
+    rows = w.store.documents_with_status(Status.TIED_PASS_1)
     assert all(w.store.domain_row(d.hash)["recon_domain"] is None for d in rows)
     again = rollback_assignments(w.store, "tiebreaker_only", dry_run=False)
     assert not again.acted
     # all: every domain column NULL; PeerTube untouched; the ledger keeps the originals.
     videos = video_snapshot(w.server.dsn)
     rollback_assignments(w.store, "all", dry_run=False)
-    assert w.store.status_counts(w.corpus.source) == {"unassigned": sum(counts.values())}
+    assert w.store.status_counts() == {"unassigned": sum(counts.values())}
     assert video_snapshot(w.server.dsn) == videos
     assert w.store.original_categories()
     # PeerTube still carries our categories: the schema rollback refuses, unless forced.
