@@ -41,6 +41,14 @@ class World:
             "videos": video_snapshot(self.server.dsn),
         }
 
+    def state(self) -> dict[str, Any]:
+        """Everything a rollback could touch: recon.db, concepts, quarantine, PeerTube."""
+        return {
+            **self.snapshot(),
+            "quarantine": tree_snapshot(self.quarantine),
+            "categories": self.client.categories(),
+        }
+
 
 def start_world(corpus_factory, peertube_server, docs: int = 120) -> World:
     """The corpus and the sandbox PeerTube, nothing of the feature yet; `before` snapshot."""
