@@ -301,9 +301,7 @@ def tiebreaker_assignments(
     step = "tiebreaker_assignments (runbook Step 4)"
     require_gates(context, (SCHEMA_GATE, PASS1_GATE), step=step)
     with operator_errors(step), recon.store() as store:
-        result = run_tiebreaker(
-            store, recon.concepts_root, recon.skip_channel_set, dry_run=False
-        )
+        result = run_tiebreaker(store, recon.concepts_root, recon.skip_channel_set, dry_run=False)
         breakdown = store.status_counts()
     review = review_metadata(breakdown, recon.review_url)
     context.log.info(review["review_next_step"])

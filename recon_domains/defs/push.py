@@ -162,9 +162,7 @@ def peertube_category_push(
         result = push_items(
             store, client, items, stage=stage, database=database, on_progress=progress
         )
-        remaining = len(
-            select_stage_items(store, stage, recon.push_stage_sizes)
-        )
+        remaining = len(select_stage_items(store, stage, recon.push_stage_sizes))
     context.log.info(result.summary())
     if result.aborted:
         raise dg.Failure(

@@ -168,9 +168,7 @@ def reprocess_batch(
             )
         reason = f"runbook Step 7 {partition} (dagster run {context.run.run_id[:8]})"
         resumed = resume_interrupted(store, recon.concepts_root, recon.quarantine_root, reason)
-        plan = plan_reprocess(
-            store, recon.concepts_root, BATCH_LIMITS[partition]
-        )
+        plan = plan_reprocess(store, recon.concepts_root, BATCH_LIMITS[partition])
         result = run_reprocess_batch(
             store, recon.concepts_root, recon.quarantine_root, plan, reason
         )

@@ -84,9 +84,7 @@ def steady_state_tiebreaker(
     from recon_domains.assignment import run_tiebreaker
 
     with operator_errors(f"{STEP} tiebreaker"), recon.store() as store:
-        result = run_tiebreaker(
-            store, recon.concepts_root, recon.skip_channel_set
-        )
+        result = run_tiebreaker(store, recon.concepts_root, recon.skip_channel_set)
         status = store.status_counts()
     review = review_metadata(status, recon.review_url)
     context.log.info(
