@@ -338,7 +338,6 @@ class _BatchWriter:
 def run_pass1(
     store: ReconStore,
     concepts_root: Path,
-    source: str,
     *,
     dry_run: bool = False,
     batch_size: int = 500,
@@ -349,7 +348,7 @@ def run_pass1(
     Reads each document's window files once, decides with :func:`decide_pass1`, and
     writes decisions in batches of ``batch_size`` unless ``dry_run``.
     """
-    docs = list(store.backfill_candidates(source) if documents is None else documents)
+    docs = list(store.backfill_candidates() if documents is None else documents)
     root = Path(concepts_root)
     tally = _ReadTally()
     writer = _BatchWriter(store, batch_size, dry_run, (None,))
@@ -449,14 +448,13 @@ def _channel_failed(
 def run_tiebreaker(
     store: ReconStore,
     concepts_root: Path,
-    source: str,
     skip_channels: Iterable[str] = DEFAULT_SKIP_CHANNELS,
     *,
     dry_run: bool = False,
     batch_size: int = 500,
     documents: Sequence[StreamDocument] | None = None,
 ) -> TiebreakResult:
-    """Pass 2 (and pass 3) over every tied_pass_1 document of the source.
+    """Pass 2 (and pass 3) over every tied_pass_1 document of the store's stream source.
 
     1. Recount each tied document's own files (once).
     2. For the still-tied documents of channels not on the skip list: read every channel
@@ -469,7 +467,7 @@ def run_tiebreaker(
     skip = frozenset(skip_channels)
     root = Path(concepts_root)
     tied_docs = list(
-        store.documents_with_status(Status.TIED_PASS_1, source) if documents is None else documents
+        store.documents_with_status(Status.TIED_PASS_1) if documents is None else documents
     )
     tally = _ReadTally()
     writer = _BatchWriter(store, batch_size, dry_run, (Status.TIED_PASS_1,))
@@ -517,7 +515,7 @@ def run_tiebreaker(
 
     # 2. channel context, once per channel (one catalogue scan for every channel)
     channels_counted = channels_recounted = 0
-    members_of = store.channel_members_map(source, pending)
+    members_of = store.channel_members_map(pending)
     recount: dict[str, list[StreamDocument]] = {}
     for channel in sorted(pending):
         docs = pending[channel]
@@ -546,7 +544,7 @@ def run_tiebreaker(
 
     # 3. pass 3: re-read each still-tied channel once, own files included (RECON may have
     # written concept files meanwhile), with the membership read afresh.
-    members_of = store.channel_members_map(source, recount) if recount else {}
+    members_of = store.channel_members_map(recount) if recount else {}
     for channel in sorted(recount):
         again = recount[channel]
         try:
@@ -608,17 +606,10 @@ class Rederived:
     channel_problems: tuple[str, ...] = ()
 
 
-def _channel_of(store: ReconStore, doc_hash: str) -> str | None:
-    row = store.conn.execute("SELECT category FROM catalogue WHERE hash = ?", (doc_hash,))
-    found = row.fetchone()
-    return None if found is None else found[0]
-
-
 def rederive_decision(
     concepts_root: Path,
     store: ReconStore,
     doc_hash: str,
-    source: str,
     skip_channels: Iterable[str] = DEFAULT_SKIP_CHANNELS,
 ) -> Rederived:
     """Re-derive one document's decision independently from its files (spot-check gates).
@@ -632,7 +623,7 @@ def rederive_decision(
     root = Path(concepts_root)
     tally = _ReadTally()
     mine = _read_checked(root, doc_hash, tally).counts
-    channel = _channel_of(store, doc_hash)
+    channel = store.channel_of(doc_hash)
     p1 = decide_pass1(mine)
     top = ranked(mine, max(_TOP_N, len(p1.tied_domains) + 1))
     if p1.status != Status.TIED_PASS_1:
@@ -644,7 +635,7 @@ def rederive_decision(
     if channel is None or channel in skip:
         dec = decide_tiebreak(mine, None, channel_on_skip_list=channel in skip)
     else:
-        others = [m for m in store.channel_members(channel, source) if m != doc_hash]
+        others = [m for m in store.channel_members(channel) if m != doc_hash]
         total = _channel_total(others, root, tally, {}, problems, channel)
         # Its own hash was left out of `others`, so nothing is subtracted.
         dec = decide_tiebreak(
@@ -685,7 +676,6 @@ class SpotCheckRow:
 def spot_check(
     store: ReconStore,
     concepts_root: Path,
-    source: str,
     status: str,
     sample_size: int,
     skip_channels: Iterable[str] = DEFAULT_SKIP_CHANNELS,
@@ -695,7 +685,7 @@ def spot_check(
     """Sample up to ``sample_size`` documents with ``status`` and re-derive each (runbook
     Step 4: 20 assigned after pass 1, 5 tied_pass_2 after pass 2). A row disagrees when
     the files give another status or domain, or cannot be read."""
-    docs = store.documents_with_status(status, source)
+    docs = store.documents_with_status(status)
     rng = random.Random(seed)
     sample = rng.sample(docs, min(sample_size, len(docs)))
     rows: list[SpotCheckRow] = []
@@ -704,7 +694,7 @@ def spot_check(
         s_status = stored["recon_domain_status"] if stored is not None else None
         s_domain = stored["recon_domain"] if stored is not None else None
         try:
-            r = rederive_decision(concepts_root, store, doc.hash, source, skip_channels)
+            r = rederive_decision(concepts_root, store, doc.hash, skip_channels)
         except Exception as exc:
             rows.append(
                 SpotCheckRow(

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recon_domains.recon.backup import copy_database, inspect_copy, table_counts
+
 BACKUP_PREFIX = "recon.db.pre-domain-feature."
 BACKUP_SUFFIX = ".bak"
 DUMP_SUFFIX = ".dump"
@@ -84,30 +86,13 @@ def _utc(now: datetime | None) -> datetime:
     return now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
 
 
-def _connect_existing(path: Path) -> sqlite3.Connection:
-    """Open an existing SQLite file without ever creating one (mode=rw URI)."""
+def _require_file(path: Path) -> Path:
+    """recon.db must exist: a backup never creates (or copies) an empty database."""
     if not path.is_file():
         raise BackupError(
             f"RECON database not found at {path}: expected recon.db there. Check RECON_DB_PATH."
         )
-    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=30)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    return conn
-
-
-def _user_tables(conn: sqlite3.Connection) -> list[str]:
-    rows = conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-        "ORDER BY name"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def _table_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    return {
-        t: conn.execute(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchone()[0]
-        for t in _user_tables(conn)
-    }
+    return path
 
 
 def backup_recon_db(
@@ -129,22 +114,12 @@ def backup_recon_db(
             f"a backup named {final} already exists; backups are never overwritten. "
             "Run the backup again a second later."
         )
-    src = _connect_existing(source)
+    _require_file(source)
     fd, tmp_name = tempfile.mkstemp(prefix=".recon-backup-", suffix=".tmp", dir=target_dir)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        dst = sqlite3.connect(tmp)
-        try:
-            # One read transaction: the counts and the copied pages are the same snapshot.
-            src.execute("BEGIN")
-            counts = _table_counts(src)
-            src.backup(dst)  # pages=-1: the whole database in one step, under our read lock
-            src.execute("COMMIT")
-            # The copy is a standalone file: rollback journal mode, nothing pending in a WAL.
-            dst.execute("PRAGMA journal_mode = DELETE")
-        finally:
-            dst.close()
+        counts = copy_database(source, tmp)
         try:
             os.link(tmp, final)  # fails if `final` appeared meanwhile: never overwrite
         except FileExistsError:
@@ -158,7 +133,6 @@ def backup_recon_db(
                 raise BackupError(f"a backup named {final} already exists") from None
             os.replace(tmp, final)
     finally:
-        src.close()
         tmp.unlink(missing_ok=True)
     return BackupResult(
         source=source,
@@ -189,13 +163,8 @@ def verify_recon_backup(
             tables=[],
             problems=[f"backup file {backup} is missing or empty: run the backup again"],
         )
-    bconn = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
     try:
-        rows = [r[0] for r in bconn.execute("PRAGMA integrity_check").fetchall()]
-        integrity = "ok" if rows == ["ok"] else "; ".join(rows[:5])
-        if integrity != "ok":
-            problems.append(f"integrity_check of {backup} failed: {integrity}")
-        actual = _table_counts(bconn)
+        integrity, actual = inspect_copy(backup)
     except sqlite3.DatabaseError as exc:
         return BackupVerification(
             path=backup,
@@ -203,14 +172,10 @@ def verify_recon_backup(
             tables=[],
             problems=[f"{backup} is not a readable SQLite database ({exc}): back up again"],
         )
-    finally:
-        bconn.close()
+    if integrity != "ok":
+        problems.append(f"integrity_check of {backup} failed: {integrity}")
     if expected_counts is None:
-        sconn = _connect_existing(Path(db_path))
-        try:
-            expected = _table_counts(sconn)
-        finally:
-            sconn.close()
+        expected = table_counts(_require_file(Path(db_path)))
     else:
         expected = dict(expected_counts)
     tables = [

@@ -18,7 +18,8 @@ from contextlib import suppress
 from pathlib import Path
 
 from recon_domains.assignment import run_pass1, run_tiebreaker
-from recon_domains.defs.rehearsal import copy_recon_database, rehearse
+from recon_domains.defs.rehearsal import rehearse
+from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
 from recon_domains.sandbox.corpus import generate_corpus
 from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, DEFAULT_STREAM_SOURCE
@@ -56,11 +57,11 @@ def best_pass1(corpus, folder: Path, source: str):
     best = None
     for i in range(REPEATS):
         db = folder / f"pass1-{i}.db"
-        copy_recon_database(corpus.recon_db, db)
-        with ReconStore.open(db) as store:
+        copy_database(corpus.recon_db, db, read_only=True)
+        with ReconStore.open(db, source) as store:
             store.migrate()
             t0 = time.perf_counter()
-            result = run_pass1(store, corpus.concepts_dir, source)
+            result = run_pass1(store, corpus.concepts_dir)
             seconds = time.perf_counter() - t0
         if best is None or seconds < best[0]:
             best = (seconds, result, db)
@@ -73,10 +74,10 @@ def best_tiebreaker(after_pass1: Path, concepts: Path, folder: Path, source: str
     best = None
     for i in range(REPEATS):
         db = folder / f"tiebreaker-{i}.db"
-        copy_recon_database(after_pass1, db)
-        with ReconStore.open(db) as store:
+        copy_database(after_pass1, db, read_only=True)
+        with ReconStore.open(db, source) as store:
             t0 = time.perf_counter()
-            result = run_tiebreaker(store, concepts, source, DEFAULT_SKIP_CHANNELS)
+            result = run_tiebreaker(store, concepts, DEFAULT_SKIP_CHANNELS)
             seconds = time.perf_counter() - t0
         if best is None or seconds < best[0]:
             best = (seconds, result)

@@ -25,7 +25,6 @@ import math
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -44,7 +43,7 @@ from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.peertube.urls import uuid_to_short
 from recon_domains.push import PushResult, push_items, select_stage_items
 from recon_domains.recon.store import DomainDecision, ReconStore
-from recon_domains.sandbox.corpus import RECON_SCHEMA
+from recon_domains.sandbox.corpus import write_recon_db
 from recon_domains.sandbox.peertube_server import start_server
 from recon_domains.sandbox.peertube_store import seed_videos_from_recon
 from recon_domains.sandbox.postgres import (
@@ -98,26 +97,15 @@ def build_push_corpus(
         group = i // max(1, same_time_groups)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(1_767_225_600 + group * 60))
         docs.append(PushDoc(doc_hash, video, path, rng.choice(DOMAINS), stamp))
-    conn = sqlite3.connect(db_path)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        for ddl in RECON_SCHEMA:
-            conn.execute(ddl)
-        conn.executemany(
-            "INSERT INTO catalogue (hash, filename, path, source, category, status) "
-            "VALUES (?, ?, ?, ?, ?, 'complete')",
-            [(d.hash, f"{d.hash[:12]}.mp4", d.path, source, f"channel {i % 7}")
-             for i, d in enumerate(docs)],
-        )
-        conn.executemany(
-            "INSERT INTO documents (hash, filename, status, discovered_at) "
-            "VALUES (?, ?, 'complete', '2026-01-01T00:00:00Z')",
-            [(d.hash, f"{d.hash[:12]}.mp4") for d in docs],
-        )
-        conn.commit()
-    finally:
-        conn.close()
-    with ReconStore.open(db_path) as store:
+    write_recon_db(
+        db_path,
+        [(d.hash, f"{d.hash[:12]}.mp4", d.path, source, f"channel {i % 7}", "complete")
+         for i, d in enumerate(docs)],
+        [(d.hash, f"{d.hash[:12]}.mp4", "complete", "2026-01-01T00:00:00Z") for d in docs],
+        catalogue_columns=("hash", "filename", "path", "source", "category", "status"),
+        documents_columns=("hash", "filename", "status", "discovered_at"),
+    )
+    with ReconStore.open(db_path, source) as store:
         store.migrate()
         by_time: dict[str, list[DomainDecision]] = {}
         for d in docs:
@@ -269,8 +257,8 @@ def _run_push(server: Any, workdir: Path, count: int, *, database: bool, workers
         reader = PeerTubeDatabase(server.dsn) if database else None
     client = PeerTubeClient(server.url, server.admin_username, server.admin_password,
                             pool_size=workers)
-    with ReconStore.open(db_path) as store:
-        items = select_stage_items(store, DEFAULT_STREAM_SOURCE, "all")
+    with ReconStore.open(db_path, DEFAULT_STREAM_SOURCE) as store:
+        items = select_stage_items(store, "all")
         result = push_items(store, client, items, stage="bench", database=reader,
                             workers=workers)
     return result, client

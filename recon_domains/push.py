@@ -19,9 +19,7 @@ Plain core, no Dagster. What it guarantees:
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -30,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from recon_domains.peertube.client import (
+    DEFAULT_CONCURRENCY,
     PeerTubeAuthError,
     PeerTubeClient,
     PeerTubeError,
@@ -41,13 +40,12 @@ from recon_domains.peertube.client import (
 )
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import PushCandidate, ReconStore
-from recon_domains.taxonomy import CATEGORY_ID_RANGE, DEFAULT_STREAM_SOURCE, DOMAIN_IDS, DOMAINS
+from recon_domains.taxonomy import CATEGORY_ID_RANGE, DOMAIN_IDS, DOMAINS
 
 log = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = ("stage-1", "stage-2", "stage-3")
 DEFAULT_STAGE_SIZES: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
-DEFAULT_WORKERS = 8
 DEFAULT_FIRST_ATTEMPTS = 5
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
 DEFAULT_CHUNK_SIZE = 200
@@ -74,7 +72,7 @@ def _stage_bounds(sizes: Sequence[int]) -> dict[str, tuple[int, int | None]]:
 
 
 def plan_stages(
-    store: ReconStore, source: str, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
+    store: ReconStore, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
 ) -> dict[str, list[PushCandidate]]:
     """Unpushed categorized documents of each stage, oldest assignment first (ties by hash).
 
@@ -86,9 +84,9 @@ def plan_stages(
     the next stage's work.
     """
     bounds = _stage_bounds(sizes)
-    unpushed = store.unpushed_categorized(source)
+    unpushed = store.unpushed_categorized()
     unpushed_hashes = {c.hash for c in unpushed}
-    pushed = [c for c in store.pushed_documents(source) if c.hash not in unpushed_hashes]
+    pushed = [c for c in store.pushed_documents() if c.hash not in unpushed_hashes]
     ranked = sorted([*pushed, *unpushed], key=lambda c: (c.assigned_at or "", c.hash))
     plan: dict[str, list[PushCandidate]] = {}
     for stage, (lo, hi) in bounds.items():
@@ -97,15 +95,15 @@ def plan_stages(
 
 
 def select_stage_items(
-    store: ReconStore, source: str, stage: str, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
+    store: ReconStore, stage: str, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
 ) -> list[PushCandidate]:
     """The unpushed documents of one stage (see plan_stages); 'all' = every unpushed one."""
     if stage == "all":
-        return store.unpushed_categorized(source)
+        return store.unpushed_categorized()
     if stage not in STAGES:
         raise ValueError(f"unknown push stage {stage!r}; expected one of {', '.join(STAGES)}"
                          " or 'all'")
-    return plan_stages(store, source, sizes)[stage]
+    return plan_stages(store, sizes)[stage]
 
 
 # -- result --------------------------------------------------------------------------------
@@ -265,7 +263,7 @@ def push_items(
     *,
     stage: str,
     database: CategoryReader | None = None,
-    workers: int = DEFAULT_WORKERS,
+    workers: int = DEFAULT_CONCURRENCY,
     first_attempts: int = DEFAULT_FIRST_ATTEMPTS,
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -460,56 +458,3 @@ class _Run:
             self.progress(1)
 
         self.run_concurrently(put, to_put, on_put)
-
-
-# -- command line --------------------------------------------------------------------------
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m recon_domains.push --db recon.db --stage stage-1`: push one stage.
-
-    PeerTube settings come from the environment (PEERTUBE_URL, PEERTUBE_PASSWORD, …; see
-    PeerTubeClient.from_env); PEERTUBE_DB_DSN, when set, is used for the bulk reads. Exit
-    status: 0 all pushed, 1 some items failed, 2 aborted or not configured.
-    """
-    parser = argparse.ArgumentParser(prog="python -m recon_domains.push",
-                                     description="Push one stage of categories to PeerTube.")
-    parser.add_argument("--db", default=os.environ.get("RECON_DB_PATH"),
-                        help="recon.db (default: $RECON_DB_PATH)")
-    parser.add_argument("--source",
-                        default=os.environ.get("RECON_STREAM_SOURCE") or DEFAULT_STREAM_SOURCE)
-    parser.add_argument("--stage", required=True, choices=[*STAGES, "all"])
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
-    parser.add_argument("--dry-run", action="store_true", help="only count what would go")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    if not args.db:
-        print("no recon.db given: pass --db or set RECON_DB_PATH")
-        return 2
-    with ReconStore.open(args.db) as store:
-        store.require_migrated()
-        items = select_stage_items(store, args.source, args.stage)
-        if args.dry_run:
-            print(f"{args.stage}: {len(items)} document(s) would be pushed")
-            return 0
-        database = None
-        if os.environ.get("PEERTUBE_DB_DSN"):
-            from recon_domains.peertube.database import PeerTubeDatabase
-
-            database = PeerTubeDatabase(os.environ["PEERTUBE_DB_DSN"])
-        try:
-            client = PeerTubeClient.from_env(pool_size=max(args.workers, 1))
-        except PeerTubeError as exc:
-            print(exc)
-            return 2
-        with client:
-            result = push_items(store, client, items, stage=args.stage, database=database,
-                                workers=args.workers)
-    print(result.summary())
-    for doc_hash, reason in result.failed[:20]:
-        print(f"  failed  {doc_hash}: {reason}")
-    for doc_hash, reason in result.skipped[:20]:
-        print(f"  skipped {doc_hash}: {reason}")
-    return 2 if result.aborted else 1 if result.failed else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -7,10 +7,8 @@ re-queues the document so RECON extracts it again.
 Crash safety, per document (an interruption at any point strands nothing, a re-run is
 always safe):
 
-1. An *entry* folder `<quarantine>/<hash>__<UTC stamp>/` is created holding
-   `document.json`: the document's and catalogue's rows before the reset (what the
-   rollback puts back) and whether a concept folder existed. It is written under a
-   `.partial` name and renamed, so an entry is complete or absent.
+1. A quarantine *entry* is written (recon.quarantine): the document's and catalogue's rows
+   before the reset and whether a concept folder existed; complete or absent.
 2. The concept folder is moved to `<entry>/concepts` (a rename; across file systems a copy
    under a temporary name, a rename, then removal of the original).
 3. ONE SQLite transaction resets and queues the document and inserts the audit row.
@@ -18,20 +16,15 @@ always safe):
 The audit row exists exactly when the reset happened (same transaction). An entry without
 an audit row is a batch interrupted between 1 and 3: the next run (or `verify_requeued`)
 finds it by its name and finishes the move and the reset instead of starting over.
-The entry, not the database, is the journal, so it also survives a schema rollback that
-drops our audit table.
 """
 
 from __future__ import annotations
 
-import errno
-import json
 import os
 import shutil
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from recon_domains.recon.concepts import (
@@ -48,23 +41,18 @@ from recon_domains.recon.concepts import (
     concept_folder,
     read_domain_counts,
 )
-from recon_domains.recon.store import AUDIT_TABLE, DOMAIN_COLUMNS, ReconStore
+from recon_domains.recon.quarantine import (
+    EntrySnapshot,
+    QuarantineEntry,
+    all_entries,
+    entries_for,
+    move_folder,
+    unfinished_entry,
+    write_entry,
+)
+from recon_domains.recon.store import DOMAIN_COLUMNS, ReconStore
 from recon_domains.taxonomy import MID_PIPELINE_STATUSES, Status
 
-ENTRY_SEPARATOR = "__"
-DOCUMENT_FILE = "document.json"
-CONCEPTS_SUBDIR = "concepts"
-RESTORED_MARKER = "restored.json"
-AUDITED_MARKER = "audited.json"  # the audit row, copied out before a schema rollback
-REMOVING_MARKER = "removing-source"
-PARTIAL_SUFFIX = ".partial"
-
-# Columns the reset writes (SPEC §7): RECON's pipeline columns and our four domain columns.
-_RESET_SET = (
-    "status = 'queued', concepts_extracted = 0, vectors_inserted = 0, extracted_at = NULL, "
-    "enriched_at = NULL, embedded_at = NULL, error_message = NULL, "
-    + ", ".join(f"{col} = NULL" for col in DOMAIN_COLUMNS)
-)
 # documents.status values past 'queued': RECON has already picked the document up again.
 _PAST_QUEUED = frozenset(
     {"extracting", "extracted", "enriching", "enriched", "embedding", "complete"}
@@ -118,11 +106,6 @@ class RequeueCheck:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def _utc_stamp() -> tuple[str, str]:
-    now = datetime.now(UTC)
-    return now.strftime("%Y%m%dT%H%M%S%fZ"), now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def count_files(folder: Path) -> int:
@@ -210,7 +193,7 @@ def _check_roots(concepts_root: Path, quarantine_root: Path) -> None:
 
 
 def plan_reprocess(
-    store: ReconStore, concepts_root: str | os.PathLike[str], source: str, limit: int | None = None
+    store: ReconStore, concepts_root: str | os.PathLike[str], limit: int | None = None
 ) -> list[ReprocessItem]:
     """The dry run: each `needs_reprocess` stream document (oldest hash order, up to `limit`
     stale ones) with its folder's state and why it is stale. Writes nothing.
@@ -221,7 +204,7 @@ def plan_reprocess(
     root = Path(concepts_root)
     items: list[ReprocessItem] = []
     stale = 0
-    for doc in store.documents_with_status(Status.NEEDS_REPROCESS, source):
+    for doc in store.documents_with_status(Status.NEEDS_REPROCESS):
         if limit is not None and stale >= limit:
             break
         counts = read_domain_counts(root, doc.hash)
@@ -247,108 +230,13 @@ def plan_reprocess(
 # --- the batch ------------------------------------------------------------------------------
 
 
-def _table_columns(conn: sqlite3.Connection, table: str) -> list[str]:
-    return [r[1] for r in conn.execute(f"PRAGMA table_info({table})")]
-
-
-def _row_dict(conn: sqlite3.Connection, table: str, doc_hash: str) -> dict | None:
-    cur = conn.execute(f"SELECT * FROM {table} WHERE hash = ?", (doc_hash,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    return {d[0]: row[i] for i, d in enumerate(cur.description)}
-
-
-def _referenced_entries(conn: sqlite3.Connection, doc_hash: str) -> set[str]:
-    rows = conn.execute(
-        f"SELECT quarantine_path FROM {AUDIT_TABLE} WHERE hash = ?", (doc_hash,)
-    ).fetchall()
-    out: set[str] = set()
-    for (qpath,) in rows:
-        if qpath:
-            p = Path(qpath)
-            out.add(p.parent.name if p.name == CONCEPTS_SUBDIR else p.name)
-    return out
-
-
-def entries_for(quarantine_root: Path, doc_hash: str) -> list[Path]:
-    """Complete quarantine entries of one document, oldest first.
-
-    Runs once per document of a batch over a quarantine of thousands of entries: scandir
-    gives names and types without building a Path (or a stat) per entry.
-    """
-    if not quarantine_root.is_dir():
-        return []
-    prefix = doc_hash + ENTRY_SEPARATOR
-    with os.scandir(quarantine_root) as it:
-        names = [
-            e.name
-            for e in it
-            if e.name.startswith(prefix) and not e.name.endswith(PARTIAL_SUFFIX) and e.is_dir()
-        ]
-    return [quarantine_root / name for name in sorted(names)]
-
-
 def _unfinished_entry(
-    conn: sqlite3.Connection, quarantine_root: Path, doc_hash: str
-) -> Path | None:
+    store: ReconStore, quarantine_root: Path, doc_hash: str
+) -> QuarantineEntry | None:
     """An entry of this document no audit row refers to: a batch stopped before its reset."""
-    return _last_unfinished(conn, doc_hash, entries_for(quarantine_root, doc_hash))
-
-
-def _last_unfinished(conn: sqlite3.Connection, doc_hash: str, entries: list[Path]) -> Path | None:
-    """The newest of one document's entries (oldest first) that no audit row refers to."""
-    referenced = _referenced_entries(conn, doc_hash)
-    pending = [
-        e
-        for e in entries
-        if e.name not in referenced
-        and not (e / RESTORED_MARKER).exists()
-        and not (e / AUDITED_MARKER).exists()
-    ]
-    return pending[-1] if pending else None
-
-
-def read_entry(entry: Path) -> dict:
-    """The `document.json` of a quarantine entry."""
-    return json.loads((entry / DOCUMENT_FILE).read_text())
-
-
-def move_folder(src: Path, dst: Path, removing_marker: Path | None = None) -> None:
-    """Move a folder: one rename on the same file system; across devices a copy under a
-    temporary name, a rename into place, then removal of the source (never a half copy
-    under the final name). `removing_marker`, when given, exists while the source is being
-    removed after a complete copy, so a resumed run knows the source is a remainder."""
-    try:
-        os.rename(src, dst)
-        return
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    tmp = dst.with_name(dst.name + PARTIAL_SUFFIX)
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, symlinks=True, copy_function=shutil.copy2)
-    if removing_marker is not None:
-        removing_marker.write_text(str(src))
-    os.rename(tmp, dst)
-    shutil.rmtree(src)
-    if removing_marker is not None:
-        removing_marker.unlink(missing_ok=True)
-
-
-def _write_entry(quarantine_root: Path, doc_hash: str, snapshot: dict) -> Path:
-    stamp, _ = _utc_stamp()
-    entry = quarantine_root / f"{doc_hash}{ENTRY_SEPARATOR}{stamp}"
-    partial = entry.with_name(entry.name + PARTIAL_SUFFIX)
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    data = json.dumps(snapshot, indent=1, sort_keys=True, default=str)
-    with open(partial / DOCUMENT_FILE, "w") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.rename(partial, entry)
-    return entry
+    return unfinished_entry(
+        entries_for(quarantine_root, doc_hash), store.audited_quarantine_paths(doc_hash)
+    )
 
 
 def _reset_and_audit(
@@ -359,27 +247,14 @@ def _reset_and_audit(
     file_count: int,
     reason: str,
 ) -> None:
-    """One transaction: reset + queue the document, catalogue queued, audit row.
-
-    The batch checked the migration first, so the four domain columns exist.
-    """
-    _, iso = _utc_stamp()
-    with store.transaction() as conn:
-        cur = conn.execute(
-            f"UPDATE documents SET {_RESET_SET} WHERE hash = ? AND recon_domain_status = ?",
-            (doc_hash, Status.NEEDS_REPROCESS),
-        )
-        if cur.rowcount != 1:
-            raise ReprocessError(
-                f"document {doc_hash} is no longer needs_reprocess (changed while the batch "
-                "ran); its folder stays in quarantine at "
-                f"{quarantine_path} — check it, then re-run the batch"
-            )
-        conn.execute("UPDATE catalogue SET status = 'queued' WHERE hash = ?", (doc_hash,))
-        conn.execute(
-            f"INSERT INTO {AUDIT_TABLE} (hash, original_path, quarantine_path, file_count, "
-            "reason, quarantined_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (doc_hash, str(original_path), quarantine_path, file_count, reason, iso),
+    """One transaction: reset + queue the document, catalogue queued, audit row."""
+    if not store.reset_and_requeue(
+        doc_hash, str(original_path), quarantine_path, file_count, reason
+    ):
+        raise ReprocessError(
+            f"document {doc_hash} is no longer needs_reprocess (changed while the batch "
+            "ran); its folder stays in quarantine at "
+            f"{quarantine_path} — check it, then re-run the batch"
         )
 
 
@@ -391,9 +266,8 @@ def _process_one(
     reason: str,
     result: ReprocessResult,
 ) -> None:
-    conn = store.conn
     folder = concept_folder(concepts_root, doc_hash)
-    doc = _row_dict(conn, "documents", doc_hash)
+    doc = store.row_snapshot("documents", doc_hash)
     if doc is None:
         result.skipped.append((doc_hash, "no documents row"))
         return
@@ -406,7 +280,7 @@ def _process_one(
         result.skipped.append((doc_hash, f"RECON is processing it ({doc['status']})"))
         return
 
-    entry = _unfinished_entry(conn, quarantine_root, doc_hash)
+    entry: QuarantineEntry | None = _unfinished_entry(store, quarantine_root, doc_hash)
     resumed = entry is not None
     if entry is None:
         counts = read_domain_counts(concepts_root, doc_hash)
@@ -414,23 +288,23 @@ def _process_one(
         if not stale:
             result.skipped.append((doc_hash, why))
             return
-        snapshot = {
-            "hash": doc_hash,
-            "documents": doc,
-            "catalogue": _row_dict(conn, "catalogue", doc_hash),
-            "had_folder": counts.folder_exists,
-            "original_path": str(folder),
-            "why": why,
-            "reason": reason,
-        }
-        entry = _write_entry(quarantine_root, doc_hash, snapshot)
+        snapshot = EntrySnapshot(
+            hash=doc_hash,
+            documents=doc,
+            catalogue=store.row_snapshot("catalogue", doc_hash),
+            had_folder=counts.folder_exists,
+            original_path=str(folder),
+            why=why,
+            reason=reason,
+        )
+        entry = write_entry(quarantine_root, snapshot)
     else:
-        snapshot = read_entry(entry)
-        why = snapshot.get("why", "")
+        snapshot = entry.read()
+        why = snapshot.why
 
-    target = entry / CONCEPTS_SUBDIR
-    marker = entry / REMOVING_MARKER
-    if snapshot.get("had_folder"):
+    target = entry.concepts
+    marker = entry.removing_marker
+    if snapshot.had_folder:
         if folder.exists() and target.exists():
             if not marker.exists():
                 raise ReprocessError(
@@ -453,7 +327,7 @@ def _process_one(
     qpath = str(target)  # always <entry>/concepts: the audit row names its entry
     _reset_and_audit(store, doc_hash, folder, qpath, files, f"{reason}: {why}")
     result.requeued.append(doc_hash)
-    if snapshot.get("had_folder"):
+    if snapshot.had_folder:
         result.quarantined.append({"hash": doc_hash, "quarantine_path": qpath, "file_count": files})
     if resumed:
         result.resumed.append(doc_hash)
@@ -500,21 +374,17 @@ def resume_interrupted(
     """Finish every document a previous batch left between quarantine and reset."""
     qroot = Path(quarantine_root)
     return run_reprocess_batch(
-        store, concepts_root, qroot, sorted(_pending_hashes(store.conn, qroot)), reason
+        store, concepts_root, qroot, sorted(_pending_hashes(store, qroot)), reason
     )
 
 
-def _pending_hashes(conn: sqlite3.Connection, quarantine_root: Path) -> set[str]:
-    """Documents with an unfinished entry. The quarantine is listed once and grouped by
-    document: after a full batch it holds thousands of entries."""
-    if not quarantine_root.is_dir():
-        return set()
-    by_hash: dict[str, list[Path]] = {}
-    for p in sorted(quarantine_root.iterdir()):
-        if ENTRY_SEPARATOR not in p.name or p.name.endswith(PARTIAL_SUFFIX) or not p.is_dir():
-            continue
-        by_hash.setdefault(p.name.rsplit(ENTRY_SEPARATOR, 1)[0], []).append(p)
-    return {h for h, entries in by_hash.items() if _last_unfinished(conn, h, entries)}
+def _pending_hashes(store: ReconStore, quarantine_root: Path) -> set[str]:
+    """Documents with an unfinished entry."""
+    return {
+        h
+        for h, entries in all_entries(quarantine_root).items()
+        if unfinished_entry(entries, store.audited_quarantine_paths(h))
+    }
 
 
 def verify_requeued(
@@ -528,11 +398,10 @@ def verify_requeued(
     With `quarantine_root`, an entry no audit row refers to (an interrupted batch) fails too.
     """
     check = RequeueCheck()
-    conn = store.conn
     for doc_hash in hashes:
         check.checked += 1
-        doc = _row_dict(conn, "documents", doc_hash)
-        cat = _row_dict(conn, "catalogue", doc_hash)
+        doc = store.row_snapshot("documents", doc_hash)
+        cat = store.row_snapshot("catalogue", doc_hash)
         if doc is None:
             check.problems.append(f"{doc_hash}: no documents row")
             continue
@@ -552,16 +421,12 @@ def verify_requeued(
             set_cols = [c for c in DOMAIN_COLUMNS if doc.get(c) is not None]
             if set_cols:
                 check.problems.append(f"{doc_hash}: not reset, {', '.join(set_cols)} still set")
-        audits = conn.execute(
-            f"SELECT quarantine_path, file_count, restored_at FROM {AUDIT_TABLE} WHERE hash = ? "
-            "ORDER BY id DESC",
-            (doc_hash,),
-        ).fetchall()
-        if not audits:
+        audit = store.latest_audit(doc_hash)
+        if audit is None:
             check.problems.append(f"{doc_hash}: no reprocess audit row")
             continue
-        qpath, files, restored = audits[0]
-        if qpath and restored is None:
+        qpath, files = audit.quarantine_path, audit.file_count
+        if qpath and audit.restored_at is None:
             if not Path(qpath).is_dir():
                 if files:
                     check.problems.append(f"{doc_hash}: quarantined folder {qpath} is missing")
@@ -573,7 +438,7 @@ def verify_requeued(
                         f"{doc_hash}: quarantine holds {actual} files, the audit says {files}"
                     )
     if quarantine_root is not None:
-        pending = _pending_hashes(conn, Path(quarantine_root)) & set(hashes)
+        pending = _pending_hashes(store, Path(quarantine_root)) & set(hashes)
         for doc_hash in sorted(pending):
             check.problems.append(
                 f"{doc_hash}: quarantined but not re-queued (interrupted batch) — re-run it"

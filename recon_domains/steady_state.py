@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from recon_domains.peertube.categories import read_current_categories
+from recon_domains.peertube.client import DEFAULT_CONCURRENCY
 from recon_domains.peertube.urls import parse_watch_url
-from recon_domains.recon.store import LEDGER_TABLE, ReconStore
+from recon_domains.recon.store import ReconStore
 from recon_domains.taxonomy import DOMAIN_BY_ID, DOMAIN_IDS, Status
 
 
@@ -63,28 +64,24 @@ def pending_work(
     if not path.is_file():
         raise ReconBusy(f"RECON database {path} is not there right now (RECON_DB_PATH)")
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout_s)
+        store = ReconStore.open_readonly(path, source, timeout_s=timeout_s)
     except sqlite3.Error as exc:
         raise ReconBusy(f"cannot open RECON's database {path}: {exc}") from None
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-        cols = {r[1] for r in conn.execute("PRAGMA table_info(documents)")}
-        if "recon_domain_status" not in cols:
+        if "recon_domain_status" not in store.column_names():
             raise ValueError(
                 f"{path} has no domain columns: run the migration (schema_job) before the "
                 "steady state"
             )
-        # The store's own queries (the job's pass 1 and push select with them), on this
-        # read-only connection: ReconStore.open would write pragmas.
-        store = ReconStore(path, conn)
-        hashes = tuple(d.hash for d in store.backfill_candidates(source))
-        tied = len(store.documents_with_status(Status.TIED_PASS_1, source))
+        # The store's own queries: the job's pass 1 and push select with them.
+        hashes = tuple(d.hash for d in store.backfill_candidates())
+        tied = len(store.documents_with_status(Status.TIED_PASS_1))
         # Only pushable ones: a garbage watch URL is never pushed, so it is not work.
-        unpushed = sum(1 for c in store.unpushed_categorized(source) if parse_watch_url(c.path).ok)
+        unpushed = sum(1 for c in store.unpushed_categorized() if parse_watch_url(c.path).ok)
     except sqlite3.OperationalError as exc:  # "database is locked", I/O hiccups
         raise ReconBusy(f"RECON's database is busy ({exc}); will look again next tick") from None
     finally:
-        conn.close()
+        store.close()
     return PendingWork(hashes, tied, unpushed)
 
 
@@ -113,13 +110,13 @@ def _label(category: int | None) -> str:
 
 
 def _pushed_videos(
-    store: ReconStore, source: str, hashes: Collection[str] | None = None
+    store: ReconStore, hashes: Collection[str] | None = None
 ) -> tuple[dict[str, tuple[str, int | None]], int]:
-    """{video_id: (hash, its domain's category)} for the source's pushed documents (only
+    """{video_id: (hash, its domain's category)} for the stream's pushed documents (only
     `hashes`, when given), and how many of them have no video id in their watch URL."""
     videos: dict[str, tuple[str, int | None]] = {}
     unparsable = 0
-    for cand in store.pushed_documents(source):
+    for cand in store.pushed_documents():
         if hashes is not None and cand.hash not in hashes:
             continue
         parsed = parse_watch_url(cand.path)
@@ -132,17 +129,19 @@ def _pushed_videos(
 
 def pushed_mismatches(
     store: ReconStore,
-    source: str,
     hashes: Collection[str],
     pt_db: Any = None,
     client: Any = None,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> tuple[int, list[tuple[str, str, int | None, int | None]]]:
     """Read back the videos of the pushed documents `hashes` (e.g. those one run pushed):
     how many were checked, and (hash, video_id, pushed, now) for each whose PeerTube
-    category is not its domain's, in video id order (now is None for a missing video)."""
-    expected, _ = _pushed_videos(store, source, set(hashes))
+    category is not its domain's, in video id order (now is None for a missing video).
+    Through the API, `concurrency` reads are in flight at once."""
+    expected, _ = _pushed_videos(store, set(hashes))
     ids = sorted(expected)
-    now = read_current_categories(ids, client, pt_db) if ids else {}
+    now = read_current_categories(ids, client, pt_db, concurrency=concurrency) if ids else {}
     wrong = [
         (h, vid, cat, now.get(vid))
         for vid, (h, cat) in sorted(expected.items())
@@ -153,24 +152,24 @@ def pushed_mismatches(
 
 def drift_report(
     store: ReconStore,
-    source: str,
     pt_db: Any = None,
     client: Any = None,
     *,
     base_url: str | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> DriftReport:
     """Every pushed document's video: what PeerTube shows now versus what we pushed (the
     ledger's latest completed push, or the document's domain when no ledger row exists).
-    Reads PeerTube's database in one query when given, else the API per video."""
-    expected, unparsable = _pushed_videos(store, source)  # video_id -> (hash, category)
+    Reads PeerTube's database in one query when given, else the API per video, with
+    `concurrency` reads in flight."""
+    expected, unparsable = _pushed_videos(store)  # video_id -> (hash, category)
     report = DriftReport(unparsable=unparsable)
-    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master")}
-    if LEDGER_TABLE in tables:
+    if store.has_ledger():
         for row in store.ledger():  # oldest first: later rows win, the latest push
             if row.pushed_at and row.restored_at is None and row.video_id in expected:
                 expected[row.video_id] = (row.hash, row.category_after)
     ids = sorted(expected)
-    current = read_current_categories(ids, client, pt_db) if ids else {}
+    current = read_current_categories(ids, client, pt_db, concurrency=concurrency) if ids else {}
     for vid in ids:
         doc_hash, pushed = expected[vid]
         report.checked += 1

@@ -41,6 +41,14 @@ class World:
             "videos": video_snapshot(self.server.dsn),
         }
 
+    def state(self) -> dict[str, Any]:
+        """Everything a rollback could touch: recon.db, concepts, quarantine, PeerTube."""
+        return {
+            **self.snapshot(),
+            "quarantine": tree_snapshot(self.quarantine),
+            "categories": self.client.categories(),
+        }
+
 
 def start_world(corpus_factory, peertube_server, docs: int = 120) -> World:
     """The corpus and the sandbox PeerTube, nothing of the feature yet; `before` snapshot."""
@@ -61,7 +69,7 @@ def start_world(corpus_factory, peertube_server, docs: int = 120) -> World:
         server=peertube_server,
         client=client,
         pt_db=PeerTubeDatabase(peertube_server.dsn),
-        store=ReconStore.open(corpus.recon_db),
+        store=ReconStore.open(corpus.recon_db, corpus.source),
         quarantine=corpus.out_dir / "concepts.quarantine",
         offsite=offsite,
         backup_dir=corpus.out_dir / "backups",
@@ -75,15 +83,15 @@ def run_migration(world: World, reprocess: int = 6) -> World:
     c, store = world.corpus, world.store
     world.client.install_plugin(str(PLUGIN_DIR))
     store.migrate()
-    run_pass1(store, c.concepts_dir, c.source)
-    run_tiebreaker(store, c.concepts_dir, c.source)
-    items = store.unpushed_categorized(c.source)
+    run_pass1(store, c.concepts_dir)
+    run_tiebreaker(store, c.concepts_dir)
+    items = store.unpushed_categorized()
     result = push_items(store, world.client, items, stage="stage-3", database=world.pt_db)
     # Documents whose watch URL is garbage are skipped (never attempted), as in production.
     assert result.ok and result.succeeded, result.summary()
     assert len(result.succeeded) + len(result.skipped) == len(items), result.summary()
     if reprocess:
-        plan = plan_reprocess(store, c.concepts_dir, c.source)
+        plan = plan_reprocess(store, c.concepts_dir)
         with_folder = [i for i in plan if i.folder_exists][: reprocess - 1]
         without = [i for i in plan if not i.folder_exists][:1]
         batch = run_reprocess_batch(

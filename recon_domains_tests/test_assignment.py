@@ -157,7 +157,7 @@ class World:
             conn.execute(ddl)
         conn.commit()
         conn.close()
-        self.store = ReconStore.open(self.db)
+        self.store = ReconStore.open(self.db, SOURCE)
         self.store.migrate()
 
     def add(
@@ -251,7 +251,7 @@ def fill_pass1_world(w: World) -> None:
 def test_pass1_decides_writes_and_reports(world: World, opened: Counter[str]) -> None:
     fill_pass1_world(world)
     (world.root / "n3" / "window_0001.json").write_text('[{"domain": "Medical"')  # malformed
-    result = run_pass1(world.store, world.root, SOURCE)
+    result = run_pass1(world.store, world.root)
     assert result.candidates == 6 and result.errors == [] and result.written == 6
     assert {(d.hash, d.status, d.domain) for d in result.decisions} == {
         ("a1", Status.ASSIGNED, MED),
@@ -283,9 +283,9 @@ def test_pass1_decides_writes_and_reports(world: World, opened: Counter[str]) ->
 
 def test_pass1_dry_run_writes_nothing(world: World) -> None:
     fill_pass1_world(world)
-    result = run_pass1(world.store, world.root, SOURCE, dry_run=True)
+    result = run_pass1(world.store, world.root, dry_run=True)
     assert result.dry_run and result.written == 0 and len(result.decisions) == 6
-    assert world.store.status_counts(SOURCE) == {"assigned": 1, "unassigned": 7}
+    assert world.store.status_counts() == {"assigned": 1, "unassigned": 7}
 
 
 def test_pass1_writes_in_batches(world: World, monkeypatch) -> None:
@@ -300,9 +300,9 @@ def test_pass1_writes_in_batches(world: World, monkeypatch) -> None:
         return real(decisions, **kwargs)
 
     monkeypatch.setattr(world.store, "write_decisions", spy)
-    result = run_pass1(world.store, world.root, SOURCE, batch_size=3)
+    result = run_pass1(world.store, world.root, batch_size=3)
     assert calls == [3, 3, 1] and result.written == 7
-    assert world.store.status_counts(SOURCE) == {"assigned": 7}
+    assert world.store.status_counts() == {"assigned": 7}
 
 
 def test_pass1_one_failing_document_is_counted_and_the_pass_continues(
@@ -313,7 +313,7 @@ def test_pass1_one_failing_document_is_counted_and_the_pass_continues(
     world.add("locked", "C", [[NAV]])
     world.add("good2", "C", [[WAT]])
     patch_concept_open(monkeypatch, "locked", PermissionError(13, "Permission denied"))
-    result = run_pass1(world.store, world.root, SOURCE)
+    result = run_pass1(world.store, world.root)
     errors = {e.hash: e.reason for e in result.errors}
     assert set(errors) == {"../evil", "locked"}
     assert "plain folder name" in errors["../evil"]
@@ -327,15 +327,15 @@ def test_pass1_one_failing_document_is_counted_and_the_pass_continues(
 
 def test_pass1_explicit_documents(world: World) -> None:
     fill_pass1_world(world)
-    docs = [d for d in world.store.backfill_candidates(SOURCE) if d.hash in {"a1", "t1"}]
-    result = run_pass1(world.store, world.root, SOURCE, documents=docs)
+    docs = [d for d in world.store.backfill_candidates() if d.hash in {"a1", "t1"}]
+    result = run_pass1(world.store, world.root, documents=docs)
     assert result.candidates == 2 and world.row("a1") == (Status.ASSIGNED, MED)
     assert world.row("a2") == (None, None)
 
 
 def test_benchmark_deviation_of_a_pass1_result(world: World) -> None:
     fill_pass1_world(world)
-    result = run_pass1(world.store, world.root, SOURCE, dry_run=True)
+    result = run_pass1(world.store, world.root, dry_run=True)
     assert isinstance(result, Pass1Result)
     checks = {c.name: c for c in benchmark_deviation(result)}
     assert checks["assigned"].actual == 66.67 and not checks["assigned"].ok
@@ -357,14 +357,14 @@ def fill_tie_world(w: World) -> None:
         w.add(f"tr{i}", "Transcript", [[NAV] * 3])
     # No channel at all.
     w.add("t4", None, [[MED, NAV]])
-    run = run_pass1(w.store, w.root, SOURCE)
+    run = run_pass1(w.store, w.root)
     assert run.status_counts[Status.TIED_PASS_1] == 4
 
 
 def test_tiebreaker_channel_context_excludes_the_document(world: World, opened) -> None:
     fill_tie_world(world)
     opened.clear()
-    result = run_tiebreaker(world.store, world.root, SOURCE)
+    result = run_tiebreaker(world.store, world.root)
     by = {d.hash: d for d in result.decisions}
     assert result.errors == [] and result.tied_documents == 4
     # t1: channel = t2 + o1 + o2 (not t1 itself): WAT 1+2=3, MED 1 → Water Systems.
@@ -404,7 +404,7 @@ def test_tiebreaker_channel_context_excludes_the_document(world: World, opened) 
 
 def test_tiebreaker_custom_skip_list(world: World) -> None:
     fill_tie_world(world)
-    result = run_tiebreaker(world.store, world.root, SOURCE, skip_channels={"Cooking"})
+    result = run_tiebreaker(world.store, world.root, skip_channels={"Cooking"})
     by = {d.hash: d for d in result.decisions}
     assert (by["t1"].status, by["t1"].domain) == (Status.TIED_MANUAL, MED)
     assert (by["t2"].status, by["t2"].domain) == (Status.TIED_MANUAL, NAV)
@@ -414,16 +414,16 @@ def test_tiebreaker_custom_skip_list(world: World) -> None:
 
 def test_tiebreaker_dry_run_writes_nothing(world: World) -> None:
     fill_tie_world(world)
-    result = run_tiebreaker(world.store, world.root, SOURCE, dry_run=True)
+    result = run_tiebreaker(world.store, world.root, dry_run=True)
     assert result.written == 0 and len(result.decisions) == 4
-    assert world.store.status_counts(SOURCE)[Status.TIED_PASS_1] == 4
+    assert world.store.status_counts()[Status.TIED_PASS_1] == 4
 
 
 def test_tiebreaker_recounts_own_files_changed_since_pass1(world: World) -> None:
     fill_tie_world(world)
     world.write("t1", [[MED]], start=3)  # RECON added a window: MED now wins outright
     shutil.rmtree(world.root / "t2")  # concepts removed: nothing valid any more
-    result = run_tiebreaker(world.store, world.root, SOURCE)
+    result = run_tiebreaker(world.store, world.root)
     by = {d.hash: d for d in result.decisions}
     assert (by["t1"].status, by["t1"].domain, by["t1"].rule) == (
         Status.ASSIGNED,
@@ -440,9 +440,9 @@ def test_pass3_channel_counts_still_tied_gives_tied_manual(world: World, opened)
     world.add("o1", "Garden", [[MED, WAT, WAT]])
     world.add("o2", "Garden", [[MED, MED]])  # channel: MED 3, WAT 2+... → see below
     world.add("o3", "Garden", [[WAT]])  # MED 3, WAT 3: tied
-    run_pass1(world.store, world.root, SOURCE)
+    run_pass1(world.store, world.root)
     opened.clear()
-    result = run_tiebreaker(world.store, world.root, SOURCE)
+    result = run_tiebreaker(world.store, world.root)
     (d,) = result.decisions
     assert (d.hash, d.status, d.domain, d.rule) == (
         "t1",
@@ -461,18 +461,18 @@ def test_pass3_recount_sees_concurrent_writes(world: World, monkeypatch) -> None
     world.add("t1", "Garden", [[MED, WAT]])
     world.add("o1", "Garden", [[MED]])
     world.add("o2", "Garden", [[WAT]])
-    run_pass1(world.store, world.root, SOURCE)
+    run_pass1(world.store, world.root)
     real = world.store.channel_members_map
     calls: list[list[str]] = []
 
-    def members(source: str, channels=None) -> dict[str, list[str]]:
+    def members(channels=None) -> dict[str, list[str]]:
         calls.append(sorted(channels))
         if len(calls) == 2:  # RECON writes a window for o2 between pass 2 and pass 3
             world.write("o2", [[WAT]], start=2)
-        return real(source, channels)
+        return real(channels)
 
     monkeypatch.setattr(world.store, "channel_members_map", members)
-    result = run_tiebreaker(world.store, world.root, SOURCE)
+    result = run_tiebreaker(world.store, world.root)
     (d,) = result.decisions
     assert (d.status, d.domain, d.rule) == (Status.TIED_PASS_2, WAT, RULE_CHANNEL_PASS3)
     assert d.channel_counts == ((WAT, 2), (MED, 1))
@@ -485,7 +485,7 @@ def test_tiebreaker_failures_are_counted_and_the_pass_continues(world: World, mo
     world.set_status("../escape", Status.TIED_PASS_1)
     world.add("o4", "Cooking", [[WAT] * 50])  # a member whose files cannot be read
     patch_concept_open(monkeypatch, "/o4/", OSError(5, "Input/output error"))
-    result = run_tiebreaker(world.store, world.root, SOURCE)
+    result = run_tiebreaker(world.store, world.root)
     assert [e.hash for e in result.errors] == ["../escape"]
     assert "plain folder name" in result.errors[0].reason
     assert {p.hash for p in result.channel_problems} == {"../escape", "o4"}
@@ -499,22 +499,22 @@ def test_tiebreaker_failures_are_counted_and_the_pass_continues(world: World, mo
 def test_rederive_and_spot_check_agree_then_catch_a_wrong_row(world: World) -> None:
     fill_tie_world(world)
     world.add("a1", "Misc", [[TEC, TEC, MED]])
-    run_pass1(world.store, world.root, SOURCE)
-    run_tiebreaker(world.store, world.root, SOURCE)
-    r = rederive_decision(world.root, world.store, "t1", SOURCE)
+    run_pass1(world.store, world.root)
+    run_tiebreaker(world.store, world.root)
+    r = rederive_decision(world.root, world.store, "t1")
     assert (r.status, r.domain, r.channel) == (Status.TIED_PASS_2, WAT, "Cooking")
     assert r.channel_counts == ((WAT, 3), (MED, 1)) and r.top_counts == ((MED, 2), (WAT, 2))
-    r = rederive_decision(world.root, world.store, "a1", SOURCE)
+    r = rederive_decision(world.root, world.store, "a1")
     assert (r.status, r.domain, r.top_counts) == (Status.ASSIGNED, TEC, ((TEC, 2), (MED, 1)))
 
-    rows = spot_check(world.store, world.root, SOURCE, Status.ASSIGNED, 20, seed=1)
+    rows = spot_check(world.store, world.root, Status.ASSIGNED, 20, seed=1)
     assigned = {"a1", "o1", "o2", *(f"tr{i}" for i in range(5))}
     assert {r.hash for r in rows} == assigned and all(r.agrees for r in rows)
-    rows = spot_check(world.store, world.root, SOURCE, Status.TIED_PASS_2, 5, seed=1)
+    rows = spot_check(world.store, world.root, Status.TIED_PASS_2, 5, seed=1)
     assert {r.hash for r in rows} == {"t1", "t2"} and all(r.agrees for r in rows)
 
     world.set_status("t2", Status.TIED_PASS_2, NAV)  # a wrong stored decision
-    rows = spot_check(world.store, world.root, SOURCE, Status.TIED_PASS_2, 5, seed=1)
+    rows = spot_check(world.store, world.root, Status.TIED_PASS_2, 5, seed=1)
     bad = [r for r in rows if not r.agrees]
     assert [(r.hash, r.stored_domain, r.expected_domain) for r in bad] == [("t2", NAV, WAT)]
 
@@ -522,9 +522,9 @@ def test_rederive_and_spot_check_agree_then_catch_a_wrong_row(world: World) -> N
 def test_spot_check_rows_carry_the_watch_url(world: World) -> None:
     world.add("a1", "Misc", [[TEC, TEC, MED]])
     world.add("..", "Misc", None)  # an unsafe hash: re-deriving fails, the row still links
-    run_pass1(world.store, world.root, SOURCE)
+    run_pass1(world.store, world.root)
     world.set_status("..", Status.ASSIGNED, TEC)
-    rows = spot_check(world.store, world.root, SOURCE, Status.ASSIGNED, 20, seed=1)
+    rows = spot_check(world.store, world.root, Status.ASSIGNED, 20, seed=1)
     assert {r.hash: (r.path, bool(r.problem)) for r in rows} == {
         "a1": (f"https://{SOURCE}/w/a1", False),
         "..": (f"https://{SOURCE}/w/..", True),
@@ -536,7 +536,7 @@ def test_unreadable_tied_document_is_an_error_read_once_and_left_out_of_context(
 ) -> None:
     fill_tie_world(world)
     attempts = patch_concept_open(monkeypatch, "/t2/", PermissionError(13, "Permission denied"))
-    result = run_tiebreaker(world.store, world.root, SOURCE)
+    result = run_tiebreaker(world.store, world.root)
     assert [e.hash for e in result.errors] == ["t2"]
     assert world.row("t2") == (Status.TIED_PASS_1, None)  # left for the next run
     assert [p.hash for p in result.channel_problems] == ["t2"]
@@ -545,7 +545,7 @@ def test_unreadable_tied_document_is_an_error_read_once_and_left_out_of_context(
     # t1's context is o1 + o2 only: WAT 2, MED 1
     by = {d.hash: d for d in result.decisions}
     assert (by["t1"].domain, by["t1"].channel_counts) == (WAT, ((WAT, 2), (MED, 1)))
-    r = rederive_decision(world.root, world.store, "t1", SOURCE)
+    r = rederive_decision(world.root, world.store, "t1")
     assert (r.status, r.domain) == (Status.TIED_PASS_2, WAT)
     assert len(r.channel_problems) == 1 and r.channel_problems[0].startswith("t2: ")
 
@@ -553,12 +553,12 @@ def test_unreadable_tied_document_is_an_error_read_once_and_left_out_of_context(
 # -- a generated corpus (recon_domains.sandbox.corpus) ---------------------------------------
 def test_passes_on_a_generated_corpus_match_its_design(small_corpus, opened) -> None:
     c = small_corpus
-    with ReconStore.open(c.recon_db) as store:
+    with ReconStore.open(c.recon_db, c.source) as store:
         store.migrate()
-        dry = run_pass1(store, c.concepts_dir, c.source, dry_run=True)
-        assert store.status_counts(c.source).keys() == {"unassigned"}
+        dry = run_pass1(store, c.concepts_dir, dry_run=True)
+        assert store.status_counts().keys() == {"unassigned"}
         opened.clear()
-        result = run_pass1(store, c.concepts_dir, c.source)
+        result = run_pass1(store, c.concepts_dir)
         assert result.errors == [] and result.candidates == c.complete_stream_docs
         assert (
             result.status_counts
@@ -571,15 +571,15 @@ def test_passes_on_a_generated_corpus_match_its_design(small_corpus, opened) -> 
         )
         assert set(opened.values()) == {1} and result.files_read == len(opened)
         opened.clear()
-        tb = run_tiebreaker(store, c.concepts_dir, c.source)
+        tb = run_tiebreaker(store, c.concepts_dir)
         assert tb.errors == [] and tb.tied_documents == c.expected_tied
-        assert Status.TIED_PASS_1 not in store.status_counts(c.source)
+        assert Status.TIED_PASS_1 not in store.status_counts()
         assert max(opened.values()) <= 2  # once, plus at most one pass-3 recount
         if tb.channels_recounted == 0:
             assert set(opened.values()) == {1}
-        rows = spot_check(store, c.concepts_dir, c.source, Status.ASSIGNED, 20, seed=7)
+        rows = spot_check(store, c.concepts_dir, Status.ASSIGNED, 20, seed=7)
         assert len(rows) == 20 and all(r.agrees for r in rows)
-        rows = spot_check(store, c.concepts_dir, c.source, Status.TIED_PASS_2, 5, seed=7)
+        rows = spot_check(store, c.concepts_dir, Status.TIED_PASS_2, 5, seed=7)
         assert rows and all(r.agrees for r in rows)
 
 
@@ -599,8 +599,8 @@ def test_a_failing_write_stops_the_pass_keeps_earlier_batches_and_a_rerun_finish
 
     monkeypatch.setattr(world.store, "write_decisions", locked_on_second)
     with pytest.raises(DecisionWriteError, match=r"database is locked.*2 were written"):
-        run_pass1(world.store, world.root, SOURCE, batch_size=2)
-    assert world.store.status_counts(SOURCE) == {"assigned": 2, "unassigned": 3}
+        run_pass1(world.store, world.root, batch_size=2)
+    assert world.store.status_counts() == {"assigned": 2, "unassigned": 3}
     monkeypatch.setattr(world.store, "write_decisions", real)
-    result = run_pass1(world.store, world.root, SOURCE, batch_size=2)
-    assert result.candidates == 3 and world.store.status_counts(SOURCE) == {"assigned": 5}
+    result = run_pass1(world.store, world.root, batch_size=2)
+    assert result.candidates == 3 and world.store.status_counts() == {"assigned": 5}

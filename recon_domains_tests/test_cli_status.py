@@ -21,9 +21,9 @@ def test_status_says_not_migrated_instead_of_failing(small_corpus, capsys) -> No
 
 
 def test_status_reports_breakdown_distribution_and_unpushed(small_corpus, capsys) -> None:
-    with ReconStore.open(small_corpus.recon_db) as store:
+    with ReconStore.open(small_corpus.recon_db, small_corpus.source) as store:
         store.migrate()
-        docs = store.backfill_candidates(SOURCE)[:5]
+        docs = store.backfill_candidates()[:5]
         store.write_decisions(
             [DomainDecision(docs[0].hash, Status.ASSIGNED, "Medical"),
              DomainDecision(docs[1].hash, Status.ASSIGNED, "Medical"),

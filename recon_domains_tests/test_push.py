@@ -62,12 +62,12 @@ def _pushed_hashes(db: Path) -> set[str]:
 def test_stages_follow_assignment_time_then_hash(tmp_path: Path) -> None:
     db, docs = _corpus(tmp_path, 30, same_time_groups=4)
     order = [d.hash for d in docs]  # build_push_corpus returns (assigned_at, hash) order
-    with ReconStore.open(db) as store:
+    with ReconStore.open(db, SOURCE) as store:
         # A tied_manual document is never pushed, whatever its age.
         store.write_decisions([DomainDecision(order[0], Status.TIED_MANUAL, "Medical")],
                               now="2025-01-01T00:00:00Z")
         order = order[1:]
-        plan = plan_stages(store, SOURCE, sizes=(5, 10))
+        plan = plan_stages(store, sizes=(5, 10))
         assert [c.hash for c in plan["stage-1"]] == order[:5]
         assert [c.hash for c in plan["stage-2"]] == order[5:15]
         assert [c.hash for c in plan["stage-3"]] == order[15:]
@@ -76,23 +76,23 @@ def test_stages_follow_assignment_time_then_hash(tmp_path: Path) -> None:
         # the first 10 still unpushed after stage 1, not shifted by the leftover.
         for doc_hash in order[:4]:
             store.complete_push(doc_hash)
-        plan = plan_stages(store, SOURCE, sizes=(5, 10))
+        plan = plan_stages(store, sizes=(5, 10))
         assert [c.hash for c in plan["stage-1"]] == [order[4]]
         assert [c.hash for c in plan["stage-2"]] == order[5:15]
         for doc_hash in order[4:15]:
             store.complete_push(doc_hash)
-        assert select_stage_items(store, SOURCE, "stage-2", sizes=(5, 10)) == []
-        assert [c.hash for c in select_stage_items(store, SOURCE, "stage-3", sizes=(5, 10))] \
+        assert select_stage_items(store, "stage-2", sizes=(5, 10)) == []
+        assert [c.hash for c in select_stage_items(store, "stage-3", sizes=(5, 10))] \
             == order[15:]
-        assert len(select_stage_items(store, SOURCE, "all")) == len(order) - 15
+        assert len(select_stage_items(store, "all")) == len(order) - 15
         with pytest.raises(ValueError, match="stage-4"):
-            select_stage_items(store, SOURCE, "stage-4")
+            select_stage_items(store, "stage-4")
 
 
 def test_default_stage_sizes_are_100_and_1000(tmp_path: Path) -> None:
     db, _ = _corpus(tmp_path, 1150, same_time_groups=50)
-    with ReconStore.open(db) as store:
-        plan = plan_stages(store, SOURCE)
+    with ReconStore.open(db, SOURCE) as store:
+        plan = plan_stages(store)
     assert [len(plan[s]) for s in ("stage-1", "stage-2", "stage-3")] == [100, 1000, 50]
 
 
@@ -128,8 +128,8 @@ def test_push_with_plugin_installed_records_before_and_after(
     _server_with_videos(peertube_server, db, docs, prior=prior)
     client = _client(peertube_server)
     database = PeerTubeDatabase(peertube_server.dsn) if use_database else None
-    with ReconStore.open(db) as store:
-        items = select_stage_items(store, SOURCE, "stage-1")
+    with ReconStore.open(db, SOURCE) as store:
+        items = select_stage_items(store, "stage-1")
         result = push_items(store, client, items, stage="stage-1", database=database)
         ledger = {row.hash: row for row in store.ledger()}
 
@@ -154,11 +154,11 @@ def test_plugin_missing_aborts_after_exactly_five_attempts(tmp_path, peertube_se
     db, docs = _corpus(tmp_path, 40)
     before = _server_with_videos(peertube_server, db, docs, plugin=False)
     client = _client(peertube_server)
-    with ReconStore.open(db) as store:
-        items = select_stage_items(store, SOURCE, "all")
+    with ReconStore.open(db, SOURCE) as store:
+        items = select_stage_items(store, "all")
         result = push_items(store, client, items, stage="stage-1",
                             database=PeerTubeDatabase(peertube_server.dsn))
-        assert store.pushed_documents(SOURCE) == []
+        assert store.pushed_documents() == []
     assert result.aborted
     assert "plugin is probably not installed" in result.abort_reason
     assert "first 5 attempts" in result.abort_reason
@@ -175,9 +175,9 @@ def test_a_missing_video_is_that_items_failure_only(tmp_path, peertube_server) -
     _server_with_videos(peertube_server, db, docs)
     gone = docs[10]
     peertube_server.store.execute("DELETE FROM video WHERE uuid = %s", (gone.video_uuid,))
-    with ReconStore.open(db) as store:
+    with ReconStore.open(db, SOURCE) as store:
         result = push_items(store, _client(peertube_server),
-                            select_stage_items(store, SOURCE, "all"), stage="stage-1",
+                            select_stage_items(store, "all"), stage="stage-1",
                             database=PeerTubeDatabase(peertube_server.dsn))
     assert not result.aborted
     assert [h for h, _ in result.failed] == [gone.hash]
@@ -191,9 +191,9 @@ def test_a_long_run_of_failures_later_aborts(tmp_path, peertube_server) -> None:
     _server_with_videos(peertube_server, db, docs)
     for d in docs[8:]:  # PeerTube lost every video after the first 8
         peertube_server.store.execute("DELETE FROM video WHERE uuid = %s", (d.video_uuid,))
-    with ReconStore.open(db) as store:
+    with ReconStore.open(db, SOURCE) as store:
         result = push_items(store, _client(peertube_server),
-                            select_stage_items(store, SOURCE, "all"), stage="stage-1",
+                            select_stage_items(store, "all"), stage="stage-1",
                             database=PeerTubeDatabase(peertube_server.dsn),
                             workers=1, max_consecutive_failures=10)
     assert result.aborted
@@ -210,8 +210,8 @@ def test_non_admin_account_aborts_before_any_attempt(tmp_path, peertube_server) 
     _server_with_videos(peertube_server, db, docs)
     peertube_server.add_user("carol", "carol-password", "user")
     client = PeerTubeClient(peertube_server.url, "carol", "carol-password", retry=FAST_RETRY)
-    with ReconStore.open(db) as store:
-        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+    with ReconStore.open(db, SOURCE) as store:
+        result = push_items(store, client, select_stage_items(store, "all"),
                             stage="stage-1")
         assert store.ledger() == []
     assert result.aborted and "administrator" in result.abort_reason
@@ -223,8 +223,8 @@ def test_wrong_password_aborts_with_the_cause_and_no_password(tmp_path, peertube
     db, docs = _corpus(tmp_path, 10)
     _server_with_videos(peertube_server, db, docs)
     client = PeerTubeClient(peertube_server.url, "root", "not-the-Passw0rd", retry=FAST_RETRY)
-    with ReconStore.open(db) as store:
-        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+    with ReconStore.open(db, SOURCE) as store:
+        result = push_items(store, client, select_stage_items(store, "all"),
                             stage="stage-1")
     assert result.aborted and "PEERTUBE_PASSWORD" in result.abort_reason
     assert "not-the-Passw0rd" not in result.abort_reason + result.summary()
@@ -243,8 +243,8 @@ def test_token_expiring_mid_push_is_refreshed_without_a_new_login(
             wait_until_token_refused(server, client)
             server.set_knobs(token_lifetime_s=86400.0)
 
-    with ReconStore.open(db) as store:
-        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+    with ReconStore.open(db, SOURCE) as store:
+        result = push_items(store, client, select_stage_items(store, "all"),
                             stage="stage-1", database=PeerTubeDatabase(server.dsn),
                             on_progress=progress)
     assert result.ok, result.summary()
@@ -262,8 +262,8 @@ def test_rate_limited_push_waits_instead_of_failing(tmp_path, peertube_server_fa
     _server_with_videos(server, db, docs)
     server.reset_rate_limits()
     client = _client(server)
-    with ReconStore.open(db) as store:
-        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+    with ReconStore.open(db, SOURCE) as store:
+        result = push_items(store, client, select_stage_items(store, "all"),
                             stage="stage-1", database=PeerTubeDatabase(server.dsn))
     assert result.ok, result.summary()
     assert len(result.succeeded) == 30 and result.login_count == 1
@@ -278,15 +278,15 @@ def test_resume_completes_open_intents_without_pushing_twice(tmp_path, peertube_
     prior = {docs[0].video_uuid: 13, docs[1].video_uuid: 15}
     _server_with_videos(peertube_server, db, docs, prior=prior)
     client = _client(peertube_server)
-    with ReconStore.open(db) as store:
+    with ReconStore.open(db, SOURCE) as store:
         store.record_push_intents(
             (d.hash, d.video_uuid, "stage-1", prior.get(d.video_uuid), DOMAIN_IDS[d.domain])
             for d in docs[:8])
     for d in docs[:5]:  # the killed run got these PUTs through
         client.set_category(d.video_uuid, DOMAIN_IDS[d.domain])
 
-    with ReconStore.open(db) as store:
-        result = push_items(store, client, select_stage_items(store, SOURCE, "all"),
+    with ReconStore.open(db, SOURCE) as store:
+        result = push_items(store, client, select_stage_items(store, "all"),
                             stage="stage-1", database=PeerTubeDatabase(peertube_server.dsn))
         ledger = store.ledger()
     assert result.ok, result.summary()
@@ -310,12 +310,11 @@ def test_kill_9_mid_push_then_resume(tmp_path, peertube_server) -> None:
     _server_with_videos(peertube_server, db, docs, prior=prior)
     peertube_server.set_knobs(latency_s=0.03)  # slow enough to be killed mid-way
     env = {k: v for k, v in os.environ.items() if k not in PUSH_ENV_KEYS}
-    env.update(PEERTUBE_URL=peertube_server.url, PEERTUBE_PASSWORD=peertube_server.admin_password,
-               PEERTUBE_DB_DSN=peertube_server.dsn)
+    env.update(PEERTUBE_PASSWORD=peertube_server.admin_password)
     log = (tmp_path / "push.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "recon_domains.push", "--db", str(db), "--source", SOURCE,
-         "--stage", "all", "--workers", "4"],
+        [sys.executable, "-m", "recon_domains_tests.push_process", str(db), SOURCE,
+         peertube_server.url, peertube_server.admin_username, peertube_server.dsn, "4"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
@@ -351,8 +350,8 @@ def test_kill_9_mid_push_then_resume(tmp_path, peertube_server) -> None:
     remaining = [d for d in docs if d.hash not in pushed_before]
     already = {d.hash for d in remaining if at_kill[d.video_uuid] == target[d.hash]}
     client = _client(peertube_server)
-    with ReconStore.open(db) as store:
-        items = select_stage_items(store, SOURCE, "all")
+    with ReconStore.open(db, SOURCE) as store:
+        items = select_stage_items(store, "all")
         assert sorted(i.hash for i in items) == sorted(d.hash for d in remaining)
         result = push_items(store, client, items, stage="all", database=peertube)
         ledger = store.ledger()

@@ -12,6 +12,7 @@ import pytest
 
 from recon_domains import reprocess as rp
 from recon_domains.assignment import run_pass1
+from recon_domains.recon import quarantine
 from recon_domains.recon.store import AUDIT_TABLE, ReconStore
 from recon_domains.reprocess import (
     ReprocessError,
@@ -27,9 +28,9 @@ from recon_domains_tests.snapshots import db_snapshot, tree_snapshot
 def migrated(corpus_factory):
     """A small corpus after the schema migration and pass 1: needs_reprocess rows exist."""
     corpus = corpus_factory(docs=150)
-    store = ReconStore.open(corpus.recon_db)
+    store = ReconStore.open(corpus.recon_db, corpus.source)
     store.migrate()
-    run_pass1(store, corpus.concepts_dir, corpus.source)
+    run_pass1(store, corpus.concepts_dir)
     yield corpus, store
     store.close()
 
@@ -41,10 +42,10 @@ def _quarantine(corpus) -> Path:
 def test_plan_lists_state_and_reason_and_writes_nothing(migrated) -> None:
     corpus, store = migrated
     before_db, before_tree = db_snapshot(corpus.recon_db), tree_snapshot(corpus.out_dir)
-    items = plan_reprocess(store, corpus.concepts_dir, corpus.source)
+    items = plan_reprocess(store, corpus.concepts_dir)
     assert db_snapshot(corpus.recon_db) == before_db
     assert tree_snapshot(corpus.out_dir) == before_tree
-    needs = store.documents_with_status(Status.NEEDS_REPROCESS, corpus.source)
+    needs = store.documents_with_status(Status.NEEDS_REPROCESS)
     assert [i.hash for i in items] == [d.hash for d in needs]
     assert len(items) == corpus.expected_needs_reprocess
     missing = [i for i in items if not i.folder_exists]
@@ -62,7 +63,7 @@ def test_plan_lists_state_and_reason_and_writes_nothing(migrated) -> None:
             "concepts without a domain",
             "empty window files",
         }
-    assert len(plan_reprocess(store, corpus.concepts_dir, corpus.source, limit=10)) == 10
+    assert len(plan_reprocess(store, corpus.concepts_dir, limit=10)) == 10
 
 
 def _pick(items, with_folder: int, without: int):
@@ -73,7 +74,7 @@ def _pick(items, with_folder: int, without: int):
 
 def test_batch_quarantines_and_queues_exactly(migrated) -> None:
     corpus, store = migrated
-    items = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 7, 3)
+    items = _pick(plan_reprocess(store, corpus.concepts_dir), 7, 3)
     untouched = db_snapshot(corpus.recon_db)["rows"]
     trees = {i.hash: tree_snapshot(i.folder) for i in items if i.folder_exists}
     result = run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), items, "batch-10")
@@ -117,14 +118,14 @@ def test_batch_quarantines_and_queues_exactly(migrated) -> None:
     assert (check.queued, check.quarantined_folders) == (10, 7)
     # The entry keeps the rows as they were before the reset (what a rollback restores).
     entry = Path(result.quarantined[0]["quarantine_path"]).parent
-    saved = json.loads((entry / rp.DOCUMENT_FILE).read_text())
+    saved = json.loads((entry / quarantine.DOCUMENT_FILE).read_text())
     assert saved["documents"]["recon_domain_status"] == Status.NEEDS_REPROCESS
     assert saved["documents"]["status"] == "complete"
 
 
 def test_rerun_is_safe_and_changes_nothing(migrated) -> None:
     corpus, store = migrated
-    items = plan_reprocess(store, corpus.concepts_dir, corpus.source, limit=5)
+    items = plan_reprocess(store, corpus.concepts_dir, limit=5)
     run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), items, "b")
     before_db, before_tree = db_snapshot(corpus.recon_db), tree_snapshot(corpus.out_dir)
     again = run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), items, "b")
@@ -135,7 +136,7 @@ def test_rerun_is_safe_and_changes_nothing(migrated) -> None:
     assert tree_snapshot(corpus.out_dir) == before_tree
     # The next plan no longer lists them.
     assert not {i.hash for i in items} & {
-        i.hash for i in plan_reprocess(store, corpus.concepts_dir, corpus.source)
+        i.hash for i in plan_reprocess(store, corpus.concepts_dir)
     }
 
 
@@ -149,7 +150,7 @@ def _die(*a, **k):
 
 def test_kill_between_move_and_reset_resumes(migrated, monkeypatch) -> None:
     corpus, store = migrated
-    item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
+    item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     files = tree_snapshot(item.folder)
     monkeypatch.setattr(rp, "_reset_and_audit", _die)
     with pytest.raises(Killed):
@@ -162,7 +163,7 @@ def test_kill_between_move_and_reset_resumes(migrated, monkeypatch) -> None:
     assert any("interrupted batch" in p for p in check.problems)
     # A new plan shows it as "missing folder"; running the batch finishes the job.
     replanned = [
-        i for i in plan_reprocess(store, corpus.concepts_dir, corpus.source) if i.hash == item.hash
+        i for i in plan_reprocess(store, corpus.concepts_dir) if i.hash == item.hash
     ]
     assert replanned[0].why == "missing folder"
     result = run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), replanned, "b")
@@ -175,7 +176,7 @@ def test_kill_between_move_and_reset_resumes(migrated, monkeypatch) -> None:
 
 def test_kill_before_the_move_resumes(migrated, monkeypatch) -> None:
     corpus, store = migrated
-    item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
+    item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     files = tree_snapshot(item.folder)
     monkeypatch.setattr(rp, "move_folder", _die)
     with pytest.raises(Killed):
@@ -190,7 +191,7 @@ def test_kill_before_the_move_resumes(migrated, monkeypatch) -> None:
 
 def test_cross_device_move_and_kill_while_removing_the_source(migrated, monkeypatch) -> None:
     corpus, store = migrated
-    item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
+    item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     files = tree_snapshot(item.folder)
     real_rename, real_rmtree = os.rename, shutil.rmtree
 
@@ -221,7 +222,7 @@ def test_cross_device_move_and_kill_while_removing_the_source(migrated, monkeypa
 
 def test_folder_with_valid_domains_now_is_skipped(migrated) -> None:
     corpus, store = migrated
-    item = _pick(plan_reprocess(store, corpus.concepts_dir, corpus.source), 1, 0)[0]
+    item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     # RECON rewrote the folder since pass 1: it has a valid domain now.
     Path(item.folder, "window_9999.json").write_text(json.dumps([{"domain": "Medical"}]))
     before = tree_snapshot(item.folder)

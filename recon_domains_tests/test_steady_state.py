@@ -18,9 +18,9 @@ from recon_domains_tests.snapshots import db_snapshot
 @pytest.fixture
 def migrated_corpus(corpus_factory):
     corpus = corpus_factory(docs=100)
-    with ReconStore.open(corpus.recon_db) as store:
+    with ReconStore.open(corpus.recon_db, corpus.source) as store:
         store.migrate()
-        run_pass1(store, corpus.concepts_dir, corpus.source)
+        run_pass1(store, corpus.concepts_dir)
     return corpus
 
 
@@ -65,23 +65,23 @@ def test_pending_work_refuses_unmigrated_and_missing(corpus_factory, tmp_path) -
 def test_drift_report_finds_a_video_changed_in_peertube(corpus_factory, peertube_server) -> None:
     w = run_migration(start_world(corpus_factory, peertube_server, docs=100), reprocess=0)
     try:
-        clean = drift_report(w.store, w.corpus.source, w.pt_db)
+        clean = drift_report(w.store, w.pt_db)
         assert clean.ok and clean.checked == clean.matching > 0
         victim = sorted(w.store.original_categories())[0]
         victim_hash = next(r.hash for r in w.store.ledger() if r.video_id == victim)
-        assert pushed_mismatches(w.store, w.corpus.source, [victim_hash], w.pt_db) == (1, [])
+        assert pushed_mismatches(w.store, [victim_hash], w.pt_db) == (1, [])
         conn = psycopg2.connect(w.server.dsn)
         with conn, conn.cursor() as cur:
             cur.execute("UPDATE video SET category = 2 WHERE uuid = %s", (victim,))
         conn.close()
         before = db_snapshot(w.corpus.recon_db)
         for kwargs in ({"pt_db": w.pt_db}, {"client": w.client}):
-            report = drift_report(w.store, w.corpus.source, base_url=w.server.url, **kwargs)
+            report = drift_report(w.store, base_url=w.server.url, **kwargs)
             assert not report.ok
             assert [d["video_id"] for d in report.drifted] == [victim]
             assert report.drifted[0]["now"] == 2 and report.drifted[0]["pushed"] >= 100
             assert report.drifted[0]["url"].endswith(victim)
-            checked, wrong = pushed_mismatches(w.store, w.corpus.source, [victim_hash], **kwargs)
+            checked, wrong = pushed_mismatches(w.store, [victim_hash], **kwargs)
             assert checked == 1 and [(h, v, now) for h, v, _, now in wrong] == [
                 (victim_hash, victim, 2)
             ]

@@ -11,11 +11,11 @@ from recon_domains.recon.store import ReconStore, ReconStoreError
 from recon_domains.taxonomy import ALL_STATUSES, CATEGORIZED
 
 
-def format_status(store: ReconStore, source: str) -> str:
+def format_status(store: ReconStore) -> str:
     """The status report as text. Works, and says so, on a database not migrated yet."""
-    pipeline = store.pipeline_status_counts(source)
+    pipeline = store.pipeline_status_counts()
     total = sum(pipeline.values())
-    lines = [f"RECON database: {store.path}", f"stream source: {source}"]
+    lines = [f"RECON database: {store.path}", f"stream source: {store.source}"]
     lines.append(f"stream documents: {total} (complete: {pipeline.get('complete', 0)})")
     check = store.verify_migration()
     if not check.ok:
@@ -24,15 +24,15 @@ def format_status(store: ReconStore, source: str) -> str:
             "Run runbook Step 3 (asset recon_schema) before assigning domains."
         )
         return "\n".join(lines)
-    counts = store.status_counts(source)
+    counts = store.status_counts()
     categorized = sum(n for s, n in counts.items() if s in CATEGORIZED)
-    unpushed = len(store.unpushed_categorized(source))
+    unpushed = len(store.unpushed_categorized())
     lines.append(f"unassigned: {counts.get('unassigned', 0)}")
     lines.append(f"categorized: {categorized}   unpushed: {unpushed}")
     lines.append("status breakdown:")
     for status in (*ALL_STATUSES, "unassigned"):
         lines.append(f"  {status:<16} {counts.get(status, 0):>7}")
-    distribution = store.domain_distribution(source)
+    distribution = store.domain_distribution()
     lines.append("domain distribution (categorized):")
     if not distribution:
         lines.append("  (none yet)")
@@ -46,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         db = Path(args.db) if args.db else settings.require("recon_db_path", "RECON_DB_PATH")
         source = args.source or settings.stream_source
-        with ReconStore.open(db) as store:
-            print(format_status(store, source))
+        with ReconStore.open(db, source) as store:
+            print(format_status(store))
     except (ConfigError, ReconStoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

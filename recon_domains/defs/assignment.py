@@ -79,12 +79,11 @@ def _spot_check_result(
         rows = spot_check(
             store,
             recon.concepts_root,
-            recon.stream_source,
             status,
             sample,
             recon.skip_channel_set,
         )
-        breakdown = store.status_counts(recon.stream_source)
+        breakdown = store.status_counts()
     bad = [r for r in rows if not r.agrees]
     table = md_table(
         [
@@ -155,7 +154,7 @@ def pass1_dry_run(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
     step = "pass1_dry_run (runbook Step 4)"
     require_gates(context, (SCHEMA_GATE,), step=step)
     with operator_errors(step), recon.store() as store:
-        result = run_pass1(store, recon.concepts_root, recon.stream_source, dry_run=True)
+        result = run_pass1(store, recon.concepts_root, dry_run=True)
     pct = result.percentages()
     checks = benchmark_deviation(pct, recon.benchmarks(), recon.benchmark_tolerance_pp)
     return dg.MaterializeResult(
@@ -246,9 +245,9 @@ def pass1_assignments(
     step = "pass1_assignments (runbook Step 4)"
     require_gates(context, (SCHEMA_GATE, DISTRIBUTION_GATE), step=step)
     with operator_errors(step), recon.store() as store:
-        result = run_pass1(store, recon.concepts_root, recon.stream_source, dry_run=False)
-        breakdown = store.status_counts(recon.stream_source)
-        distribution = store.domain_distribution(recon.stream_source)
+        result = run_pass1(store, recon.concepts_root, dry_run=False)
+        breakdown = store.status_counts()
+        distribution = store.domain_distribution()
     context.log.info(f"pass 1 wrote {result.written} decisions, {len(result.errors)} errors")
     return dg.MaterializeResult(
         metadata={
@@ -302,10 +301,8 @@ def tiebreaker_assignments(
     step = "tiebreaker_assignments (runbook Step 4)"
     require_gates(context, (SCHEMA_GATE, PASS1_GATE), step=step)
     with operator_errors(step), recon.store() as store:
-        result = run_tiebreaker(
-            store, recon.concepts_root, recon.stream_source, recon.skip_channel_set, dry_run=False
-        )
-        breakdown = store.status_counts(recon.stream_source)
+        result = run_tiebreaker(store, recon.concepts_root, recon.skip_channel_set, dry_run=False)
+        breakdown = store.status_counts()
     review = review_metadata(breakdown, recon.review_url)
     context.log.info(review["review_next_step"])
     return dg.MaterializeResult(

@@ -257,7 +257,7 @@ def backup_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
 def recon_idle(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
     with operator_errors("recon_idle (Pre-Deploy 4)"), recon.store() as store:
         busy = store.mid_pipeline_documents()
-        pipeline = store.pipeline_status_counts()
+        pipeline = store.pipeline_status_counts(every_source=True)
     context.log.info(f"{len(busy)} document(s) mid-pipeline")
     return dg.MaterializeResult(
         metadata={

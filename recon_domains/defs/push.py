@@ -74,8 +74,8 @@ def push_plan(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.Mat
     from recon_domains.push import plan_stages
 
     with operator_errors("push_plan"), recon.store() as store:
-        plan = plan_stages(store, recon.stream_source, recon.push_stage_sizes)
-        status = store.status_counts(recon.stream_source)
+        plan = plan_stages(store, recon.push_stage_sizes)
+        status = store.status_counts()
     rows = []
     sample_rows = []
     for stage in STAGES:
@@ -150,7 +150,7 @@ def peertube_category_push(
     require_gates(context, gates, step=step)
 
     with operator_errors(step), recon.store() as store, peertube.client() as client:
-        items = select_stage_items(store, recon.stream_source, stage, recon.push_stage_sizes)
+        items = select_stage_items(store, stage, recon.push_stage_sizes)
         context.log.info(f"{stage}: {len(items)} item(s) to push")
         database = peertube_db.database_if_configured()
         step_pct = max(1, len(items) // 10)
@@ -162,9 +162,7 @@ def peertube_category_push(
         result = push_items(
             store, client, items, stage=stage, database=database, on_progress=progress
         )
-        remaining = len(
-            select_stage_items(store, recon.stream_source, stage, recon.push_stage_sizes)
-        )
+        remaining = len(select_stage_items(store, stage, recon.push_stage_sizes))
     context.log.info(result.summary())
     if result.aborted:
         raise dg.Failure(
@@ -228,8 +226,8 @@ def stage_verified(
         # stage-1: every video; later stages: a sample (plus the histogram below).
         sample = rows if stage == STAGES[0] else random.sample(rows, min(API_SAMPLE, len(rows)))
         paths = store.watch_paths(r.hash for r in sample)
-        leftovers = select_stage_items(store, recon.stream_source, stage, recon.push_stage_sizes)
-        recon_hist = store.pushed_category_histogram(recon.stream_source)
+        leftovers = select_stage_items(store, stage, recon.push_stage_sizes)
+        recon_hist = store.pushed_category_histogram()
     checked = []
     with operator_errors(f"stage_verified {stage}"), peertube.client() as client:
         for r in sample:

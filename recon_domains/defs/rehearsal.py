@@ -17,7 +17,6 @@ import json
 import os
 import secrets
 import shutil
-import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -28,6 +27,7 @@ from typing import Any
 
 import dagster as dg
 
+from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, FIRST_CATEGORY_ID
 
@@ -115,19 +115,6 @@ class RehearsalReport:
 
 
 # -- setting up the copy ----------------------------------------------------------------------
-def copy_recon_database(original: Path, destination: Path) -> None:
-    """Online, consistent copy through SQLite's backup API; the original is opened read-only."""
-    source = sqlite3.connect(f"file:{original}?mode=ro", uri=True)
-    try:
-        target = sqlite3.connect(destination)
-        try:
-            source.backup(target)
-        finally:
-            target.close()
-    finally:
-        source.close()
-
-
 def _prepare_workdir(recon_db: Path, concepts: Path, workdir: Path) -> dict[str, Path]:
     if not recon_db.is_file():
         raise RehearsalError(f"--recon-db {recon_db} is not a file; give RECON's recon.db")
@@ -149,7 +136,8 @@ def _prepare_workdir(recon_db: Path, concepts: Path, workdir: Path) -> dict[str,
     for key in ("backups", "quarantine", "dagster_home", "postgres"):
         paths[key].mkdir(parents=True, exist_ok=True)
     paths["recon_db"].parent.mkdir(parents=True, exist_ok=True)
-    copy_recon_database(recon_db, paths["recon_db"])
+    # Online, consistent copy; the operator's original is opened read-only.
+    copy_database(recon_db, paths["recon_db"], read_only=True)
     shutil.copytree(concepts, paths["concepts"], symlinks=True)
     # The copy's off-site mirror: a fresh mirror of the copied folders, as rsync would leave.
     shutil.copytree(paths["concepts"], paths["offsite"], symlinks=True)
@@ -250,14 +238,12 @@ def video_categories(dsn: str) -> dict[str, int | None]:
 
 
 def _collect_recon_state(report: RehearsalReport, recon_db: Path, source: str) -> None:
-    with ReconStore.open(recon_db) as store:
-        report.reprocess["queued_documents"] = store.pipeline_status_counts(source).get(
-            "queued", 0
-        )
+    with ReconStore.open(recon_db, source) as store:
+        report.reprocess["queued_documents"] = store.pipeline_status_counts().get("queued", 0)
         if not store.is_migrated():
             return
-        report.status_counts = store.status_counts(source)
-        report.pushed_count = sum(store.pushed_distribution(source).values())
+        report.status_counts = store.status_counts()
+        report.pushed_count = sum(store.pushed_distribution().values())
         quarantined, restored = store.audit_counts()
         report.reprocess.update(quarantined=quarantined, restored=restored)
 
@@ -283,7 +269,7 @@ def rehearse(
     source = source or os.environ.get("RECON_STREAM_SOURCE") or DEFAULT_STREAM_SOURCE
     paths = _prepare_workdir(recon_db.resolve(), concepts.resolve(), workdir)
     report = RehearsalReport(str(workdir), str(paths["dagster_home"]))
-    with ReconStore.open(paths["recon_db"]) as store:
+    with ReconStore.open(paths["recon_db"], source) as store:
         stale = store.mid_pipeline_documents()
     report.notes.append(
         "This is a copy: it has no RECON workers, so recon_idle ignores the "

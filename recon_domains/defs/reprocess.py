@@ -101,7 +101,7 @@ def reprocess_batch(
         with operator_errors(step), recon.store() as store:
             store.require_migrated()
             before, _ = store.audit_counts()
-            plan = plan_reprocess(store, recon.concepts_root, recon.stream_source)
+            plan = plan_reprocess(store, recon.concepts_root)
             after, _ = store.audit_counts()
         stale = [i for i in plan if i.stale]
         reasons = Counter(i.why for i in plan)
@@ -168,9 +168,7 @@ def reprocess_batch(
             )
         reason = f"runbook Step 7 {partition} (dagster run {context.run.run_id[:8]})"
         resumed = resume_interrupted(store, recon.concepts_root, recon.quarantine_root, reason)
-        plan = plan_reprocess(
-            store, recon.concepts_root, recon.stream_source, BATCH_LIMITS[partition]
-        )
+        plan = plan_reprocess(store, recon.concepts_root, BATCH_LIMITS[partition])
         result = run_reprocess_batch(
             store, recon.concepts_root, recon.quarantine_root, plan, reason
         )

@@ -79,7 +79,7 @@ class ReconResource(dg.ConfigurableResource):
         """An open ReconStore, closed afterwards."""
         from recon_domains.recon.store import ReconStore
 
-        store = ReconStore.open(Path(self.db_path))
+        store = ReconStore.open(Path(self.db_path), self.stream_source)
         try:
             yield store
         finally:

@@ -24,9 +24,9 @@ ROLLOUT_GATE = Gate(
 
 def _measure(recon: ReconResource, peertube_db: PeerTubeDbResource) -> dict:
     with recon.store() as store:
-        recon_hist = store.pushed_category_histogram(recon.stream_source)
-        status = store.status_counts(recon.stream_source)
-        unpushed = len(store.unpushed_categorized(recon.stream_source))
+        recon_hist = store.pushed_category_histogram()
+        status = store.status_counts()
+        unpushed = len(store.unpushed_categorized())
     db = peertube_db.database()
     return {
         "recon": recon_hist,

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from recon_domains.peertube.client import PeerTubeNotFound
+from recon_domains.peertube.client import DEFAULT_CONCURRENCY, PeerTubeNotFound
 from recon_domains.taxonomy import DOMAIN_BY_ID, FIRST_CATEGORY_ID, LAST_CATEGORY_ID
 
 
@@ -32,10 +32,14 @@ def category_problems(categories: Mapping[int, str]) -> list[str]:
 
 
 def read_current_categories(
-    video_ids: Sequence[str], client: Any = None, pt_db: Any = None
+    video_ids: Sequence[str],
+    client: Any = None,
+    pt_db: Any = None,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
 ) -> dict[str, int | None]:
     """{video_id: category} for videos that exist (a missing video is absent): one query on
-    PeerTube's database when given, else one API GET per video (8 at a time)."""
+    PeerTube's database when given, else one API GET per video, `concurrency` at a time."""
     if pt_db is not None:
         return pt_db.categories_of(video_ids)
     if client is None:
@@ -47,5 +51,5 @@ def read_current_categories(
         except PeerTubeNotFound:
             return vid, None, False
 
-    with ThreadPoolExecutor(max_workers=8) as pool:
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
         return {vid: cat for vid, cat, found in pool.map(read, video_ids) if found}

@@ -142,6 +142,12 @@ def _now() -> float:
 
 
 # -- the client ----------------------------------------------------------------------------
+# Requests one caller keeps in flight against PeerTube (push workers, per-video category
+# reads and restores): the default every `workers`/`concurrency` parameter refers to. A
+# client's pool_size should be at least the concurrency it is used with.
+DEFAULT_CONCURRENCY = 8
+
+
 class PeerTubeClient:
     """A PeerTube API client, safe to share between threads.
 

@@ -175,13 +175,3 @@ class PeerTubeDatabase:
                 "SELECT count(*) FROM video WHERE uuid = ANY(%s::uuid[])", ([u for u, _ in rows],)
             )
             return int(cur.fetchone()[0])
-
-    def write_reset_recon_categories(self, min_id: int = FIRST_CATEGORY_ID) -> int:
-        """The runbook's blunt rollback: every category >= ``min_id`` back to NULL.
-
-        Loses any category a video had before the push; prefer write_restore_categories
-        with the push ledger's originals. Returns the number of videos changed.
-        """
-        with self._cursor(write=True) as cur:
-            cur.execute("UPDATE video SET category = NULL WHERE category >= %s", (min_id,))
-            return int(cur.rowcount)

@@ -91,11 +91,6 @@ class ConceptCounts:
     window_files: int = field(default=0)
 
     @property
-    def total_valid(self) -> int:
-        """Sum of valid-domain counts."""
-        return sum(self.counts.values())
-
-    @property
     def unreadable(self) -> tuple[Skip, ...]:
         """Skips caused by I/O errors (permissions, EIO): the counts may be incomplete."""
         return tuple(s for s in self.skipped if s.reason in UNREADABLE_REASONS)

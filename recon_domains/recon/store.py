@@ -1,69 +1,67 @@
-"""RECON's SQLite database: safe access, the schema migration of SPEC §4, and our queries.
+"""RECON's SQLite database: the one place that talks SQL to recon.db.
 
-RECON's service writes this file concurrently (WAL mode), so every connection here uses a
-busy timeout and short `BEGIN IMMEDIATE` transactions, and writes go in batches: one
-transaction per few hundred rows, never one commit per row and never one giant lock.
+`ReconStore.open(path, source)` opens an existing recon.db for one stream source; its
+methods are the runbook's questions and writes. They are grouped by concern:
+
+- connection.py: opening rules, short `BEGIN IMMEDIATE` transactions, the stream join;
+- schema.py: the migration of SPEC §4 and its revert;
+- this module: stream documents, counts and distributions, and the domain decisions;
+- ledger.py: the push ledger and push timestamps;
+- reprocess_audit.py: row snapshots, the reprocess reset, the reprocess audit table;
+- review_queries.py: the review page's tied list and channel context;
+- backup.py: online copies of the file and their verification (no store needed).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
+from recon_domains.recon.connection import (
+    STREAM_FROM,
+    ReconStoreError,
+    chunks,
+    marks,
+    utc_now,
+)
+from recon_domains.recon.ledger import LedgerQueries, LedgerRow
+from recon_domains.recon.reprocess_audit import ReprocessQueries
+from recon_domains.recon.review_queries import ReviewQueries
+from recon_domains.recon.schema import (
+    AUDIT_TABLE,
+    DOMAIN_COLUMNS,
+    DROP_COLUMN_MIN_SQLITE,
+    LEDGER_TABLE,
+    OUR_TABLES,
+    REQUIRED_RECON_TABLES,
+    STATUS_INDEX,
+    MigrationCheck,
+    MigrationReport,
+    SchemaMigration,
+    sqlite_version,
+)
 from recon_domains.taxonomy import CATEGORIZED, DOMAIN_IDS, MID_PIPELINE_STATUSES
 
-DOMAIN_COLUMNS: tuple[str, ...] = (
-    "recon_domain",
-    "recon_domain_status",
-    "recon_domain_assigned_at",
-    "peertube_category_pushed_at",
-)
-STATUS_INDEX = "idx_documents_recon_domain_status"
-LEDGER_TABLE = "recon_domains_push_ledger"
-AUDIT_TABLE = "recon_domains_reprocess_audit"
-OUR_TABLES: tuple[str, ...] = (LEDGER_TABLE, AUDIT_TABLE)
-REQUIRED_RECON_TABLES: tuple[str, ...] = ("documents", "catalogue")
-DROP_COLUMN_MIN_SQLITE = (3, 35, 0)
-
-# Plain INTEGER PRIMARY KEY, not AUTOINCREMENT: AUTOINCREMENT creates sqlite_sequence,
-# which SQLite never lets us drop, so the revert would not give back RECON's exact schema.
-_OUR_DDL: tuple[str, ...] = (
-    f"""CREATE TABLE IF NOT EXISTS {LEDGER_TABLE} (
-        id INTEGER PRIMARY KEY,
-        hash TEXT NOT NULL,
-        video_id TEXT NOT NULL,
-        stage TEXT NOT NULL,
-        category_before INTEGER,
-        category_after INTEGER,
-        intended_at TEXT NOT NULL,
-        pushed_at TEXT,
-        restored_at TEXT
-    )""",
-    f"CREATE INDEX IF NOT EXISTS idx_{LEDGER_TABLE}_hash ON {LEDGER_TABLE}(hash)",
-    f"CREATE INDEX IF NOT EXISTS idx_{LEDGER_TABLE}_video ON {LEDGER_TABLE}(video_id)",
-    f"""CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
-        id INTEGER PRIMARY KEY,
-        hash TEXT NOT NULL,
-        original_path TEXT NOT NULL,
-        quarantine_path TEXT NOT NULL,
-        file_count INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        quarantined_at TEXT NOT NULL,
-        restored_at TEXT
-    )""",
-    f"CREATE INDEX IF NOT EXISTS idx_{AUDIT_TABLE}_hash ON {AUDIT_TABLE}(hash)",
-)
-
-# documents joined with its catalogue row: the stream documents of one source.
-_STREAM_FROM = "FROM documents d JOIN catalogue c ON c.hash = d.hash WHERE c.source = ?"
-
-
-class ReconStoreError(RuntimeError):
-    """A problem with RECON's database an operator can act on (the message says how)."""
+__all__ = [
+    "AUDIT_TABLE",
+    "DOMAIN_COLUMNS",
+    "DROP_COLUMN_MIN_SQLITE",
+    "LEDGER_TABLE",
+    "OUR_TABLES",
+    "STATUS_INDEX",
+    "DomainDecision",
+    "LedgerRow",
+    "MigrationCheck",
+    "MigrationReport",
+    "PushCandidate",
+    "ReconStore",
+    "ReconStoreError",
+    "StreamDocument",
+    "sqlite_version",
+    "utc_now",
+]
 
 
 @dataclass(frozen=True)
@@ -93,69 +91,14 @@ class PushCandidate:
     assigned_at: str
 
 
-@dataclass(frozen=True)
-class LedgerRow:
-    id: int
-    hash: str
-    video_id: str
-    stage: str
-    category_before: int | None
-    category_after: int | None
-    intended_at: str
-    pushed_at: str | None
-    restored_at: str | None
-
-
-@dataclass(frozen=True)
-class MigrationReport:
-    added_columns: tuple[str, ...]
-    created: tuple[str, ...]  # index and tables created by this call
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added_columns or self.created)
-
-
-@dataclass(frozen=True)
-class MigrationCheck:
-    ok: bool
-    problems: tuple[str, ...] = ()
-    columns: tuple[str, ...] = field(default=())
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC timestamp, second precision (what recon_domain_assigned_at holds)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def sqlite_version() -> tuple[int, int, int]:
-    major, minor, patch = (int(p) for p in sqlite3.sqlite_version.split(".")[:3])
-    return major, minor, patch
-
-
-def _chunks(items: Iterable, size: int) -> Iterator[list]:
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-class ReconStore:
-    """One connection to an existing recon.db. Not shared across threads."""
-
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
-        self.path = path
-        self.conn = conn
-        self._original_columns: tuple[tuple, ...] | None = None
+class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries):
+    """One connection to an existing recon.db, bound to one stream source."""
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, *, busy_timeout_ms: int = 30_000) -> ReconStore:
-        """Open an existing recon.db; refuse anything that is not RECON's database.
+    def open(cls, path: str | Path, source: str, *, busy_timeout_ms: int = 30_000) -> ReconStore:
+        """Open an existing recon.db for the stream source `source`; refuse anything that
+        is not RECON's database.
 
         RECON's own tables are never created here: a wrong path must not silently yield an
         empty database that every later step would then "migrate".
@@ -198,10 +141,22 @@ class ReconStore:
         # pages (the default) makes every other batch commit wait for an fsync. 8,000 pages
         # (32 MB) still keeps the WAL small; readers are never blocked by its size.
         conn.execute("PRAGMA wal_autocheckpoint = 8000")
-        return cls(db_path, conn)
+        return cls(db_path, conn, source)
 
-    def close(self) -> None:
-        self.conn.close()
+    @classmethod
+    def open_readonly(cls, path: str | Path, source: str, *, timeout_s: float = 2.0) -> ReconStore:
+        """Open recon.db read-only with a short busy timeout, writing nothing, not even a
+        pragma (a sensor tick must never block RECON). sqlite3 errors propagate: the caller
+        decides whether "locked" means "try again later"."""
+        db_path = Path(path).expanduser()
+        conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=timeout_s)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+        except BaseException:
+            conn.close()
+            raise
+        return cls(db_path, conn, source)
 
     def __enter__(self) -> ReconStore:
         return self
@@ -209,142 +164,21 @@ class ReconStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A short write transaction. IMMEDIATE takes the write lock up front, so a busy
-        RECON writer makes us wait (busy timeout) instead of failing half-way."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-
-    # -- schema migration (runbook Step 3) -------------------------------------------------
-    def _columns(self, table: str = "documents") -> list[sqlite3.Row]:
-        return self.conn.execute(f"PRAGMA table_info({table})").fetchall()
-
-    def _column_names(self, table: str = "documents") -> list[str]:
-        return [r["name"] for r in self._columns(table)]
-
-    def _index_names(self) -> set[str]:
-        return {r["name"] for r in self.conn.execute("PRAGMA index_list(documents)")}
-
-    def _table_names(self) -> set[str]:
-        rows = self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-        return {r[0] for r in rows}
-
-    def is_migrated(self) -> bool:
-        """True when every column, the index and our tables exist."""
-        return self.verify_migration().ok
-
-    def migrate(self) -> MigrationReport:
-        """Add the four nullable columns, the status index and our tables. Idempotent."""
-        before = [tuple(r) for r in self._columns()]
-        if self._original_columns is None:
-            # RECON's own columns as we found them: verify_migration proves we left them alone.
-            self._original_columns = tuple(c for c in before if c[1] not in DOMAIN_COLUMNS)
-        existing = {r[1] for r in before}
-        added: list[str] = []
-        created: list[str] = []
-        with self.transaction() as conn:
-            for col in DOMAIN_COLUMNS:
-                if col not in existing:
-                    conn.execute(f"ALTER TABLE documents ADD COLUMN {col} TEXT")
-                    added.append(col)
-            if STATUS_INDEX not in self._index_names():
-                conn.execute(f"CREATE INDEX {STATUS_INDEX} ON documents(recon_domain_status)")
-                created.append(STATUS_INDEX)
-            tables = self._table_names()
-            for ddl in _OUR_DDL:
-                conn.execute(ddl)
-            created.extend(t for t in OUR_TABLES if t not in tables)
-        after = [tuple(r) for r in self._columns()]
-        # No pre-existing column may have been dropped or changed by us.
-        if after[: len(before)] != before:
-            raise ReconStoreError(
-                "schema migration changed existing columns of documents; restore the "
-                "pre-deploy backup (runbook Pre-Deploy 1) and report this."
-            )
-        return MigrationReport(tuple(added), tuple(created))
-
-    def verify_migration(
-        self, expected_existing: Iterable[str] = ("hash", "status", "filename", "discovered_at")
-    ) -> MigrationCheck:
-        """Runbook Step 3's verification: our columns and index exist, RECON's are intact."""
-        columns = self._columns()
-        names = [r["name"] for r in columns]
-        problems: list[str] = []
-        for col in DOMAIN_COLUMNS:
-            if col not in names:
-                problems.append(f"missing column documents.{col}")
-            else:
-                info = next(r for r in columns if r["name"] == col)
-                if info["type"].upper() != "TEXT" or info["notnull"]:
-                    problems.append(f"documents.{col} should be nullable TEXT")
-        if STATUS_INDEX not in self._index_names():
-            problems.append(f"missing index {STATUS_INDEX}")
-        tables = self._table_names()
-        problems.extend(f"missing table {t}" for t in OUR_TABLES if t not in tables)
-        for col in expected_existing:
-            if col not in names:
-                problems.append(f"ALERT: existing column documents.{col} is missing")
-        if self._original_columns is not None:
-            now = {r[1]: tuple(r) for r in columns}
-            for orig in self._original_columns:
-                if now.get(orig[1]) != orig:
-                    problems.append(f"ALERT: existing column documents.{orig[1]} changed")
-        return MigrationCheck(not problems, tuple(problems), tuple(names))
-
-    def revert_migration(self) -> list[str]:
-        """Drop our columns, index and tables (rollback). Needs SQLite >= 3.35."""
-        if sqlite_version() < DROP_COLUMN_MIN_SQLITE:
-            raise ReconStoreError(
-                f"SQLite {sqlite3.sqlite_version} cannot DROP COLUMN (needs 3.35.0+). Upgrade "
-                "SQLite (Ubuntu 24.04 ships 3.45) or restore the pre-deploy backup instead."
-            )
-        actions: list[str] = []
-        with self.transaction() as conn:
-            if STATUS_INDEX in self._index_names():
-                conn.execute(f"DROP INDEX {STATUS_INDEX}")
-                actions.append(f"dropped index {STATUS_INDEX}")
-            names = set(self._column_names())
-            for col in DOMAIN_COLUMNS:
-                if col in names:
-                    conn.execute(f"ALTER TABLE documents DROP COLUMN {col}")
-                    actions.append(f"dropped column documents.{col}")
-            tables = self._table_names()
-            for table in OUR_TABLES:
-                if table in tables:
-                    conn.execute(f"DROP TABLE {table}")
-                    actions.append(f"dropped table {table}")
-        return actions
-
-    def require_migrated(self) -> None:
-        check = self.verify_migration()
-        if not check.ok:
-            raise ReconStoreError(
-                "RECON's database is not migrated for domain assignment ("
-                + "; ".join(check.problems)
-                + "). Run runbook Step 3 (asset recon_schema) first."
-            )
-
-    # -- queries ---------------------------------------------------------------------------
+    # -- stream documents ------------------------------------------------------------------
     def _stream_documents(self, where: str, params: tuple) -> list[StreamDocument]:
-        sql = f"SELECT d.hash, c.category, c.path {_STREAM_FROM} {where} ORDER BY d.hash"
-        return [StreamDocument(*row) for row in self.conn.execute(sql, params)]
+        sql = f"SELECT d.hash, c.category, c.path {STREAM_FROM} {where} ORDER BY d.hash"
+        return [StreamDocument(*row) for row in self.conn.execute(sql, (self.source, *params))]
 
-    def backfill_candidates(self, source: str) -> list[StreamDocument]:
+    def backfill_candidates(self) -> list[StreamDocument]:
         """Complete stream documents with no domain yet (SPEC §4 pass 1 candidates)."""
         return self._stream_documents(
             "AND d.status = 'complete' AND d.recon_domain IS NULL "
             "AND d.recon_domain_status IS NULL",
-            (source,),
+            (),
         )
 
-    def documents_with_status(self, status: str, source: str) -> list[StreamDocument]:
-        return self._stream_documents("AND d.recon_domain_status = ?", (source, status))
+    def documents_with_status(self, status: str) -> list[StreamDocument]:
+        return self._stream_documents("AND d.recon_domain_status = ?", (status,))
 
     def domain_row(self, doc_hash: str) -> sqlite3.Row | None:
         return self.conn.execute(
@@ -352,96 +186,24 @@ class ReconStore:
             (doc_hash,),
         ).fetchone()
 
-    def status_counts(self, source: str) -> dict[str, int]:
-        """recon_domain_status -> count over stream documents; NULL is 'unassigned'."""
-        rows = self.conn.execute(
-            f"SELECT COALESCE(d.recon_domain_status, 'unassigned'), count(*) {_STREAM_FROM} "
-            "GROUP BY 1 ORDER BY 1",
-            (source,),
-        )
-        return {status: n for status, n in rows}
-
-    def pipeline_status_counts(self, source: str | None = None) -> dict[str, int]:
-        """RECON's own documents.status counts (all documents, or one source's)."""
-        if source is None:
-            rows = self.conn.execute("SELECT status, count(*) FROM documents GROUP BY 1")
-        else:
-            rows = self.conn.execute(
-                f"SELECT d.status, count(*) {_STREAM_FROM} GROUP BY 1", (source,)
-            )
-        return {str(status): n for status, n in rows}
-
-    def domain_distribution(
-        self, source: str, statuses: Iterable[str] = CATEGORIZED
-    ) -> dict[str, int]:
-        wanted = sorted(statuses)
-        marks = ",".join("?" * len(wanted))
-        rows = self.conn.execute(
-            f"SELECT d.recon_domain, count(*) {_STREAM_FROM} "
-            f"AND d.recon_domain_status IN ({marks}) AND d.recon_domain IS NOT NULL "
-            "GROUP BY 1 ORDER BY 2 DESC, 1",
-            (source, *wanted),
-        )
-        return {domain: n for domain, n in rows}
-
-    def pushed_distribution(self, source: str) -> dict[str, int]:
-        """Domain -> count of documents whose category PeerTube has (pushed_at set)."""
-        rows = self.conn.execute(
-            f"SELECT d.recon_domain, count(*) {_STREAM_FROM} "
-            "AND d.peertube_category_pushed_at IS NOT NULL GROUP BY 1 ORDER BY 1",
-            (source,),
-        )
-        return {domain: n for domain, n in rows}
-
-    def pushed_category_histogram(self, source: str) -> dict[int, int]:
-        """pushed_distribution as PeerTube category ids: what PeerTube's category histogram
-        should show. A stored value that is not a RECON domain has no id and is left out."""
-        return {
-            DOMAIN_IDS[d]: n for d, n in self.pushed_distribution(source).items() if d in DOMAIN_IDS
-        }
-
-    def _push_candidates(self, where: str, params: tuple, limit: int | None, offset: int):
-        sql = (
-            "SELECT d.hash, c.path, d.recon_domain, d.recon_domain_status, "
-            f"d.recon_domain_assigned_at {_STREAM_FROM} {where} "
-            "ORDER BY d.recon_domain_assigned_at, d.hash"
-        )
-        if limit is not None:
-            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        return [PushCandidate(*row) for row in self.conn.execute(sql, params)]
-
-    def unpushed_categorized(
-        self, source: str, limit: int | None = None, offset: int = 0
-    ) -> list[PushCandidate]:
-        """Categorized documents PeerTube does not have yet, oldest assignment first."""
-        marks = ",".join("?" * len(CATEGORIZED))
-        return self._push_candidates(
-            f"AND d.recon_domain_status IN ({marks}) AND d.recon_domain IS NOT NULL "
-            "AND d.peertube_category_pushed_at IS NULL",
-            (source, *sorted(CATEGORIZED)),
-            limit,
-            offset,
-        )
-
-    def pushed_documents(self, source: str) -> list[PushCandidate]:
-        return self._push_candidates(
-            "AND d.peertube_category_pushed_at IS NOT NULL", (source,), None, 0
-        )
+    def channel_of(self, doc_hash: str) -> str | None:
+        """catalogue.category (the PeerTube channel) of one document; None without one."""
+        found = self.conn.execute(
+            "SELECT category FROM catalogue WHERE hash = ?", (doc_hash,)
+        ).fetchone()
+        return None if found is None else found[0]
 
     def watch_paths(self, hashes: Iterable[str]) -> dict[str, str | None]:
         """hash -> catalogue.path (the watch URL) of just these documents."""
         paths: dict[str, str | None] = {}
-        for batch in _chunks(hashes, 500):
+        for batch in chunks(hashes):
             rows = self.conn.execute(
-                f"SELECT hash, path FROM catalogue WHERE hash IN ({','.join('?' * len(batch))})",
-                batch,
+                f"SELECT hash, path FROM catalogue WHERE hash IN ({marks(len(batch))})", batch
             )
             paths.update((h, path) for h, path in rows)
         return paths
 
-    def channel_members_map(
-        self, source: str, channels: Iterable[str] | None = None
-    ) -> dict[str, list[str]]:
+    def channel_members_map(self, channels: Iterable[str] | None = None) -> dict[str, list[str]]:
         """channel -> member hashes, for every channel of the source (or the given ones).
 
         One scan of catalogue for a whole run: RECON has no index on its category column,
@@ -451,39 +213,102 @@ class ReconStore:
         members: dict[str, list[str]] = {}
         rows = self.conn.execute(
             "SELECT category, hash FROM catalogue WHERE source = ? ORDER BY category, hash",
-            (source,),
+            (self.source,),
         )
         for channel, doc_hash in rows:
             if wanted is None or channel in wanted:
                 members.setdefault(channel, []).append(doc_hash)
         return members
 
-    def channel_members(self, channel: str, source: str) -> list[str]:
+    def channel_members(self, channel: str) -> list[str]:
         rows = self.conn.execute(
             "SELECT hash FROM catalogue WHERE category = ? AND source = ? ORDER BY hash",
-            (channel, source),
+            (channel, self.source),
         )
         return [r[0] for r in rows]
 
     def mid_pipeline_documents(self) -> list[tuple[str, str]]:
-        """Documents a RECON worker holds right now (runbook Pre-Deploy 4)."""
+        """Documents a RECON worker holds right now, any source (runbook Pre-Deploy 4)."""
         statuses = sorted(MID_PIPELINE_STATUSES)
-        marks = ",".join("?" * len(statuses))
         rows = self.conn.execute(
-            f"SELECT hash, status FROM documents WHERE status IN ({marks}) ORDER BY hash",
+            f"SELECT hash, status FROM documents WHERE status IN ({marks(len(statuses))}) "
+            "ORDER BY hash",
             statuses,
         )
         return [(h, s) for h, s in rows]
 
-    def audit_counts(self) -> tuple[int, int]:
-        """(reprocess audit rows, how many of them are restored): folders quarantined by
-        runbook Step 7 and folders put back since. Needs the migration (the audit table)."""
-        rows, restored = self.conn.execute(
-            f"SELECT count(*), count(restored_at) FROM {AUDIT_TABLE}"
-        ).fetchone()
-        return int(rows), int(restored)
+    # -- counts and distributions ----------------------------------------------------------
+    def status_counts(self) -> dict[str, int]:
+        """recon_domain_status -> count over stream documents; NULL is 'unassigned'."""
+        rows = self.conn.execute(
+            f"SELECT COALESCE(d.recon_domain_status, 'unassigned'), count(*) {STREAM_FROM} "
+            "GROUP BY 1 ORDER BY 1",
+            (self.source,),
+        )
+        return {status: n for status, n in rows}
 
-    # -- writes ----------------------------------------------------------------------------
+    def pipeline_status_counts(self, *, every_source: bool = False) -> dict[str, int]:
+        """RECON's own documents.status counts over the stream documents (or, with
+        `every_source`, over every document)."""
+        if every_source:
+            rows = self.conn.execute("SELECT status, count(*) FROM documents GROUP BY 1")
+        else:
+            rows = self.conn.execute(
+                f"SELECT d.status, count(*) {STREAM_FROM} GROUP BY 1", (self.source,)
+            )
+        return {str(status): n for status, n in rows}
+
+    def domain_distribution(self, statuses: Iterable[str] = CATEGORIZED) -> dict[str, int]:
+        wanted = sorted(statuses)
+        rows = self.conn.execute(
+            f"SELECT d.recon_domain, count(*) {STREAM_FROM} "
+            f"AND d.recon_domain_status IN ({marks(len(wanted))}) AND d.recon_domain IS NOT NULL "
+            "GROUP BY 1 ORDER BY 2 DESC, 1",
+            (self.source, *wanted),
+        )
+        return {domain: n for domain, n in rows}
+
+    def pushed_distribution(self) -> dict[str, int]:
+        """Domain -> count of documents whose category PeerTube has (pushed_at set)."""
+        rows = self.conn.execute(
+            f"SELECT d.recon_domain, count(*) {STREAM_FROM} "
+            "AND d.peertube_category_pushed_at IS NOT NULL GROUP BY 1 ORDER BY 1",
+            (self.source,),
+        )
+        return {domain: n for domain, n in rows}
+
+    def pushed_category_histogram(self) -> dict[int, int]:
+        """pushed_distribution as PeerTube category ids: what PeerTube's category histogram
+        should show. A stored value that is not a RECON domain has no id and is left out."""
+        return {DOMAIN_IDS[d]: n for d, n in self.pushed_distribution().items() if d in DOMAIN_IDS}
+
+    # -- push candidates -------------------------------------------------------------------
+    def _push_candidates(self, where: str, params: tuple, limit: int | None, offset: int):
+        sql = (
+            "SELECT d.hash, c.path, d.recon_domain, d.recon_domain_status, "
+            f"d.recon_domain_assigned_at {STREAM_FROM} {where} "
+            "ORDER BY d.recon_domain_assigned_at, d.hash"
+        )
+        if limit is not None:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        return [PushCandidate(*row) for row in self.conn.execute(sql, (self.source, *params))]
+
+    def unpushed_categorized(
+        self, limit: int | None = None, offset: int = 0
+    ) -> list[PushCandidate]:
+        """Categorized documents PeerTube does not have yet, oldest assignment first."""
+        return self._push_candidates(
+            f"AND d.recon_domain_status IN ({marks(len(CATEGORIZED))}) "
+            "AND d.recon_domain IS NOT NULL AND d.peertube_category_pushed_at IS NULL",
+            tuple(sorted(CATEGORIZED)),
+            limit,
+            offset,
+        )
+
+    def pushed_documents(self) -> list[PushCandidate]:
+        return self._push_candidates("AND d.peertube_category_pushed_at IS NOT NULL", (), None, 0)
+
+    # -- domain decisions ------------------------------------------------------------------
     def write_decisions(
         self,
         decisions: Iterable[DomainDecision],
@@ -508,7 +333,7 @@ class ReconStore:
             guard = tuple(only_from)
             sql += " AND (" + " OR ".join("recon_domain_status IS ?" for _ in guard) + ")"
         written = 0
-        for batch in _chunks(decisions, batch_size):
+        for batch in chunks(decisions, batch_size):
             with self.transaction() as conn:
                 cur = conn.executemany(
                     sql, [(d.domain, d.status, stamp, d.hash, *guard) for d in batch]
@@ -516,92 +341,34 @@ class ReconStore:
                 written += cur.rowcount
         return written
 
-    # -- push ledger -----------------------------------------------------------------------
-    def record_push_intents(
-        self, items: Iterable[tuple[str, str, str, int | None, int | None]]
-    ) -> None:
-        """Record (hash, video_id, stage, category_before, category_after) before the PUTs.
+    def _assignment_filter(self, statuses: Collection[str] | None) -> tuple[str, tuple]:
+        if statuses is None:
+            return " OR ".join(f"{c} IS NOT NULL" for c in DOMAIN_COLUMNS), ()
+        wanted = tuple(sorted(statuses))
+        return f"recon_domain_status IN ({marks(len(wanted))})", wanted
 
-        Written before PeerTube is touched, so a kill between the PUT and its completion
-        still knows what the video had before. An open intent for the same hash keeps its
-        category_before (on resume PeerTube may already show our value).
-        """
-        stamp = utc_now()
-        for batch in _chunks(items, 500):
-            with self.transaction() as conn:
-                open_rows = {
-                    r[0]: r[1]
-                    for r in conn.execute(
-                        f"SELECT hash, id FROM {LEDGER_TABLE} WHERE pushed_at IS NULL "
-                        f"AND hash IN ({','.join('?' * len(batch))})",
-                        [b[0] for b in batch],
-                    )
-                }
-                for doc_hash, video_id, stage, before, after in batch:
-                    if doc_hash in open_rows:
-                        conn.execute(
-                            f"UPDATE {LEDGER_TABLE} SET stage = ?, category_after = ?, "
-                            "video_id = ? WHERE id = ?",
-                            (stage, after, video_id, open_rows[doc_hash]),
-                        )
-                    else:
-                        conn.execute(
-                            f"INSERT INTO {LEDGER_TABLE} (hash, video_id, stage, "
-                            "category_before, category_after, intended_at) "
-                            "VALUES (?, ?, ?, ?, ?, ?)",
-                            (doc_hash, video_id, stage, before, after, stamp),
-                        )
-
-    def _ledger_rows(self, where: str = "", params: tuple = ()) -> list[LedgerRow]:
-        rows = self.conn.execute(
-            "SELECT id, hash, video_id, stage, category_before, category_after, intended_at, "
-            f"pushed_at, restored_at FROM {LEDGER_TABLE} {where} ORDER BY id",
+    def assignment_rows(self, statuses: Collection[str] | None = None) -> list[sqlite3.Row]:
+        """Every document, any source, with some domain column set (or, given `statuses`,
+        with one of those statuses): hash and the four domain columns, by hash."""
+        where, params = self._assignment_filter(statuses)
+        return self.conn.execute(
+            f"SELECT hash, {', '.join(DOMAIN_COLUMNS)} FROM documents WHERE {where} "
+            "ORDER BY hash",
             params,
+        ).fetchall()
+
+    def clear_assignments(
+        self, statuses: Collection[str] | None = None, *, status_after: str | None = None
+    ) -> int:
+        """The rows assignment_rows(statuses) lists get every domain column NULL, except
+        the status, which becomes `status_after` (e.g. tied_pass_1 for a tiebreaker
+        re-run). One transaction; returns the rows changed."""
+        where, params = self._assignment_filter(statuses)
+        update = ", ".join(
+            f"{c} = ?" if c == "recon_domain_status" else f"{c} = NULL" for c in DOMAIN_COLUMNS
         )
-        return [LedgerRow(*r) for r in rows]
-
-    def open_push_intents(self) -> list[LedgerRow]:
-        return self._ledger_rows("WHERE pushed_at IS NULL")
-
-    def complete_push(self, doc_hash: str, *, pushed_at: str | None = None) -> None:
-        """Mark one push done: the document's timestamp and its ledger row, atomically."""
-        stamp = pushed_at or utc_now()
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE documents SET peertube_category_pushed_at = ? WHERE hash = ?",
-                (stamp, doc_hash),
-            )
-            conn.execute(
-                f"UPDATE {LEDGER_TABLE} SET pushed_at = ? WHERE hash = ? AND pushed_at IS NULL",
-                (stamp, doc_hash),
-            )
-
-    def ledger(self) -> list[LedgerRow]:
-        return self._ledger_rows()
-
-    def pushed_ledger(self, stage: str) -> list[LedgerRow]:
-        """Ledger rows of one stage whose push completed and was not restored since."""
-        return self._ledger_rows(
-            "WHERE stage = ? AND pushed_at IS NOT NULL AND restored_at IS NULL", (stage,)
-        )
-
-    def original_categories(self) -> dict[str, int | None]:
-        """video_id -> the category it had before our FIRST push to it (rollback target)."""
-        rows = self.conn.execute(
-            f"SELECT video_id, category_before FROM {LEDGER_TABLE} l WHERE id = "
-            f"(SELECT min(id) FROM {LEDGER_TABLE} WHERE video_id = l.video_id)"
-        )
-        return {video_id: before for video_id, before in rows}
-
-    def clear_push_timestamps(self) -> int:
-        """Forget every push (after PeerTube's categories were restored), batch-safe."""
         with self.transaction() as conn:
             cur = conn.execute(
-                "UPDATE documents SET peertube_category_pushed_at = NULL "
-                "WHERE peertube_category_pushed_at IS NOT NULL"
-            )
-            conn.execute(
-                f"UPDATE {LEDGER_TABLE} SET restored_at = ? WHERE restored_at IS NULL",
-                (utc_now(),),
+                f"UPDATE documents SET {update} WHERE {where}", (status_after, *params)
             )
         return cur.rowcount

@@ -145,7 +145,7 @@ class Review:
 
     def open_store(self) -> ReconStore:
         """A short-lived store per request: RECON keeps writing the file meanwhile."""
-        store = ReconStore.open(self.store_path)
+        store = ReconStore.open(self.store_path, self.source)
         try:
             store.require_migrated()
         except BaseException:
@@ -240,7 +240,7 @@ def _tied_page(request: Request) -> TiedPage | Response:
         return _error(request, 400, str(exc))
     try:
         with review.open_store() as store:
-            return tied_page(store, review.concepts_root, review.source, query)
+            return tied_page(store, review.concepts_root, query)
     except ReconStoreError as exc:
         return _error(request, 500, str(exc), changed="")
 
@@ -255,7 +255,7 @@ def page(request: Request) -> Response:
     response = TEMPLATES.TemplateResponse(request, "page.html", {
         "data": data,
         "statuses": [(s, data.status_counts.get(s, 0)) for s in STATUS_ORDER],
-        "sorts": {key: label for key, (label, _) in SORTS.items()},
+        "sorts": SORTS,
         "source": review.source,
         "push_configured": review.push is not None,
         "flash": review.pop_flash(request.query_params.get("flash")),
@@ -323,7 +323,7 @@ async def assign(request: Request) -> Response:
 def _assign_and_push(review: Review, doc_hash: str, domain: str) -> tuple[str, str]:
     """Assign, then push at once when configured: (flash kind, what happened)."""
     with review.assign_lock, review.open_store() as store:
-        assignment = assign_domain(store, doc_hash, domain, review.source)
+        assignment = assign_domain(store, doc_hash, domain)
         log.info("review: %s assigned %r (manual_assigned)", doc_hash, domain)
         done = f"Assigned {domain} to {assignment.title!r} (manual_assigned). "
         kind, pushed = _push(review, store, assignment)
@@ -438,7 +438,7 @@ def build(
             "long random value, or listen on 127.0.0.1 and use an SSH tunnel."
         )
     store_path = Path(store_path).expanduser()
-    with ReconStore.open(store_path) as store:
+    with ReconStore.open(store_path, source) as store:
         store.require_migrated()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)

@@ -2,18 +2,17 @@
 
 Runbook Step 8 ("Dashboard Review"): each tied video is shown with its channel, its tied
 domains and their concept counts, and a human picks the domain. The list is filtered, ordered
-and cut into pages in SQL; only the shown page's counts are re-read from the concept files, on
-every load (RECON may have rewritten them since the tiebreaker ran). The channel context
-comes from the database (how the channel's other videos are categorized), one grouped query
-per channel on the page: recounting a 9,000-video catch-all channel's concept files on every
-load would make the page unusable.
+and cut into pages in SQL (the store's review queries); only the shown page's counts are
+re-read from the concept files, on every load (RECON may have rewritten them since the
+tiebreaker ran). The channel context comes from the database (how the channel's other videos
+are categorized), one grouped query per channel on the page: recounting a 9,000-video
+catch-all channel's concept files on every load would make the page unusable.
 
 The fallback domain a tied_manual row carries is display-only and never pushed (SPEC §4).
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,8 +21,9 @@ from urllib.parse import urlsplit
 
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.concepts import UnsafeHashError, read_domain_counts
+from recon_domains.recon.review_queries import TiedRow
 from recon_domains.recon.store import DomainDecision, PushCandidate, ReconStore, utc_now
-from recon_domains.taxonomy import CATEGORIZED, DOMAINS, Status, category_id, is_domain
+from recon_domains.taxonomy import DOMAINS, Status, category_id, is_domain
 
 CHANNEL_TOP_N = 5  # how many of the channel's domains the page shows
 
@@ -104,40 +104,15 @@ def _link_target(path: str | None) -> str | None:
     return None
 
 
-def _channel_context(
-    conn: sqlite3.Connection, channel: str | None, source: str
-) -> tuple[tuple[tuple[str, int], ...], int]:
-    """(top categorized domains of the channel with their video counts, channel size)."""
-    if channel is None:
-        return (), 0
-    statuses = sorted(CATEGORIZED)
-    marks = ",".join("?" * len(statuses))
-    rows = conn.execute(
-        "SELECT d.recon_domain, count(*) FROM documents d JOIN catalogue c ON c.hash = d.hash "
-        f"WHERE c.source = ? AND c.category = ? AND d.recon_domain_status IN ({marks}) "
-        "AND d.recon_domain IS NOT NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT ?",
-        (source, channel, *statuses, CHANNEL_TOP_N),
-    ).fetchall()
-    size = conn.execute(
-        "SELECT count(*) FROM documents d JOIN catalogue c ON c.hash = d.hash "
-        "WHERE c.source = ? AND c.category = ?",
-        (source, channel),
-    ).fetchone()[0]
-    return tuple((str(d), int(n)) for d, n in rows), int(size)
-
-
-SORTS: dict[str, tuple[str, str]] = {
-    # key: (label, ORDER BY); every order ends in the hash so pages never overlap.
-    "channel": ("Channel, then title", "c.category, title, d.hash"),
-    "title": ("Title", "title, d.hash"),
-    "oldest": ("Tied longest ago", "d.recon_domain_assigned_at, d.hash"),
-    "newest": ("Tied most recently", "d.recon_domain_assigned_at DESC, d.hash"),
+# The orders of the list (keys of the store's TIED_ORDERS) as the page labels them.
+SORTS: dict[str, str] = {
+    "channel": "Channel, then title",
+    "title": "Title",
+    "oldest": "Tied longest ago",
+    "newest": "Tied most recently",
 }
 PER_PAGE = 50
 MAX_PER_PAGE = 200
-_TITLE = (
-    "COALESCE(NULLIF(TRIM(d.book_title), ''), c.filename, d.filename, d.hash) AS title"
-)
 
 
 @dataclass(frozen=True)
@@ -190,82 +165,66 @@ class TiedPage:
 
 
 def tied_page(
-    store: ReconStore, concepts_root: Path, source: str, query: ReviewQuery | None = None
+    store: ReconStore, concepts_root: Path, query: ReviewQuery | None = None
 ) -> TiedPage:
-    """One page of tied_manual stream videos with fresh concept counts.
+    """One page of the store's tied_manual stream videos with fresh concept counts.
 
     Only the page's rows are read from disk (thousands of tied videos stay fast): the list
     is ordered and cut in SQL, then each row's concept folder is recounted.
     """
     query = query or ReviewQuery()
-    where = "WHERE c.source = ? AND d.recon_domain_status = ?"
-    args: tuple[Any, ...] = (source, Status.TIED_MANUAL)
-    channels = tuple(
-        (str(ch), int(n))
-        for ch, n in store.conn.execute(
-            f"SELECT c.category, count(*) FROM documents d JOIN catalogue c ON c.hash = d.hash "
-            f"{where} AND c.category IS NOT NULL GROUP BY 1 ORDER BY 1",
-            args,
-        )
-    )
-    if query.channel is not None:
-        where += " AND c.category = ?"
-        args += (query.channel,)
-    total = store.conn.execute(
-        f"SELECT count(*) FROM documents d JOIN catalogue c ON c.hash = d.hash {where}", args
-    ).fetchone()[0]
+    channels = store.tied_channels()
+    total = store.tied_count(query.channel)
     pages = max(1, -(-total // query.per_page))
     query = replace(query, page=min(query.page, pages))
-    rows = store.conn.execute(
-        f"SELECT d.hash, {_TITLE}, COALESCE(c.filename, d.filename) AS filename, "
-        "c.category, c.path, d.recon_domain, d.recon_domain_assigned_at "
-        f"FROM documents d JOIN catalogue c ON c.hash = d.hash {where} "
-        f"ORDER BY {SORTS[query.sort][1]} LIMIT ? OFFSET ?",
-        (*args, query.per_page, (query.page - 1) * query.per_page),
-    ).fetchall()
+    rows = store.tied_rows(
+        query.sort, query.per_page, (query.page - 1) * query.per_page, query.channel
+    )
     contexts: dict[str | None, tuple[tuple[tuple[str, int], ...], int]] = {}
     videos = []
     for row in rows:
-        channel = row[3]
-        if channel not in contexts:  # once per channel per page
-            contexts[channel] = _channel_context(store.conn, channel, source)
-        videos.append(_tied_video(tuple(row), concepts_root, *contexts[channel]))
+        if row.channel not in contexts:  # once per channel per page
+            contexts[row.channel] = (
+                store.channel_context(row.channel, CHANNEL_TOP_N)
+                if row.channel is not None
+                else ((), 0)
+            )
+        videos.append(_tied_video(row, concepts_root, *contexts[row.channel]))
     return TiedPage(
         videos=videos,
         query=query,
-        total=int(total),
+        total=total,
         pages=pages,
         channels=channels,
-        status_counts=store.status_counts(source),
+        status_counts=store.status_counts(),
     )
 
 
 def _tied_video(
-    row: tuple[Any, ...],
+    row: TiedRow,
     concepts_root: Path,
     channel_top: tuple[tuple[str, int], ...],
     channel_size: int,
 ) -> TiedVideo:
-    doc_hash, title, filename, channel, path, fallback, assigned_at = row
     try:
-        recount = read_domain_counts(concepts_root, doc_hash)
+        recount = read_domain_counts(concepts_root, row.hash)
         counts = tuple(sorted(recount.counts.items(), key=lambda kv: (-kv[1], kv[0])))
         state = recount.state
     except UnsafeHashError as exc:
         counts, state = (), f"not read: {exc}"
     top = counts[0][1] if counts else 0
-    parsed = parse_watch_url(path)
+    parsed = parse_watch_url(row.path)
     return TiedVideo(
-        hash=doc_hash,
-        title=str(title).strip(),
-        filename=filename,
-        channel=channel,
-        path=path,
-        watch_url=_link_target(path),
+        hash=row.hash,
+        title=str(row.title).strip(),
+        filename=row.filename,
+        channel=row.channel,
+        path=row.path,
+        watch_url=_link_target(row.path),
         video_id=parsed.video_id,
         path_problem=parsed.reason,
-        fallback_domain=fallback,
-        assigned_at=assigned_at,
+        fallback_domain=row.fallback_domain,
+        assigned_at=row.assigned_at,
         counts=counts,
         top_domains=tuple(d for d, n in counts if n == top) if counts else (),
         concept_state=state,
@@ -275,12 +234,13 @@ def _tied_video(
 
 
 def assign_domain(
-    store: ReconStore, doc_hash: str, domain: str, source: str, *, now: str | None = None
+    store: ReconStore, doc_hash: str, domain: str, *, now: str | None = None
 ) -> Assignment:
     """Record a human's choice: tied_manual → manual_assigned with `domain`.
 
     Raises ReviewError (nothing written) when domain is not a RECON domain or doc_hash is
-    not a tied_manual stream document of `source` (e.g. already assigned in another tab).
+    not a tied_manual stream document of the store's source (e.g. already assigned in
+    another tab).
     """
     if not is_domain(domain):
         raise ReviewError(
@@ -288,16 +248,13 @@ def assign_domain(
         )
     if not doc_hash:
         raise ReviewError("no video hash in the form; reload the review page and try again.")
-    row = store.conn.execute(
-        f"SELECT d.recon_domain_status, c.path, {_TITLE} "
-        "FROM documents d JOIN catalogue c ON c.hash = d.hash WHERE c.source = ? AND d.hash = ?",
-        (source, doc_hash),
-    ).fetchone()
-    if row is None:
+    target = store.review_target(doc_hash)
+    if target is None:
         raise ReviewError(
-            f"no stream video with hash {doc_hash!r} (source {source}); reload the review page."
+            f"no stream video with hash {doc_hash!r} (source {store.source}); reload the "
+            "review page."
         )
-    status, path, title = tuple(row)
+    status = target.status
     if status != Status.TIED_MANUAL:
         raise ReviewError(
             f"video {doc_hash!r} is {status or 'unassigned'!s}, not tied_manual: only tied "
@@ -315,7 +272,7 @@ def assign_domain(
             "process); reload the page."
         )
     return Assignment(
-        candidate=PushCandidate(doc_hash, path, domain, Status.MANUAL_ASSIGNED, stamp),
-        title=str(title).strip(),
+        candidate=PushCandidate(doc_hash, target.path, domain, Status.MANUAL_ASSIGNED, stamp),
+        title=str(target.title).strip(),
         category_id=category_id(domain),
     )

@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -716,6 +717,36 @@ def _connect(path: Path) -> sqlite3.Connection:
     return conn
 
 
+def write_recon_db(
+    db_path: str | os.PathLike[str],
+    catalogue_rows: Iterable[Sequence[Any]],
+    documents_rows: Iterable[Sequence[Any]],
+    *,
+    catalogue_columns: Sequence[str] = CATALOGUE_COLUMNS,
+    documents_columns: Sequence[str] = DOCUMENTS_COLUMNS,
+) -> None:
+    """Create RECON's tables in a new `db_path` (WAL, as RECON runs) holding these rows, in
+    one transaction; each row gives the values of the named columns (default: all)."""
+    conn = _connect(Path(db_path))
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("BEGIN")
+        for ddl in RECON_SCHEMA:
+            conn.execute(ddl)
+        for table, columns, rows in (
+            ("catalogue", catalogue_columns, catalogue_rows),
+            ("documents", documents_columns, documents_rows),
+        ):
+            conn.executemany(
+                f"INSERT INTO {table} ({','.join(columns)}) "
+                f"VALUES ({','.join('?' * len(columns))})",
+                rows,
+            )
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
 def generate_corpus(
     out_dir: str | os.PathLike[str],
     docs: int,
@@ -823,23 +854,7 @@ def generate_corpus(
              if i % 3 == 0 else None, "catalogued", _iso(base), None)
         )
 
-    conn = _connect(db_path)
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("BEGIN")
-        for ddl in RECON_SCHEMA:
-            conn.execute(ddl)
-        conn.executemany(
-            f"INSERT INTO catalogue VALUES ({','.join('?' * len(CATALOGUE_COLUMNS))})",
-            catalogue_rows,
-        )
-        conn.executemany(
-            f"INSERT INTO documents VALUES ({','.join('?' * len(DOCUMENTS_COLUMNS))})",
-            documents_rows,
-        )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
+    write_recon_db(db_path, catalogue_rows, documents_rows)
 
     stream = [d for d in planned if d.source == source]
     complete = [d for d in stream if d.status == "complete"]

@@ -59,8 +59,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -1199,16 +1198,6 @@ def start_server(
         store.close()
         raise
     return RunningPeerTube(app, server, dsn)
-
-
-@contextmanager
-def running_peertube(dsn: str, **kwargs: Any) -> Iterator[RunningPeerTube]:
-    """``start_server`` as a context manager."""
-    running = start_server(dsn, **kwargs)
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 def _cli_knobs(args: argparse.Namespace) -> dict[str, Any]:

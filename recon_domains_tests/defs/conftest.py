@@ -82,15 +82,15 @@ class Rollout:
         return self.all(job_name)[-1]
 
     def store(self) -> ReconStore:
-        return ReconStore.open(self.corpus.recon_db)
+        return ReconStore.open(self.corpus.recon_db, self.corpus.source)
 
     def status_counts(self) -> dict[str, int]:
         with self.store() as s:
-            return s.status_counts(self.corpus.source)
+            return s.status_counts()
 
     def pushed_count(self) -> int:
         with self.store() as s:
-            return len(s.pushed_documents(self.corpus.source))
+            return len(s.pushed_documents())
 
     def through(self, *jobs: str | tuple[str, str]) -> None:
         """Run jobs in order, asserting each succeeded."""

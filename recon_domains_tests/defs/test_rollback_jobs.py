@@ -4,6 +4,7 @@ back after; every rollback job's dry run changes nothing; re-runs are safe."""
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 
 from recon_domains.defs import build_definitions
@@ -127,10 +128,10 @@ def test_each_rollback_job_dry_run_then_confirmed(migrated) -> None:
     assert "still carries pushed categories" in failure_text(refused)
     assert snapshot(r) == state
 
-    # A wrong mode is refused with a clear message, before anything is touched.
-    bad = run(r, "rollback_assignments", confirm=True, mode="everything")
-    assert not bad.success
-    assert "mode must be 'all' or 'tiebreaker_only'" in failure_text(bad)
+    # A wrong mode is refused with a clear message, before anything is touched: the config
+    # type lists the modes, so Dagster refuses the run config before the run starts.
+    with pytest.raises(dg.DagsterInvalidConfigError, match=r"Literal\['all', 'tiebreaker_only'\]"):
+        run(r, "rollback_assignments", confirm=True, mode="everything")
     assert snapshot(r) == state
 
     # Then each job confirmed, in the safe order; every re-run finds nothing to do.
@@ -146,7 +147,7 @@ def test_each_rollback_job_dry_run_then_confirmed(migrated) -> None:
     confirmed("rollback_peertube_categories")
     assert video_snapshot(r.server.dsn) == before["videos"]
     with r.store() as s:
-        assert s.pushed_documents(r.corpus.source) == []
+        assert s.pushed_documents() == []
 
     confirmed("rollback_plugin")
     with r.defs.resources["peertube"].client() as client:
@@ -157,21 +158,21 @@ def test_each_rollback_job_dry_run_then_confirmed(migrated) -> None:
 
     with r.store() as s:
         tied = sum(
-            s.status_counts(r.corpus.source).get(k, 0)
+            s.status_counts().get(k, 0)
             for k in (Status.TIED_PASS_2, Status.TIED_MANUAL)
         )
     meta = confirmed("rollback_assignments", mode="tiebreaker_only")
     assert meta["counts"]["documents"] == tied > 0
     with r.store() as s:
-        counts = s.status_counts(r.corpus.source)
+        counts = s.status_counts()
     assert counts.get(Status.TIED_PASS_2, 0) == counts.get(Status.TIED_MANUAL, 0) == 0
 
     confirmed("rollback_assignments", mode="all")
     with r.store() as s:
-        assert set(s.status_counts(r.corpus.source)) == {"unassigned"}
+        assert set(s.status_counts()) == {"unassigned"}
 
     confirmed("rollback_schema")
     assert snapshot(r) == {**before, "db": db_snapshot(r.corpus.recon_db)}
     assert db_snapshot(r.corpus.recon_db) == before["db"]
-    with ReconStore.open(r.corpus.recon_db) as s:
+    with ReconStore.open(r.corpus.recon_db, r.corpus.source) as s:
         assert not s.is_migrated()

@@ -86,9 +86,9 @@ def test_whole_runbook_then_reprocess(rollout_factory):
     # RECON: everything categorized is pushed, except documents whose watch URL has no video
     # id (garbage paths in the corpus); PeerTube holds exactly the pushed categories.
     with r.store() as s:
-        pushed = s.pushed_documents(r.corpus.source)
-        left = s.unpushed_categorized(r.corpus.source)
-        status = s.status_counts(r.corpus.source)
+        pushed = s.pushed_documents()
+        left = s.unpushed_categorized()
+        status = s.status_counts()
     assert {c.status for c in pushed} <= {"assigned", "tied_pass_2", "manual_assigned"}
     assert left and all(not parse_watch_url(c.path).ok for c in left)
     assert status.get("tied_manual", 0) > 0  # the catch-all channel's ties wait for a human
@@ -196,7 +196,7 @@ def test_stage_3_refused_before_stage_2_verified_and_killed_push_resumes(rollout
     with r.store() as s:
         items = [
             c
-            for c in select_stage_items(s, r.corpus.source, "stage-3", (STAGE1, STAGE2))
+            for c in select_stage_items(s, "stage-3", (STAGE1, STAGE2))
             if parse_watch_url(c.path).ok
         ]
         assert len(items) > 6
@@ -223,7 +223,7 @@ def test_stage_3_refused_before_stage_2_verified_and_killed_push_resumes(rollout
     assert m["put_requests"].value == len(items) - 4
     with r.store() as s:
         assert not [
-            c for c in s.unpushed_categorized(r.corpus.source) if parse_watch_url(c.path).ok
+            c for c in s.unpushed_categorized() if parse_watch_url(c.path).ok
         ]
         ledger = {row.hash: row for row in s.ledger() if row.hash in vids}
     # The category from before the first push is kept for the rollback.

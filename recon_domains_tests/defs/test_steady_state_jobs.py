@@ -108,7 +108,7 @@ def test_sensor_runs_the_steady_state_once_for_new_documents(steady) -> None:
     assert tie["review_url"] == dg.MetadataValue.url(REVIEW_URL)
     with r.store() as s:
         rows = {h: s.domain_row(h) for h in [*added, *back]}
-        pushed = {c.hash: c for c in s.pushed_documents(r.corpus.source)}
+        pushed = {c.hash: c for c in s.pushed_documents()}
     for h, row in rows.items():
         assert row["recon_domain_status"] in {"assigned", "tied_pass_2", "tied_manual"}, h
     categorized = [h for h, row in rows.items() if row["recon_domain_status"] != "tied_manual"]
@@ -142,9 +142,9 @@ def test_sensor_runs_the_steady_state_once_for_new_documents(steady) -> None:
 
 def test_sensor_survives_a_locked_database(corpus_factory, tmp_path) -> None:
     corpus = corpus_factory(docs=100)
-    with ReconStore.open(corpus.recon_db) as store:
+    with ReconStore.open(corpus.recon_db, corpus.source) as store:
         store.migrate()
-        run_pass1(store, corpus.concepts_dir, corpus.source)
+        run_pass1(store, corpus.concepts_dir)
     recon = ReconResource(
         db_path=str(corpus.recon_db),
         concepts_dir=str(corpus.concepts_dir),
@@ -180,7 +180,7 @@ def drift_check_reports_a_video_changed_in_peertube(r) -> None:
     clean = r.job("peertube_drift_check")
     assert clean.success, failure_text(clean)
     with r.store() as s:
-        victim = s.pushed_documents(r.corpus.source)[0]
+        victim = s.pushed_documents()[0]
     vid = parse_watch_url(victim.path).video_id
     conn = psycopg2.connect(r.server.dsn)
     with conn, conn.cursor() as cur:

@@ -63,14 +63,6 @@ def test_write_restore_many_pages(store, pg_dsn):
     assert set(db.categories_of(uuids).values()) == {14}
 
 
-def test_write_reset_recon_categories(store, pg_dsn):
-    _videos(store, [13, 100, 117, None, 15])
-    db = PeerTubeDatabase(pg_dsn)
-    assert db.write_reset_recon_categories() == 2
-    assert db.category_histogram(min_id=1) == {13: 1, 15: 1}
-    assert db.uncategorized_count() == 3
-
-
 def test_reads_are_read_only_transactions(store, pg_dsn):
     db = PeerTubeDatabase(pg_dsn)
     with db._cursor(write=False) as cur, pytest.raises(psycopg2.errors.ReadOnlySqlTransaction):

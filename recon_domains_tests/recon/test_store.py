@@ -61,11 +61,11 @@ def _documents_columns(path: Path) -> list[tuple]:
 
 def test_open_refuses_missing_file_and_foreign_database(tmp_path: Path) -> None:
     with pytest.raises(ReconStoreError, match="not found"):
-        ReconStore.open(tmp_path / "nope.db")
+        ReconStore.open(tmp_path / "nope.db", SOURCE)
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
     with pytest.raises(ReconStoreError, match="not RECON's database"):
-        ReconStore.open(other)
+        ReconStore.open(other, SOURCE)
     # Refusing must not have created RECON's tables in the foreign file.
     with sqlite3.connect(other) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
@@ -73,12 +73,12 @@ def test_open_refuses_missing_file_and_foreign_database(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"not a database at all" * 100)
     with pytest.raises(ReconStoreError, match="not a readable SQLite database"):
-        ReconStore.open(garbage)
+        ReconStore.open(garbage, SOURCE)
 
 
 def test_migration_is_idempotent_and_verified(recon_db: Path) -> None:
     original = _documents_columns(recon_db)
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         assert not store.is_migrated()
         first = store.migrate()
         assert first.added_columns == DOMAIN_COLUMNS
@@ -93,7 +93,7 @@ def test_migration_is_idempotent_and_verified(recon_db: Path) -> None:
 
 
 def test_verification_catches_a_missing_column(recon_db: Path) -> None:
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         store.conn.execute("ALTER TABLE documents DROP COLUMN recon_domain_assigned_at")
         check = store.verify_migration()
@@ -102,7 +102,7 @@ def test_verification_catches_a_missing_column(recon_db: Path) -> None:
 
 
 def test_verification_catches_a_dropped_recon_column(recon_db: Path) -> None:
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         store.conn.execute("ALTER TABLE documents DROP COLUMN discovered_at")
         check = store.verify_migration()
@@ -118,7 +118,7 @@ def _schema(path: Path) -> list[tuple]:
 def test_revert_restores_the_original_column_set(recon_db: Path) -> None:
     original = _documents_columns(recon_db)
     original_schema = _schema(recon_db)
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         actions = store.revert_migration()
         assert "dropped column documents.recon_domain" in actions
@@ -131,34 +131,34 @@ def test_revert_restores_the_original_column_set(recon_db: Path) -> None:
 
 
 def test_queries_select_stream_documents_only(recon_db: Path) -> None:
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
-        candidates = store.backfill_candidates(SOURCE)
+        candidates = store.backfill_candidates()
         assert len(candidates) == 30  # not the book, not queued/extracting documents
         assert {c.channel for c in candidates} == {"chan0", "chan1", "chan2"}
         assert store.mid_pipeline_documents() == [("x1", "extracting")]
-        assert len(store.channel_members("chan0", SOURCE)) == 11  # 10 complete + q1
-        by_channel = store.channel_members_map(SOURCE)
+        assert len(store.channel_members("chan0")) == 11  # 10 complete + q1
+        by_channel = store.channel_members_map()
         assert set(by_channel) == {"chan0", "chan1", "chan2"}  # not the library's "Books"
-        assert by_channel["chan0"] == store.channel_members("chan0", SOURCE)
-        assert set(store.channel_members_map(SOURCE, ["chan1"])) == {"chan1"}
+        assert by_channel["chan0"] == store.channel_members("chan0")
+        assert set(store.channel_members_map(["chan1"])) == {"chan1"}
         store.write_decisions(
             [DomainDecision("h000", Status.ASSIGNED, "Medical"),
              DomainDecision("h001", Status.TIED_PASS_1, None),
              DomainDecision("h002", Status.TIED_MANUAL, "Logistics"),
              DomainDecision("h003", Status.TIED_PASS_2, "Medical")]
         )
-        counts = store.status_counts(SOURCE)
+        counts = store.status_counts()
         assert counts["assigned"] == 1 and counts["tied_pass_1"] == 1
         assert counts["unassigned"] == 32 - 4 + 0  # 30 complete + q1 + x1, minus 4 decided
         # tied_manual is displayed but never pushed
-        assert {c.hash for c in store.unpushed_categorized(SOURCE)} == {"h000", "h003"}
-        assert store.domain_distribution(SOURCE) == {"Medical": 2}
-        assert len(store.backfill_candidates(SOURCE)) == 26
+        assert {c.hash for c in store.unpushed_categorized()} == {"h000", "h003"}
+        assert store.domain_distribution() == {"Medical": 2}
+        assert len(store.backfill_candidates()) == 26
 
 
 def test_writes_are_batched(recon_db: Path) -> None:
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         commits = []
         store.conn.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
@@ -169,7 +169,7 @@ def test_writes_are_batched(recon_db: Path) -> None:
 
 def test_writes_wait_for_a_concurrent_writer_instead_of_failing(recon_db: Path) -> None:
     """RECON's service holds write transactions; ours must wait and then succeed."""
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
     other = sqlite3.connect(recon_db, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
@@ -178,7 +178,7 @@ def test_writes_wait_for_a_concurrent_writer_instead_of_failing(recon_db: Path) 
     release.start()
     started = time.monotonic()
     try:
-        with ReconStore.open(recon_db, busy_timeout_ms=10_000) as store:
+        with ReconStore.open(recon_db, SOURCE, busy_timeout_ms=10_000) as store:
             store.write_decisions([DomainDecision("h000", Status.ASSIGNED, "Medical")])
             waited = time.monotonic() - started
             assert store.domain_row("h000")["recon_domain"] == "Medical"
@@ -189,7 +189,7 @@ def test_writes_wait_for_a_concurrent_writer_instead_of_failing(recon_db: Path) 
 
 
 def test_push_ledger_keeps_the_category_from_before_the_first_push(recon_db: Path) -> None:
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         store.write_decisions([DomainDecision("h000", Status.ASSIGNED, "Medical")])
         store.record_push_intents([("h000", "uuid-0", "stage-1", 15, 106)])
@@ -205,13 +205,13 @@ def test_push_ledger_keeps_the_category_from_before_the_first_push(recon_db: Pat
         store.complete_push("h000")
         assert store.original_categories() == {"uuid-0": 15}
         assert store.clear_push_timestamps() == 1
-        assert store.unpushed_categorized(SOURCE)[0].hash == "h000"
+        assert store.unpushed_categorized()[0].hash == "h000"
 
 
 def test_guarded_writes_never_overwrite_a_human_choice(recon_db: Path) -> None:
     """The tiebreaker writes only rows still tied_pass_1: a review-page choice made while it
     ran stays."""
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         store.write_decisions([DomainDecision(h, Status.TIED_PASS_1, None)
                                for h in ("h000", "h001")])
@@ -227,7 +227,7 @@ def test_guarded_writes_never_overwrite_a_human_choice(recon_db: Path) -> None:
 
 
 def test_audit_counts_count_quarantined_and_restored_rows(recon_db: Path) -> None:
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         assert store.audit_counts() == (0, 0)
         with store.transaction() as conn:
@@ -240,7 +240,7 @@ def test_audit_counts_count_quarantined_and_restored_rows(recon_db: Path) -> Non
 
 
 def test_pushed_ledger_of_a_stage_and_watch_paths_of_some_documents(recon_db: Path) -> None:
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         store.record_push_intents(
             [("h000", "uuid-0", "stage-1", 15, 106), ("h001", "uuid-1", "stage-1", 15, 106),
@@ -260,7 +260,7 @@ def test_pushed_ledger_of_a_stage_and_watch_paths_of_some_documents(recon_db: Pa
 
 
 def test_pushed_category_histogram_counts_by_peertube_category_id(recon_db: Path) -> None:
-    with ReconStore.open(recon_db) as store:
+    with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         store.write_decisions(
             [DomainDecision("h000", Status.ASSIGNED, "Medical"),
@@ -270,5 +270,5 @@ def test_pushed_category_histogram_counts_by_peertube_category_id(recon_db: Path
         )
         for h in ("h000", "h001", "h002"):
             store.complete_push(h)
-        assert store.pushed_distribution(SOURCE) == {"Medical": 2, "Not a RECON domain": 1}
-        assert store.pushed_category_histogram(SOURCE) == {DOMAIN_IDS["Medical"]: 2}
+        assert store.pushed_distribution() == {"Medical": 2, "Not a RECON domain": 1}
+        assert store.pushed_category_histogram() == {DOMAIN_IDS["Medical"]: 2}

@@ -17,6 +17,7 @@ import requests
 
 from recon_domains.peertube.client import PeerTubeClient
 from recon_domains.peertube.urls import uuid_to_short
+from recon_domains.recon.review_queries import TIED_ORDERS
 from recon_domains.recon.store import PushCandidate, ReconStore, ReconStoreError
 from recon_domains.review.server import (
     ReviewConfigError,
@@ -24,6 +25,7 @@ from recon_domains.review.server import (
     make_push,
     start_review_server,
 )
+from recon_domains.review.tied import SORTS
 from recon_domains.sandbox.corpus import RECON_SCHEMA
 from recon_domains.taxonomy import DOMAINS, Status
 
@@ -110,7 +112,7 @@ def build_recon(root: Path) -> tuple[Path, Path]:
             (folder / "meta.json").write_text(json.dumps([{"domain": "Medical"}] * 50))
     conn.commit()
     conn.close()
-    with ReconStore.open(db) as store:
+    with ReconStore.open(db, SOURCE) as store:
         store.migrate()
         for doc_hash, (_, _, status, domain, *_rest) in DOCS.items():
             store.conn.execute(
@@ -366,6 +368,13 @@ def test_pagination_covers_every_video_once_in_order(review, recon) -> None:
     assert 'rel="next" href="?sort=oldest&amp;page=3"' in page
     # A page past the end shows the last page rather than nothing.
     assert client.tied(page="99", per_page="50")["page"] == 3
+
+
+def test_every_order_the_page_offers_is_an_order_of_the_store(review) -> None:
+    _, client = review
+    assert set(SORTS) == set(TIED_ORDERS)
+    for sort in SORTS:
+        assert sorted(v["hash"] for v in client.tied(sort=sort)["videos"]) == sorted(TIED)
 
 
 @pytest.mark.parametrize(
@@ -636,8 +645,8 @@ def test_a_failed_push_keeps_the_assignment_and_says_so(recon) -> None:
     assert row["recon_domain_status"] == Status.MANUAL_ASSIGNED
     assert row["peertube_category_pushed_at"] is None
     # ...and it is exactly what the steady-state push picks up next.
-    with ReconStore.open(db) as store:
-        assert [c.hash for c in store.unpushed_categorized(SOURCE)
+    with ReconStore.open(db, SOURCE) as store:
+        assert [c.hash for c in store.unpushed_categorized()
                 if c.status == Status.MANUAL_ASSIGNED] == ["tie_alpha"]
 
 
@@ -671,7 +680,7 @@ def test_assign_really_pushes_to_the_sandbox_peertube(recon, peertube_server) ->
     assert "the steady-state push retries it" in bad
     assert _row(db, "tie_evil")["recon_domain_status"] == Status.MANUAL_ASSIGNED
     assert _row(db, "tie_evil")["peertube_category_pushed_at"] is None
-    with ReconStore.open(db) as store:
+    with ReconStore.open(db, SOURCE) as store:
         ledger = store.ledger()
     assert [(r.hash, r.video_id, r.stage, r.category_before, r.category_after)
             for r in ledger] == [

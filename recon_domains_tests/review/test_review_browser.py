@@ -97,11 +97,11 @@ def migrated(
         peertube_server.url, peertube_server.admin_username, peertube_server.admin_password
     )
     client.install_plugin(str(PLUGIN_DIR))
-    with ReconStore.open(db) as store:
+    with ReconStore.open(db, SOURCE) as store:
         store.migrate()
-        run_pass1(store, concepts, SOURCE)
-        run_tiebreaker(store, concepts, SOURCE)
-        pushed = push_items(store, client, store.unpushed_categorized(SOURCE), stage="stage-3")
+        run_pass1(store, concepts)
+        run_tiebreaker(store, concepts)
+        pushed = push_items(store, client, store.unpushed_categorized(), stage="stage-3")
         assert not pushed.failed and not pushed.aborted
     try:
         with start_review_server(db, concepts, SOURCE, push=make_push(client)) as review:

@@ -9,7 +9,7 @@ rollback drops our tables). Launch from the UI's Launchpad or from cron, e.g.:
         -c rollback.yaml      # ops: {rollback_peertube_categories_step: {config: {confirm: true}}}
 """
 
-from typing import Any
+from typing import Any, Literal
 
 import dagster as dg
 from pydantic import Field
@@ -49,7 +49,7 @@ class RollbackSchemaConfig(_Confirm):
 
 
 class RollbackAssignmentsConfig(_Confirm):
-    mode: str = Field(
+    mode: Literal["all", "tiebreaker_only"] = Field(
         default="all",
         description="all: clear every domain column; tiebreaker_only: tied_pass_2 and "
         "tied_manual back to tied_pass_1",
@@ -61,7 +61,7 @@ class RollbackCategoriesConfig(_Confirm):
         default=False,
         description="also restore videos whose category was changed in PeerTube after our push",
     )
-    via: str = Field(
+    via: Literal["auto", "api", "db"] = Field(
         default="auto",
         description="api (PeerTube federates, bumps updatedAt), db (PeerTube's PostgreSQL, one "
         "transaction), auto (= api)",
@@ -87,7 +87,9 @@ class RemoveFeatureConfig(_Confirm):
     restore_concepts: bool = Field(
         default=True, description="undo the reprocess where RECON has not re-processed yet"
     )
-    via: str = Field(default="auto", description="see rollback_peertube_categories' `via`")
+    via: Literal["auto", "api", "db"] = Field(
+        default="auto", description="see rollback_peertube_categories' `via`"
+    )
     force: bool = Field(default=False, description="see rollback_peertube_categories' `force`")
 
 
@@ -191,12 +193,7 @@ def rollback_assignments_step(
 
     audit = _audit(recon)
     with operator_errors("rollback_assignments"), recon.store() as store:
-        report = rollback_assignments(
-            store,
-            config.mode,
-            dry_run=not config.confirm,
-            audit=audit,  # type: ignore[arg-type]
-        )
+        report = rollback_assignments(store, config.mode, dry_run=not config.confirm, audit=audit)
     return report_output(context, report, audit)
 
 
@@ -223,8 +220,7 @@ def rollback_peertube_categories_step(
             store,
             client,
             peertube_db.database_if_configured(),
-            source=recon.stream_source,
-            via=config.via,  # type: ignore[arg-type]
+            via=config.via,
             force=config.force,
             dry_run=not config.confirm,
             audit=audit,
@@ -283,10 +279,9 @@ def remove_feature_step(
             recon.quarantine_root,
             recon.offsite_concepts_dir or None,
             peertube_db.database_if_configured(),
-            source=recon.stream_source,
             manual_plugin=config.manual_plugin,
             restore_concept_folders=config.restore_concepts,
-            via=config.via,  # type: ignore[arg-type]
+            via=config.via,
             force=config.force,
             dry_run=not config.confirm,
             audit=audit,
@@ -309,51 +304,47 @@ def _job(name: str, op_def: dg.OpDefinition, tier_value: str, description: str) 
     return _the_job
 
 
-rollback_plugin_job = _job(
-    "rollback_plugin",
-    rollback_plugin_step,
-    EXTERNAL_WRITE,
-    "Uninstall peertube-plugin-recon-domains through the admin API (or, manual: true, state "
-    "the manual steps) and verify categories 100–117 are gone.",
-)
-rollback_schema_job = _job(
-    "rollback_schema",
-    rollback_schema_step,
-    RECON_DB_REVERSIBLE,
-    "Drop the domain columns, the index and our tables from recon.db (SQLite >= 3.35); refuses "
-    "while PeerTube still carries pushed categories unless force: true.",
-)
-rollback_assignments_job = _job(
-    "rollback_assignments",
-    rollback_assignments_step,
-    RECON_DB_REVERSIBLE,
-    "Clear assignments: mode all (every domain column) or tiebreaker_only (back to tied_pass_1).",
-)
-rollback_peertube_categories_job = _job(
-    "rollback_peertube_categories",
-    rollback_peertube_categories_step,
-    EXTERNAL_WRITE,
-    "Restore every pushed video's PeerTube category from the push ledger and clear the push "
-    "timestamps.",
-)
-restore_concepts_job = _job(
-    "restore_concepts",
-    restore_concepts_step,
-    DESTRUCTIVE,
-    "Move quarantined concept folders back (or copy them from the off-site mirror).",
-)
-remove_feature_job = _job(
-    "remove_feature",
-    remove_feature_step,
-    DESTRUCTIVE,
-    "Fully remove the feature in a safe order (categories, plugin, concepts, assignments, schema).",
-)
-
+# One line per rollback: (job name, op, tier, description).
 jobs = [
-    rollback_plugin_job,
-    rollback_schema_job,
-    rollback_assignments_job,
-    rollback_peertube_categories_job,
-    restore_concepts_job,
-    remove_feature_job,
+    _job(
+        "rollback_plugin",
+        rollback_plugin_step,
+        EXTERNAL_WRITE,
+        "Uninstall peertube-plugin-recon-domains through the admin API (or, manual: true, "
+        "state the manual steps) and verify categories 100–117 are gone.",
+    ),
+    _job(
+        "rollback_schema",
+        rollback_schema_step,
+        RECON_DB_REVERSIBLE,
+        "Drop the domain columns, the index and our tables from recon.db (SQLite >= 3.35); "
+        "refuses while PeerTube still carries pushed categories unless force: true.",
+    ),
+    _job(
+        "rollback_assignments",
+        rollback_assignments_step,
+        RECON_DB_REVERSIBLE,
+        "Clear assignments: mode all (every domain column) or tiebreaker_only (back to "
+        "tied_pass_1).",
+    ),
+    _job(
+        "rollback_peertube_categories",
+        rollback_peertube_categories_step,
+        EXTERNAL_WRITE,
+        "Restore every pushed video's PeerTube category from the push ledger and clear the "
+        "push timestamps.",
+    ),
+    _job(
+        "restore_concepts",
+        restore_concepts_step,
+        DESTRUCTIVE,
+        "Move quarantined concept folders back (or copy them from the off-site mirror).",
+    ),
+    _job(
+        "remove_feature",
+        remove_feature_step,
+        DESTRUCTIVE,
+        "Fully remove the feature in a safe order (categories, plugin, concepts, "
+        "assignments, schema).",
+    ),
 ]

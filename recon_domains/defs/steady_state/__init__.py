@@ -57,7 +57,7 @@ def steady_state_pass1(context: dg.OpExecutionContext, recon: ReconResource) -> 
     require_gates(context, STEADY_GATES, step=f"{STEP} (pass 1)")
     with operator_errors(f"{STEP} pass 1"), recon.store() as store:
         store.require_migrated()
-        result = run_pass1(store, recon.concepts_root, recon.stream_source)
+        result = run_pass1(store, recon.concepts_root)
     counts = result.status_counts
     context.log.info(f"pass 1: {result.candidates} new document(s): {counts}")
     context.add_output_metadata(
@@ -84,10 +84,8 @@ def steady_state_tiebreaker(
     from recon_domains.assignment import run_tiebreaker
 
     with operator_errors(f"{STEP} tiebreaker"), recon.store() as store:
-        result = run_tiebreaker(
-            store, recon.concepts_root, recon.stream_source, recon.skip_channel_set
-        )
-        status = store.status_counts(recon.stream_source)
+        result = run_tiebreaker(store, recon.concepts_root, recon.skip_channel_set)
+        status = store.status_counts()
     review = review_metadata(status, recon.review_url)
     context.log.info(
         f"tiebreaker: {result.tied_documents} tied document(s): {result.status_counts}. "
@@ -125,7 +123,7 @@ def steady_state_push(
 
     require_gates(context, STEADY_GATES, step=f"{STEP} (push)")
     with operator_errors(f"{STEP} push"), recon.store() as store, peertube.client() as client:
-        items = store.unpushed_categorized(recon.stream_source)
+        items = store.unpushed_categorized()
         context.log.info(f"push: {len(items)} categorized item(s) not yet in PeerTube")
         result = push_items(
             store,
@@ -176,7 +174,7 @@ def steady_state_verify(
 
     with operator_errors(f"{STEP} verify"), recon.store() as store, peertube.client() as client:
         checked, mismatches = pushed_mismatches(
-            store, recon.stream_source, pushed, peertube_db.database_if_configured(), client
+            store, pushed, peertube_db.database_if_configured(), client
         )
     wrong = [(h[:12], vid, cat, now) for h, vid, cat, now in mismatches]
     context.add_output_metadata(
@@ -305,7 +303,6 @@ def peertube_drift_check_step(
         store.require_migrated()
         report = drift_report(
             store,
-            recon.stream_source,
             peertube_db.database_if_configured(),
             client,
             base_url=peertube.url,

@@ -1,0 +1,230 @@
+"""The quarantine journal of the reprocess (runbook Step 7, SPEC §7) and of its undo.
+
+Each quarantined document gets an *entry* folder `<quarantine>/<hash>__<UTC stamp>/`:
+
+- `document.json`: the document's and catalogue's rows before the reset (what a restore
+  puts back), whether a concept folder existed, where it was, and why it was stale;
+- `concepts/`: the concept folder itself, moved there (absent when there was none);
+- markers: `restored.json` once a restore put the folder back, `audited.json` (the audit
+  row, copied out before a schema rollback drops the audit table), `removing-source`
+  while a cross-device move removes the original.
+
+An entry is written under a `.partial` name and renamed, so it is complete or absent. The
+entry, not the database, is the journal: it survives a schema rollback. An entry's hash is
+the whole name before its stamp, so `x` and `x__y` never share entries.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import shutil
+from collections.abc import Collection, Mapping
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ENTRY_SEPARATOR = "__"
+DOCUMENT_FILE = "document.json"
+CONCEPTS_SUBDIR = "concepts"
+RESTORED_MARKER = "restored.json"
+AUDITED_MARKER = "audited.json"
+REMOVING_MARKER = "removing-source"
+PARTIAL_SUFFIX = ".partial"
+REPLACED_SUFFIX = ".replaced"  # a folder a forced restore moved aside
+_STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+_ENTRY_NAME = re.compile(r"(?P<hash>.+)__(?P<stamp>[0-9]{8}T[0-9]{12}Z)")
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime(_STAMP_FORMAT)
+
+
+def entry_hash(name: str) -> str | None:
+    """The document hash of an entry folder's name, or None when it is not an entry's."""
+    found = _ENTRY_NAME.fullmatch(name)
+    return found["hash"] if found else None
+
+
+@dataclass(frozen=True)
+class EntrySnapshot:
+    """An entry's `document.json`: the document as it was right before the reset."""
+
+    hash: str
+    documents: dict[str, Any] | None  # every column of its documents row
+    catalogue: dict[str, Any] | None  # every column of its catalogue row
+    had_folder: bool
+    original_path: str
+    why: str
+    reason: str
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> EntrySnapshot:
+        return cls(
+            hash=str(data.get("hash", "")),
+            documents=data.get("documents"),
+            catalogue=data.get("catalogue"),
+            had_folder=bool(data.get("had_folder")),
+            original_path=str(data.get("original_path", "")),
+            why=str(data.get("why", "")),
+            reason=str(data.get("reason", "")),
+        )
+
+    def rows(self) -> dict[str, dict[str, Any] | None]:
+        """{"documents": row, "catalogue": row}: what a restore writes back."""
+        return {"documents": self.documents, "catalogue": self.catalogue}
+
+
+@dataclass(frozen=True)
+class QuarantineEntry:
+    """One entry folder of the quarantine."""
+
+    path: Path
+    hash: str
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def concepts(self) -> Path:
+        """Where the quarantined concept folder is (the audit row's quarantine_path)."""
+        return self.path / CONCEPTS_SUBDIR
+
+    @property
+    def removing_marker(self) -> Path:
+        return self.path / REMOVING_MARKER
+
+    def is_complete(self) -> bool:
+        return (self.path / DOCUMENT_FILE).exists()
+
+    def is_restored(self) -> bool:
+        return (self.path / RESTORED_MARKER).exists()
+
+    def is_audited(self) -> bool:
+        return (self.path / AUDITED_MARKER).exists()
+
+    def read(self) -> EntrySnapshot:
+        return EntrySnapshot.from_json(json.loads((self.path / DOCUMENT_FILE).read_text()))
+
+    def mark_restored(self, target: Path, source_kind: str, restored_at: str) -> None:
+        (self.path / RESTORED_MARKER).write_text(
+            json.dumps({"restored_at": restored_at, "target": str(target), "from": source_kind})
+        )
+
+    def mark_audited(self, audit_row: Mapping[str, Any]) -> None:
+        (self.path / AUDITED_MARKER).write_text(json.dumps(dict(audit_row), default=str))
+
+
+def entry_of(quarantine_path: str | os.PathLike[str]) -> Path:
+    """The entry folder an audit row's quarantine_path names (`<entry>/concepts`)."""
+    path = Path(quarantine_path)
+    return path.parent if path.name == CONCEPTS_SUBDIR else path
+
+
+def write_entry(quarantine_root: Path, snapshot: EntrySnapshot) -> QuarantineEntry:
+    """A new entry holding `snapshot`, written `.partial` → final (complete or absent)."""
+    entry = quarantine_root / f"{snapshot.hash}{ENTRY_SEPARATOR}{_stamp()}"
+    partial = entry.with_name(entry.name + PARTIAL_SUFFIX)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    data = json.dumps(asdict(snapshot), indent=1, sort_keys=True, default=str)
+    with open(partial / DOCUMENT_FILE, "w") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.rename(partial, entry)
+    return QuarantineEntry(entry, snapshot.hash)
+
+
+def entries_for(quarantine_root: Path, doc_hash: str) -> list[QuarantineEntry]:
+    """The entries of exactly this document, oldest first.
+
+    Runs once per document of a batch over a quarantine of thousands of entries: scandir
+    gives names and types without building a Path (or a stat) per entry.
+    """
+    if not quarantine_root.is_dir():
+        return []
+    prefix = doc_hash + ENTRY_SEPARATOR
+    with os.scandir(quarantine_root) as it:
+        names = [
+            e.name
+            for e in it
+            if e.name.startswith(prefix) and entry_hash(e.name) == doc_hash and e.is_dir()
+        ]
+    return [QuarantineEntry(quarantine_root / name, doc_hash) for name in sorted(names)]
+
+
+def all_entries(quarantine_root: Path) -> dict[str, list[QuarantineEntry]]:
+    """Every entry, grouped by document, each document's oldest first. The quarantine is
+    listed once: after a full batch it holds thousands of entries."""
+    by_hash: dict[str, list[QuarantineEntry]] = {}
+    if not quarantine_root.is_dir():
+        return by_hash
+    for p in sorted(quarantine_root.iterdir()):
+        doc_hash = entry_hash(p.name)
+        if doc_hash is not None and p.is_dir():
+            by_hash.setdefault(doc_hash, []).append(QuarantineEntry(p, doc_hash))
+    return by_hash
+
+
+def unfinished_entry(
+    entries: list[QuarantineEntry], audited_paths: Collection[str]
+) -> QuarantineEntry | None:
+    """The newest of one document's entries (oldest first) that no audit row names and no
+    restore or schema rollback marked: a batch stopped before its reset."""
+    audited = {entry_of(p).name for p in audited_paths}
+    pending = [
+        e
+        for e in entries
+        if e.name not in audited and not e.is_restored() and not e.is_audited()
+    ]
+    return pending[-1] if pending else None
+
+
+def latest_unrestored(
+    entries: list[QuarantineEntry], restored_paths: Collection[str]
+) -> QuarantineEntry | None:
+    """The newest of one document's complete entries (oldest first) not restored yet: no
+    restored marker, and no audit row restored from its concepts folder."""
+    pending = [
+        e
+        for e in entries
+        if e.is_complete() and not e.is_restored() and str(e.concepts) not in restored_paths
+    ]
+    return pending[-1] if pending else None
+
+
+def set_aside_path(quarantine_root: Path, doc_hash: str) -> Path:
+    """Where a forced restore moves a folder it replaces (kept, never deleted)."""
+    return quarantine_root / f"{doc_hash}{ENTRY_SEPARATOR}{_stamp()}{REPLACED_SUFFIX}"
+
+
+def staging_path(quarantine_root: Path, doc_hash: str) -> Path:
+    """Where a restore copies an off-site folder first (never read as an entry)."""
+    return quarantine_root / f".restore-{doc_hash}{PARTIAL_SUFFIX}"
+
+
+def move_folder(src: Path, dst: Path, removing_marker: Path | None = None) -> None:
+    """Move a folder: one rename on the same file system; across devices a copy under a
+    temporary name, a rename into place, then removal of the source (never a half copy
+    under the final name). `removing_marker`, when given, exists while the source is being
+    removed after a complete copy, so a resumed run knows the source is a remainder."""
+    try:
+        os.rename(src, dst)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    tmp = dst.with_name(dst.name + PARTIAL_SUFFIX)
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, symlinks=True, copy_function=shutil.copy2)
+    if removing_marker is not None:
+        removing_marker.write_text(str(src))
+    os.rename(tmp, dst)
+    shutil.rmtree(src)
+    if removing_marker is not None:
+        removing_marker.unlink(missing_ok=True)
