@@ -1,5 +1,5 @@
 """Runbook "Plugin install fails or breaks PeerTube": uninstall the plugin and verify that
-PeerTube's categories no longer include 100–117."""
+PeerTube's categories no longer include RECON's (taxonomy.CATEGORY_ID_RANGE)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from recon_domains.peertube.categories import recon_categories
 from recon_domains.rollback.audit import SAMPLE_SIZE, AuditLog, RollbackReport, recorded
-from recon_domains.taxonomy import PLUGIN_NPM_NAME
+from recon_domains.taxonomy import CATEGORY_ID_RANGE, PLUGIN_NPM_NAME
 
 MANUAL_PLUGIN_STEPS = (
     "On PeerTube's host, disable the plugin without uninstalling it: move "
@@ -15,8 +15,10 @@ MANUAL_PLUGIN_STEPS = (
     "(runbook: Plugin install fails or breaks PeerTube).",
     "Or remove it fully: PeerTube admin UI → Plugins/Themes → Installed → {npm} → Uninstall, "
     "then restart PeerTube.",
-    "Then re-run this job: it verifies that categories 100–117 are gone.",
+    f"Then re-run this job: it verifies that categories {CATEGORY_ID_RANGE} are gone.",
 )
+
+VERIFIED_GONE = f"verified: PeerTube's categories no longer include {CATEGORY_ID_RANGE}"
 
 
 def rollback_plugin(
@@ -28,7 +30,7 @@ def rollback_plugin(
     audit: AuditLog | None = None,
 ) -> RollbackReport:
     """Uninstall the plugin through the admin API (or, `manual=True`, state the manual steps)
-    and verify PeerTube's categories no longer include 100–117.
+    and verify PeerTube's categories no longer include RECON's.
 
     Videos keep their category ids after an uninstall (shown as "Unknown"): restore the
     categories first (rollback_peertube_categories / remove_feature do).
@@ -42,25 +44,25 @@ def rollback_plugin(
         report.steps = [s.format(npm=npm_name) for s in MANUAL_PLUGIN_STEPS]
         if ours:
             report.problems.append(
-                f"{len(ours)} RECON categories (100–117) are still registered: do the manual "
-                "steps above, then run this again to verify"
+                f"{len(ours)} RECON categories ({CATEGORY_ID_RANGE}) are still registered: do "
+                "the manual steps above, then run this again to verify"
             )
         else:
-            report.steps.append("verified: PeerTube's categories no longer include 100–117")
+            report.steps.append(VERIFIED_GONE)
         return recorded(audit, report, npm_name=npm_name, manual=True)
     if not installed:
         report.steps.append(f"{npm_name} is not installed: nothing to uninstall")
         if ours:
             report.problems.append(
-                f"categories 100–117 are registered although {npm_name} is not listed as "
-                "installed (installed by hand, or PeerTube's reinstall quirk): restart "
+                f"categories {CATEGORY_ID_RANGE} are registered although {npm_name} is not "
+                "listed as installed (installed by hand, or PeerTube's reinstall quirk): restart "
                 "PeerTube, or follow the manual steps (manual: true)"
             )
         return recorded(audit, report, npm_name=npm_name)
     if dry_run:
         report.steps.append(
             f"would uninstall {npm_name} (POST /api/v1/plugins/uninstall) and check that "
-            f"the {len(ours)} categories 100–117 disappear"
+            f"the {len(ours)} categories {CATEGORY_ID_RANGE} disappear"
         )
         return recorded(audit, report, npm_name=npm_name)
     client.uninstall_plugin(npm_name)
@@ -70,10 +72,10 @@ def rollback_plugin(
     report.steps.append(f"uninstalled {npm_name}")
     if left:
         report.problems.append(
-            f"{len(left)} categories 100–117 are still registered after the uninstall "
+            f"{len(left)} categories {CATEGORY_ID_RANGE} are still registered after the uninstall "
             "(PeerTube keeps them when the plugin had been installed twice): restart PeerTube, "
             "then run this again to verify"
         )
     else:
-        report.steps.append("verified: PeerTube's categories no longer include 100–117")
+        report.steps.append(VERIFIED_GONE)
     return recorded(audit, report, npm_name=npm_name)

@@ -24,6 +24,7 @@ from recon_domains.defs.common import (
     tier,
 )
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
+from recon_domains.taxonomy import CATEGORY_ID_RANGE
 
 CONFIRM_HELP = "false (default): dry run, change nothing, show what would happen; true: act"
 
@@ -36,7 +37,7 @@ class RollbackPluginConfig(_Confirm):
     manual: bool = Field(
         default=False,
         description="the plugin was installed by hand: state the manual steps and verify "
-        "that categories 100–117 are gone, instead of uninstalling through the API",
+        f"that categories {CATEGORY_ID_RANGE} are gone, instead of uninstalling through the API",
     )
 
 
@@ -311,7 +312,7 @@ jobs = [
         rollback_plugin_step,
         EXTERNAL_WRITE,
         "Uninstall peertube-plugin-recon-domains through the admin API (or, manual: true, "
-        "state the manual steps) and verify categories 100–117 are gone.",
+        f"state the manual steps) and verify categories {CATEGORY_ID_RANGE} are gone.",
     ),
     _job(
         "rollback_schema",
