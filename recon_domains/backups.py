@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recon_domains.settings import DEFAULTS
+
 BACKUP_PREFIX = "recon.db.pre-domain-feature."
 BACKUP_SUFFIX = ".bak"
 DUMP_SUFFIX = ".dump"
@@ -564,7 +566,7 @@ def _iso(ts: float | None) -> str | None:
 def offsite_freshness(
     local_dir: str | os.PathLike[str],
     offsite_dir: str | os.PathLike[str],
-    max_lag_hours: float = 6,
+    max_lag_hours: float = DEFAULTS.offsite_max_lag_hours,
     sample: int = 20,
     seed: int | None = None,
 ) -> FreshnessResult:

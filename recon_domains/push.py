@@ -41,13 +41,12 @@ from recon_domains.peertube.client import (
 )
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import PushCandidate, ReconStore
+from recon_domains.settings import DEFAULTS, Settings
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAIN_IDS
 
 log = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = ("stage-1", "stage-2", "stage-3")
-DEFAULT_STAGE_SIZES: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
-DEFAULT_WORKERS = 8
 DEFAULT_FIRST_ATTEMPTS = 5
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
 DEFAULT_CHUNK_SIZE = 200
@@ -74,7 +73,7 @@ def _stage_bounds(sizes: Sequence[int]) -> dict[str, tuple[int, int | None]]:
 
 
 def plan_stages(
-    store: ReconStore, source: str, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
+    store: ReconStore, source: str, sizes: Sequence[int] = DEFAULTS.stage_sizes
 ) -> dict[str, list[PushCandidate]]:
     """Unpushed categorized documents of each stage, oldest assignment first (ties by hash).
 
@@ -97,7 +96,7 @@ def plan_stages(
 
 
 def select_stage_items(
-    store: ReconStore, source: str, stage: str, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
+    store: ReconStore, source: str, stage: str, sizes: Sequence[int] = DEFAULTS.stage_sizes
 ) -> list[PushCandidate]:
     """The unpushed documents of one stage (see plan_stages); 'all' = every unpushed one."""
     if stage == "all":
@@ -264,7 +263,7 @@ def push_items(
     *,
     stage: str,
     database: CategoryReader | None = None,
-    workers: int = DEFAULT_WORKERS,
+    workers: int = DEFAULTS.peertube.push_max_in_flight,
     first_attempts: int = DEFAULT_FIRST_ATTEMPTS,
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -466,7 +465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m recon_domains.push --db recon.db --stage stage-1`: push one stage.
 
     PeerTube settings come from the environment (PEERTUBE_URL, PEERTUBE_PASSWORD, …; see
-    PeerTubeClient.from_env); PEERTUBE_DB_DSN, when set, is used for the bulk reads. Exit
+    recon_domains.settings); PEERTUBE_DB_DSN, when set, is used for the bulk reads. Exit
     status: 0 all pushed, 1 some items failed, 2 aborted or not configured.
     """
     parser = argparse.ArgumentParser(prog="python -m recon_domains.push",
@@ -476,7 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source",
                         default=os.environ.get("RECON_STREAM_SOURCE") or DEFAULT_STREAM_SOURCE)
     parser.add_argument("--stage", required=True, choices=[*STAGES, "all"])
-    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
+    parser.add_argument("--workers", type=int, default=DEFAULTS.peertube.push_max_in_flight)
     parser.add_argument("--dry-run", action="store_true", help="only count what would go")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -495,7 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             database = PeerTubeDatabase(os.environ["PEERTUBE_DB_DSN"])
         try:
-            client = PeerTubeClient.from_env(pool_size=max(args.workers, 1))
+            client = PeerTubeClient.from_settings(Settings.from_env().peertube,
+                                                 pool_size=max(args.workers, 1))
         except PeerTubeError as exc:
             print(exc)
             return 2

@@ -6,9 +6,10 @@ import dagster as dg
 
 from recon_domains.defs.common import READ_ONLY, human_size, md_table, operator_errors, tier
 from recon_domains.defs.gates import Gate, materialization_metadata
-from recon_domains.defs.resources import PeerTubeDbResource, ReconResource
+from recon_domains.defs.resources import PeerTubeDbResource, ReconResource, loaded_settings
 
 GROUP = "predeploy"
+_max_lag_hours = loaded_settings().offsite_max_lag_hours  # the value a description states
 
 # Off-site backup and idle RECON also guard the reprocess step (Step 7).
 OFFSITE_GATE = Gate(
@@ -219,8 +220,8 @@ def offsite_concept_backup(
 @dg.asset_check(
     asset=offsite_concept_backup,
     blocking=True,
-    description="Newest off-site file within 6 h (RECON_OFFSITE_MAX_LAG_HOURS) of the local "
-    "newest, and every sampled concept folder present off-site.",
+    description=f"Newest off-site file within {_max_lag_hours:g} h (RECON_OFFSITE_MAX_LAG_HOURS) "
+    "of the local newest, and every sampled concept folder present off-site.",
 )
 def backup_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     summary = materialization_metadata(context.instance, "offsite_concept_backup").get("freshness")

@@ -133,6 +133,7 @@ def steady_state_push(
             items,
             stage="steady-state",
             database=peertube_db.database_if_configured(),
+            workers=peertube.push_max_in_flight,
         )
     context.log.info(result.summary())
     metadata = {
