@@ -103,6 +103,7 @@ class Settings:
     stage_sizes: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
     is_copy: bool = False
     node: str = "node"
+    pg_bin_dir: Path | None = None  # None: pg_dump / pg_restore from PATH
     review: ReviewSettings = field(default_factory=ReviewSettings)
     peertube: PeerTubeSettings = field(default_factory=PeerTubeSettings)
 
@@ -139,6 +140,7 @@ class Settings:
             ),
             is_copy=read.flag("RECON_IS_COPY", d.is_copy),
             node=read.text("RECON_NODE") or d.node,
+            pg_bin_dir=read.path("RECON_PG_BIN_DIR"),
             review=ReviewSettings(
                 url=read.text("RECON_REVIEW_URL") or d.review.url,
                 hosts=read.names("RECON_REVIEW_HOSTS"),

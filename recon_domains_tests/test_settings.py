@@ -51,6 +51,7 @@ FULL_ENV = {
     "RECON_REVIEW_TOKEN": TOKEN,
     "RECON_REVIEW_URL": " https://recon.example/review/ ",
     "RECON_NODE": "/opt/node/bin/node",
+    "RECON_PG_BIN_DIR": "/usr/lib/postgresql/16/bin",
     "PEERTUBE_URL": "http://192.168.1.170:9000",
     "PEERTUBE_HOST_HEADER": "stream.echo6.co",
     "PEERTUBE_USERNAME": "admin",
@@ -87,7 +88,7 @@ def test_an_empty_environment_gives_every_default():
     s = Settings.from_env({})
     assert s == DEFAULTS == Settings()
     assert (s.db_path, s.concepts_dir, s.backup_dir, s.offsite_concepts_dir) == (None,) * 4
-    assert s.quarantine_dir is None
+    assert (s.quarantine_dir, s.pg_bin_dir) == (None, None)
     assert s.stream_source == "stream.echo6.co"
     assert s.skip_channels == {"Transcript"}
     assert s.benchmarks == Benchmarks(94.8, 5.2, 19.5, 5.0)
@@ -126,6 +127,7 @@ def test_every_variable_is_parsed():
     assert s.stage_sizes == (50, 2000)
     assert s.is_copy is True
     assert s.node == "/opt/node/bin/node"
+    assert s.pg_bin_dir == Path("/usr/lib/postgresql/16/bin")
     assert s.review.url == "https://recon.example/review/"
     assert s.review.hosts == ("review.example", "proxy.example")
     assert s.review.token is not None and s.review.token.get_secret_value() == TOKEN
@@ -256,6 +258,7 @@ def test_resources_carry_the_settings_and_keep_secrets_and_required_paths_env_va
     assert recon.review_url == "https://recon.example/review/"
     assert (peertube.push_max_in_flight, peertube.node) == (4, "/opt/node/bin/node")
     assert (peertube.username, peertube.host_header) == ("admin", "stream.echo6.co")
+    assert db.pg_bin_dir == "/usr/lib/postgresql/16/bin"
     assert not any(secret in repr(res) for secret in SECRETS)
 
 

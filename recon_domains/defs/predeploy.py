@@ -125,7 +125,10 @@ def peertube_db_backup(
 
     with operator_errors("peertube_db_backup (Pre-Deploy 2)"):
         result = dump_peertube_db(
-            peertube_db.dsn or None, recon.backup_root, peertube_db.dump_command or None
+            peertube_db.dsn or None,
+            recon.backup_root,
+            peertube_db.dump_command or None,
+            pg_bin_dir=peertube_db.pg_bin_dir or None,
         )
     context.log.info(f"PeerTube dump written: {result.path} ({human_size(result.size_bytes)})")
     return dg.MaterializeResult(
@@ -144,7 +147,9 @@ def peertube_db_backup(
     blocking=True,
     description="The dump is non-empty and pg_restore --list reads its table of contents.",
 )
-def dump_verified(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def dump_verified(
+    context: dg.AssetCheckExecutionContext, peertube_db: PeerTubeDbResource
+) -> dg.AssetCheckResult:
     from recon_domains.backups import verify_dump
 
     path = materialization_metadata(context.instance, "peertube_db_backup").get("path")
@@ -152,7 +157,7 @@ def dump_verified(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult
         return dg.AssetCheckResult(
             passed=False, description="No dump recorded: materialize peertube_db_backup first."
         )
-    c = verify_dump(path)
+    c = verify_dump(path, peertube_db.pg_bin_dir or None)
     return dg.AssetCheckResult(
         passed=c.ok,
         description=(

@@ -173,17 +173,19 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
 
 @contextmanager
 def sandbox_peertube(workdir: Path, recon_db: Path, source: str) -> Iterator[dict[str, str]]:
-    """An embedded PostgreSQL and the sandbox PeerTube seeded with the copy's videos."""
+    """An embedded PostgreSQL and the sandbox PeerTube seeded with the copy's videos; also
+    the folder of the embedded server's pg_dump and pg_restore (the machine's may be older)."""
     from recon_domains.sandbox.peertube_server import start_server
     from recon_domains.sandbox.peertube_store import seed_videos_from_recon
-    from recon_domains.sandbox.postgres import create_database, embedded_postgres
+    from recon_domains.sandbox.postgres import create_database, embedded_postgres, pg_bin_dir
 
     password = secrets.token_urlsafe(18)
     with embedded_postgres(workdir) as admin_dsn:
         dsn = create_database(admin_dsn, "peertube")
         with start_server(dsn, port=0, admin_password=password) as server:
             seed_videos_from_recon(dsn, recon_db, source)
-            yield {"url": server.url, "password": password, "dsn": dsn}
+            yield {"url": server.url, "password": password, "dsn": dsn,
+                   "pg_bin_dir": str(pg_bin_dir() or "")}
 
 
 # -- running the runbook ----------------------------------------------------------------------
@@ -304,6 +306,7 @@ def rehearse(
             "PEERTUBE_PASSWORD": pt["password"],
             "PEERTUBE_DB_DSN": pt["dsn"],
             "PEERTUBE_PLUGIN_PATH": str(PLUGIN_DIR),
+            "RECON_PG_BIN_DIR": pt["pg_bin_dir"],
         }
         with _environment(env):
             instance = dg.DagsterInstance.from_config(str(paths["dagster_home"]))

@@ -187,6 +187,10 @@ class PeerTubeDbResource(dg.ConfigurableResource):
         default="",
         description="PEERTUBE_DB_DUMP_COMMAND: prints `pg_dump -Fc` to stdout (SSH hop)",
     )
+    pg_bin_dir: str = Field(
+        default="",
+        description="RECON_PG_BIN_DIR: folder of pg_dump / pg_restore; empty = from PATH",
+    )
 
     def database(self) -> PeerTubeDatabase:
         from recon_domains.peertube.database import PeerTubeDatabase
@@ -251,7 +255,9 @@ def resources_from_settings(
             node=settings.node,
             push_max_in_flight=peertube.push_max_in_flight,
         ),
-        "peertube_db": PeerTubeDbResource(dsn=dsn, dump_command=dump_command),
+        "peertube_db": PeerTubeDbResource(
+            dsn=dsn, dump_command=dump_command, pg_bin_dir=_text(settings.pg_bin_dir)
+        ),
     }
 
 
