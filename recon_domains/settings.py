@@ -3,8 +3,9 @@
 `Settings.from_env()` is the only reader of the RECON_* and PEERTUBE_* variables of the
 README's configuration table. The CLI (`status`, `review`) and the rehearsal use a Settings;
 the Dagster layer builds its resources from one (`recon_domains.defs.resources`). Every
-default lives here once, as the default of its field; `DEFAULTS` is the model with nothing
-set, for code that needs a default without an environment (e.g. the push engine's).
+default is the default of its field here (the stream source and the skip list are the
+taxonomy's constants); `DEFAULTS` is the model with nothing set, for code that needs a
+default without an environment (e.g. the push engine's).
 
 An invalid value (a non-number, a negative stage size, a tolerance below 0, …) raises one
 `ConfigError` naming the variable, what it holds and what to set.
@@ -15,8 +16,9 @@ Settings printed, logged or put into an error message never shows them, and the 
 taken with `get_secret_value()` only where it is sent (the PeerTube token request, the
 review page's token check). They are kept in the model rather than read apart so that
 configuration has exactly one reader; no error message here ever repeats a secret's value.
-The Dagster resources do not take secrets from here: they stay `dg.EnvVar`s, resolved when
-a run starts and never shown in the UI or run config.
+The Definitions' resources do not take secrets from here: they stay `dg.EnvVar`s, resolved
+when a run starts and never shown in the UI or run config (only the rehearsal hands its
+throwaway sandbox's password over directly, outside any stored config).
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ class Settings:
     stage_sizes: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
     is_copy: bool = False
     node: str = "node"
-    pg_bin_dir: Path | None = None  # None: pg_dump / pg_restore from PATH
+    pg_bin_dir: Path | None = None  # None: pg_dump / pg_restore from PATH (or Debian's dirs)
     review: ReviewSettings = field(default_factory=ReviewSettings)
     peertube: PeerTubeSettings = field(default_factory=PeerTubeSettings)
 
