@@ -25,16 +25,8 @@ from pathlib import Path
 
 from recon_domains.recon.concepts import ConceptCounts, read_domain_counts
 from recon_domains.recon.store import DomainDecision, ReconStore, StreamDocument
+from recon_domains.settings import DEFAULTS, Benchmarks
 from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, Status, fallback_domain
-
-# Runbook Step 4 benchmarks (percent) and tolerance (percentage points). Configuration:
-# callers pass their own; these are the investigation's numbers.
-DEFAULT_BENCHMARKS: Mapping[str, float] = {
-    "assigned": 94.8,
-    "tied": 5.2,
-    "needs_reprocess": 19.5,
-}
-DEFAULT_TOLERANCE = 5.0
 
 # How many of a document's domain counts are kept as the justification of its decision
 # (at least every tied domain plus the runner-up); whole Counters for 22k docs are not kept.
@@ -730,21 +722,19 @@ def spot_check(
 
 
 def benchmark_deviation(
-    result: Pass1Result | Mapping[str, float],
-    benchmarks: Mapping[str, float] = DEFAULT_BENCHMARKS,
-    tolerance: float = DEFAULT_TOLERANCE,
+    result: Pass1Result | Mapping[str, float], benchmarks: Benchmarks = DEFAULTS.benchmarks
 ) -> list[BenchmarkCheck]:
     """Compare pass-1 percentages with the benchmarks (runbook Step 4's dry-run gate).
 
     ``result`` is a Pass1Result or its ``percentages()``. A check fails when the actual
-    value is more than ``tolerance`` percentage points away from the expected one.
+    value is more than ``benchmarks.tolerance`` percentage points away from the expected one.
     """
     actual = result.percentages() if isinstance(result, Pass1Result) else dict(result)
     checks: list[BenchmarkCheck] = []
-    for name, expected in benchmarks.items():
+    for name, expected in benchmarks.expected().items():
         value = float(actual.get(name, 0.0))
-        deviation = round(value - float(expected), 2)
+        deviation = round(value - expected, 2)
         checks.append(
-            BenchmarkCheck(name, float(expected), value, deviation, abs(deviation) <= tolerance)
+            BenchmarkCheck(name, expected, value, deviation, abs(deviation) <= benchmarks.tolerance)
         )
     return checks

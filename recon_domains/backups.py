@@ -15,12 +15,13 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from recon_domains.recon.backup import copy_database, inspect_copy, table_counts
+from recon_domains.settings import DEFAULTS
 
 BACKUP_PREFIX = "recon.db.pre-domain-feature."
 BACKUP_SUFFIX = ".bak"
@@ -244,28 +245,15 @@ def _tool_version(path: str) -> PgTool | None:
     return PgTool(path=path, major=major, version=f"{major}.{minor}" if minor else str(major))
 
 
-def _candidate_bin_dirs() -> list[str]:
-    dirs: list[str] = []
-    # pgserver's bundled binaries (a newer PostgreSQL than the machine's, usually).
-    try:
-        from recon_domains.sandbox.postgres import pg_bin_dir
-
-        found = pg_bin_dir()
-    except Exception:  # the sandbox helper is optional here
-        found = None
-    if found:
-        dirs.append(str(found))
-    dirs.extend(sorted(glob.glob("/usr/lib/postgresql/*/bin")))
-    return dirs
-
-
-def find_pg_tools(name: str, extra_dirs: Iterable[str] = ()) -> list[PgTool]:
-    """Every `name` binary (pg_dump, pg_restore) found on PATH, in /usr/lib/postgresql/*/bin
-    and among pgserver's bundled binaries, newest major first."""
+def find_pg_tools(name: str, bin_dir: str | os.PathLike[str] | None = None) -> list[PgTool]:
+    """Every `name` binary (pg_dump, pg_restore) in `bin_dir` (RECON_PG_BIN_DIR, or an
+    embedded server's, when given), on PATH and in /usr/lib/postgresql/*/bin, newest major
+    first."""
     seen: set[str] = set()
     tools: list[PgTool] = []
-    paths = [p for p in [shutil.which(name)] if p]
-    paths += [os.path.join(d, name) for d in [*extra_dirs, *_candidate_bin_dirs()]]
+    paths = [os.path.join(bin_dir, name)] if bin_dir else []
+    paths += [p for p in [shutil.which(name)] if p]
+    paths += [os.path.join(d, name) for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"))]
     for p in paths:
         if not os.path.isfile(p) or not os.access(p, os.X_OK):
             continue
@@ -280,18 +268,21 @@ def find_pg_tools(name: str, extra_dirs: Iterable[str] = ()) -> list[PgTool]:
     return tools
 
 
-def choose_pg_dump(server_version_num: int, extra_dirs: Iterable[str] = ()) -> PgTool:
+def choose_pg_dump(
+    server_version_num: int, bin_dir: str | os.PathLike[str] | None = None
+) -> PgTool:
     """The oldest pg_dump whose major version is >= the server's (pg_dump refuses to dump a
     newer server; the closest match keeps the archive readable by that server's tools)."""
     server_major = server_version_num // 10000
-    tools = find_pg_tools("pg_dump", extra_dirs)
+    tools = find_pg_tools("pg_dump", bin_dir)
     fit = [t for t in tools if t.major >= server_major]
     if not fit:
         found = ", ".join(f"{t.path} ({t.major})" for t in tools) or "none"
         raise BackupError(
             f"no pg_dump at least as new as the PeerTube server (PostgreSQL {server_major}) "
-            f"was found; found: {found}. Install postgresql-client-{server_major} or newer, "
-            "or set PEERTUBE_DB_DUMP_COMMAND to a command that prints `pg_dump -Fc` output."
+            f"was found; found: {found}. Install postgresql-client-{server_major} or newer "
+            "(or set RECON_PG_BIN_DIR to the folder of one), or set PEERTUBE_DB_DUMP_COMMAND "
+            "to a command that prints `pg_dump -Fc` output."
         )
     return min(fit, key=lambda t: t.major)
 
@@ -357,14 +348,16 @@ def dump_peertube_db(
     out_dir: str | os.PathLike[str],
     dump_command: str | None = None,
     now: datetime | None = None,
+    pg_bin_dir: str | os.PathLike[str] | None = None,
 ) -> DumpResult:
     """Dump PeerTube's database in pg_dump's custom format (`-Fc`).
 
     With `dump_command` (PEERTUBE_DB_DUMP_COMMAND), its stdout is the dump: it must print
     `pg_dump -Fc` output, e.g. `ssh root@host 'pct exec 110 -- sudo -u postgres pg_dump -Fc
     peertube_prod'`. Otherwise `pg_dump` runs against `dsn`, choosing a binary at least as new
-    as the server. The file is written under a temporary name and renamed when complete;
-    the DSN's password never appears in errors.
+    as the server, looked for in `pg_bin_dir` (when given), on PATH and in Debian's
+    /usr/lib/postgresql/*/bin. The file is written under a temporary name and renamed when
+    complete; the DSN's password never appears in errors.
     """
     target_dir = Path(out_dir)
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -382,7 +375,7 @@ def dump_peertube_db(
             )
         env_extra, password, name = _dsn_env(dsn)
         version = server_version_num(dsn)
-        tool = choose_pg_dump(version)
+        tool = choose_pg_dump(version, pg_bin_dir)
         argv = [tool.path, "-Fc", "--no-password"]
         method = f"pg_dump {tool.path} ({tool.version})"
     final = target_dir / f"{_safe(name)}.pre-domain-feature.{ts}{DUMP_SUFFIX}"
@@ -427,10 +420,12 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "peertube"
 
 
-def verify_dump(path: str | os.PathLike[str]) -> DumpCheck:
+def verify_dump(
+    path: str | os.PathLike[str], pg_bin_dir: str | os.PathLike[str] | None = None
+) -> DumpCheck:
     """A dump is good when it is non-empty and `pg_restore --list` reads its table of contents
-    (tried with every pg_restore found, newest first: an archive from a newer pg_dump needs a
-    pg_restore at least as new)."""
+    (tried with every pg_restore found, in `pg_bin_dir` too, newest first: an archive from a
+    newer pg_dump needs a pg_restore at least as new)."""
     p = Path(path)
     if not p.is_file() or p.stat().st_size == 0:
         return DumpCheck(p, 0, 0, [f"dump {p} is missing or empty: take the dump again"])
@@ -447,9 +442,10 @@ def verify_dump(path: str | os.PathLike[str]) -> DumpCheck:
                 "verify it. Dump with `pg_dump -Fc` (also in PEERTUBE_DB_DUMP_COMMAND)."
             ],
         )
-    tools = find_pg_tools("pg_restore")
+    tools = find_pg_tools("pg_restore", pg_bin_dir)
     if not tools:
-        return DumpCheck(p, size, 0, ["no pg_restore found: install postgresql-client"])
+        problem = "no pg_restore found: install postgresql-client (or set RECON_PG_BIN_DIR)"
+        return DumpCheck(p, size, 0, [problem])
     last_err = ""
     for tool in tools:
         proc = subprocess.run(
@@ -529,7 +525,7 @@ def _iso(ts: float | None) -> str | None:
 def offsite_freshness(
     local_dir: str | os.PathLike[str],
     offsite_dir: str | os.PathLike[str],
-    max_lag_hours: float = 6,
+    max_lag_hours: float = DEFAULTS.offsite_max_lag_hours,
     sample: int = 20,
     seed: int | None = None,
 ) -> FreshnessResult:

@@ -3,9 +3,10 @@
 `python -m recon_domains.bench_push [--items 5000] [--latency 0.02] [--json out.json]`
 
 1. **Throughput**: N categorized documents, a sandbox PeerTube answering every request after
-   `latency` seconds, the push engine at its defaults (8 workers), category reads from
-   PeerTube's database (and once more through the API alone, for comparison). Target: at
-   least 150 items/s on 2 cores with 20 ms latency.
+   `latency` seconds, the push engine at its defaults (as many PUTs in flight as
+   PEERTUBE_PUSH_MAX_IN_FLIGHT's default), category reads from PeerTube's database (and once
+   more through the API alone, for comparison). Target: at least 150 items/s on 2 cores
+   with 20 ms latency.
    The same push against a minimal PeerTube stand-in (OAuth, PUT 204 after `latency`, no
    database) gives the engine's own ceiling, apart from the sandbox's per-request cost.
 2. **Rate limited**: the sandbox's API limit applied to the admin too (real PeerTube lets
@@ -52,6 +53,7 @@ from recon_domains.sandbox.postgres import (
     drop_database,
     embedded_or_system_postgres,
 )
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAINS, PLUGIN_NPM_NAME, Status
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1] / "peertube-plugin" / PLUGIN_NPM_NAME
@@ -265,7 +267,8 @@ def _run_push(server: Any, workdir: Path, count: int, *, database: bool, workers
 
 
 def run_benchmarks(
-    *, items: int = 5000, latency_s: float = 0.02, workers: int = 8,
+    *, items: int = 5000, latency_s: float = 0.02,
+    workers: int = DEFAULTS.peertube.push_max_in_flight,
     rate_limit_items: int = 197, rate_limit_max: int = 50, rate_limit_window_s: float = 10.0,
     api_items: int = 1000, workdir: str | Path | None = None,
 ) -> dict[str, Any]:
@@ -360,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recon_domains.bench_push")
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=DEFAULTS.peertube.push_max_in_flight)
     parser.add_argument("--rate-limit-items", type=int, default=197)
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)

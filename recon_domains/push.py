@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from recon_domains.peertube.client import (
-    DEFAULT_CONCURRENCY,
     PeerTubeAuthError,
     PeerTubeClient,
     PeerTubeError,
@@ -40,12 +39,12 @@ from recon_domains.peertube.client import (
 )
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import PushCandidate, ReconStore
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import CATEGORY_ID_RANGE, DOMAIN_IDS, DOMAINS
 
 log = logging.getLogger(__name__)
 
 STAGES: tuple[str, ...] = ("stage-1", "stage-2", "stage-3")
-DEFAULT_STAGE_SIZES: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
 DEFAULT_FIRST_ATTEMPTS = 5
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
 DEFAULT_CHUNK_SIZE = 200
@@ -72,7 +71,7 @@ def _stage_bounds(sizes: Sequence[int]) -> dict[str, tuple[int, int | None]]:
 
 
 def plan_stages(
-    store: ReconStore, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
+    store: ReconStore, sizes: Sequence[int] = DEFAULTS.stage_sizes
 ) -> dict[str, list[PushCandidate]]:
     """Unpushed categorized documents of each stage, oldest assignment first (ties by hash).
 
@@ -95,7 +94,7 @@ def plan_stages(
 
 
 def select_stage_items(
-    store: ReconStore, stage: str, sizes: Sequence[int] = DEFAULT_STAGE_SIZES
+    store: ReconStore, stage: str, sizes: Sequence[int] = DEFAULTS.stage_sizes
 ) -> list[PushCandidate]:
     """The unpushed documents of one stage (see plan_stages); 'all' = every unpushed one."""
     if stage == "all":
@@ -263,7 +262,7 @@ def push_items(
     *,
     stage: str,
     database: CategoryReader | None = None,
-    workers: int = DEFAULT_CONCURRENCY,
+    workers: int = DEFAULTS.peertube.push_max_in_flight,
     first_attempts: int = DEFAULT_FIRST_ATTEMPTS,
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
     chunk_size: int = DEFAULT_CHUNK_SIZE,

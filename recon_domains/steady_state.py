@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from recon_domains.peertube.categories import read_current_categories
-from recon_domains.peertube.client import DEFAULT_CONCURRENCY
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import ReconStore
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DOMAIN_BY_ID, DOMAIN_IDS, Status
 
 
@@ -133,7 +133,7 @@ def pushed_mismatches(
     pt_db: Any = None,
     client: Any = None,
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = DEFAULTS.peertube.push_max_in_flight,
 ) -> tuple[int, list[tuple[str, str, int | None, int | None]]]:
     """Read back the videos of the pushed documents `hashes` (e.g. those one run pushed):
     how many were checked, and (hash, video_id, pushed, now) for each whose PeerTube
@@ -156,7 +156,7 @@ def drift_report(
     client: Any = None,
     *,
     base_url: str | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = DEFAULTS.peertube.push_max_in_flight,
 ) -> DriftReport:
     """Every pushed document's video: what PeerTube shows now versus what we pushed (the
     ledger's latest completed push, or the document's domain when no ledger row exists).

@@ -38,6 +38,7 @@ from recon_domains.assignment import (
 from recon_domains.recon import concepts
 from recon_domains.recon.store import ReconStore
 from recon_domains.sandbox.corpus import RECON_SCHEMA
+from recon_domains.settings import Benchmarks
 from recon_domains.taxonomy import CATEGORIZED, DOMAINS, Status
 
 SOURCE = "stream.echo6.co"
@@ -135,8 +136,15 @@ def test_benchmark_deviation() -> None:
         BenchmarkCheck("tied", 5.2, 10.0, 4.8, True),
         BenchmarkCheck("needs_reprocess", 19.5, 25.0, 5.5, False),
     ]
-    custom = benchmark_deviation({"assigned": 80.0}, {"assigned": 80.0}, tolerance=0.0)
-    assert custom == [BenchmarkCheck("assigned", 80.0, 80.0, 0.0, True)]
+    custom = benchmark_deviation(
+        {"assigned": 80.0, "tied": 20.0, "needs_reprocess": 10.0},
+        Benchmarks(assigned=80.0, tied=20.0, needs_reprocess=10.5, tolerance=0.0),
+    )
+    assert custom == [
+        BenchmarkCheck("assigned", 80.0, 80.0, 0.0, True),
+        BenchmarkCheck("tied", 20.0, 20.0, 0.0, True),
+        BenchmarkCheck("needs_reprocess", 10.5, 10.0, -0.5, False),
+    ]
 
 
 # -- a real recon.db and concept folders ---------------------------------------------------

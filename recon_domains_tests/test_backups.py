@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import time
 import uuid
@@ -22,8 +23,12 @@ from recon_domains.backups import (
     verify_dump,
     verify_recon_backup,
 )
+from recon_domains.sandbox.postgres import pg_bin_dir
 
 NOW = datetime(2026, 11, 27, 1, 2, 3, tzinfo=UTC)
+# The embedded server's pg_dump / pg_restore, passed in as the rehearsal and the tests pass
+# them (a PostgreSQL newer than the machine's client tools, usually).
+PG_BIN_DIR = pg_bin_dir()
 
 
 def _make_db(path: Path, docs: int = 50) -> None:
@@ -148,26 +153,26 @@ def peertube_like_db() -> str:
 def test_pg_dump_custom_format_is_verified_by_pg_restore(
     tmp_path: Path, peertube_like_db: str
 ) -> None:
-    result = dump_peertube_db(peertube_like_db, tmp_path, now=NOW)
+    result = dump_peertube_db(peertube_like_db, tmp_path, now=NOW, pg_bin_dir=PG_BIN_DIR)
     assert result.path.name.endswith(".pre-domain-feature.20261127_010203.dump")
     assert result.path.read_bytes()[:5] == b"PGDMP"
     assert result.server_version_num and result.server_version_num >= 90000
     # The chosen pg_dump is the closest one at least as new as the server.
-    tool = choose_pg_dump(result.server_version_num)
+    tool = choose_pg_dump(result.server_version_num, PG_BIN_DIR)
     assert tool.major >= result.server_version_num // 10000
     assert tool.path in result.method
-    check = verify_dump(result.path)
+    check = verify_dump(result.path, PG_BIN_DIR)
     assert check.ok, check.problems
     assert check.entries >= 2  # at least the table and its data
     assert [p.name for p in tmp_path.iterdir()] == [result.path.name]
 
 
 def test_dump_through_an_operator_command(tmp_path: Path, peertube_like_db: str) -> None:
-    tool = choose_pg_dump(backups.server_version_num(peertube_like_db))
+    tool = choose_pg_dump(backups.server_version_num(peertube_like_db), PG_BIN_DIR)
     cmd = f"{tool.path} -Fc '{peertube_like_db}'"
     result = dump_peertube_db(None, tmp_path, dump_command=cmd, now=NOW)
     assert result.method == "PEERTUBE_DB_DUMP_COMMAND"
-    assert verify_dump(result.path).ok
+    assert verify_dump(result.path, PG_BIN_DIR).ok
 
 
 def test_failing_dump_command_leaves_no_file(tmp_path: Path) -> None:
@@ -197,13 +202,24 @@ def test_dsn_password_never_appears_in_errors(tmp_path: Path) -> None:
 
 
 def test_pg_dump_choice_follows_the_server_version() -> None:
-    tools = backups.find_pg_tools("pg_dump")
+    tools = backups.find_pg_tools("pg_dump", PG_BIN_DIR)
     newest = max(t.major for t in tools)
-    assert choose_pg_dump(newest * 10000).major == newest
+    assert choose_pg_dump(newest * 10000, PG_BIN_DIR).major == newest
     oldest = min(t.major for t in tools)
-    assert choose_pg_dump(oldest * 10000).major == oldest
-    with pytest.raises(BackupError, match="no pg_dump at least as new"):
-        choose_pg_dump((newest + 1) * 10000)
+    assert choose_pg_dump(oldest * 10000, PG_BIN_DIR).major == oldest
+    with pytest.raises(BackupError, match=r"no pg_dump at least as new.*RECON_PG_BIN_DIR"):
+        choose_pg_dump((newest + 1) * 10000, PG_BIN_DIR)
+
+
+def test_pg_tools_come_from_the_given_folder_and_the_machine_only() -> None:
+    """The embedded server's binaries are used only when their folder is passed in."""
+    bundled = os.path.realpath(PG_BIN_DIR / "pg_restore")
+    found = {os.path.realpath(t.path) for t in backups.find_pg_tools("pg_restore", PG_BIN_DIR)}
+    assert bundled in found
+    on_path = shutil.which("pg_restore")
+    if on_path is None or os.path.realpath(on_path) != bundled:  # pgserver's are not on PATH
+        default = {os.path.realpath(t.path) for t in backups.find_pg_tools("pg_restore")}
+        assert bundled not in default
 
 
 # --- off-site freshness ----------------------------------------------------------------------

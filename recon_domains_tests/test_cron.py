@@ -24,6 +24,7 @@ from recon_domains.defs.rehearsal import (
     run_runbook,
 )
 from recon_domains.sandbox.corpus import add_completed_documents
+from recon_domains.sandbox.postgres import pg_bin_dir
 from recon_domains_tests.fixtures.peertube import SANDBOX_ADMIN_PASSWORD
 
 SOURCE = "stream.echo6.co"
@@ -78,6 +79,7 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
         "PEERTUBE_PASSWORD": SANDBOX_ADMIN_PASSWORD,
         "PEERTUBE_DB_DSN": peertube_server.dsn,
         "PEERTUBE_PLUGIN_PATH": str(PLUGIN_DIR),
+        "RECON_PG_BIN_DIR": str(pg_bin_dir()),  # the test PostgreSQL may be the embedded one
     }
     env_file = install / ".env"
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))

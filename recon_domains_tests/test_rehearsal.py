@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 
 from recon_domains.cli import main
@@ -21,11 +23,19 @@ def _fingerprint(corpus) -> tuple[str, list[tuple[str, int]]]:
 
 
 def test_rehearse_then_remove_feature_leaves_originals_and_reports_every_video(
-    corpus_factory, tmp_path: Path, capsys
+    corpus_factory, tmp_path: Path, capsys, monkeypatch
 ) -> None:
     corpus = corpus_factory(docs=300)
     before = _fingerprint(corpus)
     report_path = tmp_path / "report.json"
+    # The operator's environment: its knobs reach the copy, its PeerTube settings do not
+    # (this dump command would fail Pre-Deploy 2), and neither it nor DAGSTER_HOME changes.
+    operator_home = tmp_path / "operator_dagster_home"
+    operator_home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(operator_home))
+    monkeypatch.setenv("RECON_PUSH_STAGE1_SIZE", "30")
+    monkeypatch.setenv("PEERTUBE_DB_DUMP_COMMAND", "exit 7")
+    environ_before = dict(os.environ)
     code = main([
         "rehearse", "--recon-db", str(corpus.recon_db), "--concepts", str(corpus.concepts_dir),
         "--workdir", str(tmp_path / "work"), "--report", str(report_path),
@@ -33,6 +43,13 @@ def test_rehearse_then_remove_feature_leaves_originals_and_reports_every_video(
     ])
     out = capsys.readouterr()
     assert code == 0, out.err
+    assert dict(os.environ) == environ_before
+    assert list(operator_home.iterdir()) == []
+    stage1 = next(g for g in json.loads(report_path.read_text())["gates"]
+                  if g["gate"] == "peertube_category_push[stage-1]:stage_verified")
+    # At most RECON_PUSH_STAGE1_SIZE pushed (a few of those 30 have unpushable watch URLs).
+    pushed = int(re.search(r"verified: \d+ of (\d+) pushed", stage1["message"]).group(1))
+    assert 20 <= pushed <= 30
     report = json.loads(report_path.read_text())
     assert report["ok"] and report["removed_feature"]
     gates = {g["gate"] for g in report["gates"]}

@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from recon_domains.config import ConfigError, Settings
 from recon_domains.recon.store import ReconStore, ReconStoreError
+from recon_domains.settings import ConfigError, Settings, require
 from recon_domains.taxonomy import ALL_STATUSES, CATEGORIZED
 
 
@@ -42,9 +42,9 @@ def format_status(store: ReconStore) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
     try:
-        db = Path(args.db) if args.db else settings.require("recon_db_path", "RECON_DB_PATH")
+        settings = Settings.from_env()
+        db = Path(args.db) if args.db else require(settings.db_path, "RECON_DB_PATH")
         source = args.source or settings.stream_source
         with ReconStore.open(db, source) as store:
             print(format_status(store))

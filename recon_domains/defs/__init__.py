@@ -60,11 +60,13 @@ def build_definitions(
     resources: Mapping[str, Any] | None = None,
     modules: tuple[str, ...] = PHASE_MODULES + AREA_MODULES,
 ) -> dg.Definitions:
-    """The project's Definitions; resources default to the environment (resources_from_env).
+    """The project's Definitions; resources default to the settings of the environment
+    (resources_from_settings), read when this is called.
 
     `modules` narrows what is loaded (tests of the migration graph pass PHASE_MODULES).
     """
-    from recon_domains.defs.resources import resources_from_env
+    from recon_domains.defs.resources import resources_from_settings
+    from recon_domains.settings import Settings
 
     parts = collect(modules)
     return dg.Definitions(
@@ -73,5 +75,7 @@ def build_definitions(
         jobs=parts["jobs"],
         schedules=parts["schedules"],
         sensors=parts["sensors"],
-        resources=dict(resources) if resources is not None else resources_from_env(),
+        resources=dict(resources)
+        if resources is not None
+        else resources_from_settings(Settings.from_env()),
     )

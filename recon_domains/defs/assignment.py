@@ -17,13 +17,14 @@ from recon_domains.defs.common import (
     tier,
 )
 from recon_domains.defs.gates import Gate, materialization_metadata, require_gates
-from recon_domains.defs.resources import ReconResource
+from recon_domains.defs.resources import ReconResource, loaded_settings
 from recon_domains.defs.schema import SCHEMA_GATE
 from recon_domains.taxonomy import Status
 
 GROUP = "assignment"
 PASS1_SPOT_SAMPLE = 20
 TIEBREAK_SPOT_SAMPLE = 5
+_benchmarks = loaded_settings().benchmarks  # the configured values a description states
 
 DISTRIBUTION_GATE = Gate(
     "pass1_dry_run",
@@ -156,7 +157,7 @@ def pass1_dry_run(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
     with operator_errors(step), recon.store() as store:
         result = run_pass1(store, recon.concepts_root, dry_run=True)
     pct = result.percentages()
-    checks = benchmark_deviation(pct, recon.benchmarks(), recon.benchmark_tolerance_pp)
+    checks = benchmark_deviation(pct, recon.benchmarks())
     return dg.MaterializeResult(
         metadata={
             "candidates": result.candidates,
@@ -180,9 +181,10 @@ def pass1_dry_run(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
 @dg.asset_check(
     asset=pass1_dry_run,
     blocking=True,
-    description="Runbook Step 4 STOP: assigned ≈ 94.8 % and tied ≈ 5.2 % of documents with "
-    "valid concepts, needs_reprocess ≈ 19.5 % of candidates; more than 5 points off on any "
-    "halts the rollout (RECON_BENCHMARK_* configure it).",
+    description=f"Runbook Step 4 STOP: assigned ≈ {_benchmarks.assigned:g} % and tied ≈ "
+    f"{_benchmarks.tied:g} % of documents with valid concepts, needs_reprocess ≈ "
+    f"{_benchmarks.needs_reprocess:g} % of candidates; more than {_benchmarks.tolerance:g} "
+    "points off on any halts the rollout (RECON_BENCHMARK_* configure it).",
 )
 def distribution_within_benchmarks(
     context: dg.AssetCheckExecutionContext, recon: ReconResource
@@ -200,7 +202,7 @@ def distribution_within_benchmarks(
             metadata={"candidates": 0},
         )
     tol = recon.benchmark_tolerance_pp
-    checks = benchmark_deviation(pct, recon.benchmarks(), tol)
+    checks = benchmark_deviation(pct, recon.benchmarks())
     bad = [c for c in checks if not c.ok]
     table = distribution_table(pct, checks, tol)
     return dg.AssetCheckResult(

@@ -53,7 +53,7 @@ def peertube_plugin(
                 if local.is_dir():
                     from recon_domains.peertube.plugin_check import require_valid_plugin
 
-                    require_valid_plugin(local)
+                    require_valid_plugin(local, node=peertube.node)
                 client.install_plugin(peertube.plugin_path)
                 action = f"installed from {peertube.plugin_path}"
                 found = client.find_plugin(PLUGIN_NPM_NAME)

@@ -6,9 +6,10 @@ import dagster as dg
 
 from recon_domains.defs.common import READ_ONLY, human_size, md_table, operator_errors, tier
 from recon_domains.defs.gates import Gate, materialization_metadata
-from recon_domains.defs.resources import PeerTubeDbResource, ReconResource
+from recon_domains.defs.resources import PeerTubeDbResource, ReconResource, loaded_settings
 
 GROUP = "predeploy"
+_max_lag_hours = loaded_settings().offsite_max_lag_hours  # the value a description states
 
 # Off-site backup and idle RECON also guard the reprocess step (Step 7).
 OFFSITE_GATE = Gate(
@@ -124,7 +125,10 @@ def peertube_db_backup(
 
     with operator_errors("peertube_db_backup (Pre-Deploy 2)"):
         result = dump_peertube_db(
-            peertube_db.dsn or None, recon.backup_root, peertube_db.dump_command or None
+            peertube_db.dsn or None,
+            recon.backup_root,
+            peertube_db.dump_command or None,
+            pg_bin_dir=peertube_db.pg_bin_dir or None,
         )
     context.log.info(f"PeerTube dump written: {result.path} ({human_size(result.size_bytes)})")
     return dg.MaterializeResult(
@@ -143,7 +147,9 @@ def peertube_db_backup(
     blocking=True,
     description="The dump is non-empty and pg_restore --list reads its table of contents.",
 )
-def dump_verified(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def dump_verified(
+    context: dg.AssetCheckExecutionContext, peertube_db: PeerTubeDbResource
+) -> dg.AssetCheckResult:
     from recon_domains.backups import verify_dump
 
     path = materialization_metadata(context.instance, "peertube_db_backup").get("path")
@@ -151,7 +157,7 @@ def dump_verified(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult
         return dg.AssetCheckResult(
             passed=False, description="No dump recorded: materialize peertube_db_backup first."
         )
-    c = verify_dump(path)
+    c = verify_dump(path, peertube_db.pg_bin_dir or None)
     return dg.AssetCheckResult(
         passed=c.ok,
         description=(
@@ -219,8 +225,8 @@ def offsite_concept_backup(
 @dg.asset_check(
     asset=offsite_concept_backup,
     blocking=True,
-    description="Newest off-site file within 6 h (RECON_OFFSITE_MAX_LAG_HOURS) of the local "
-    "newest, and every sampled concept folder present off-site.",
+    description=f"Newest off-site file within {_max_lag_hours:g} h (RECON_OFFSITE_MAX_LAG_HOURS) "
+    "of the local newest, and every sampled concept folder present off-site.",
 )
 def backup_fresh(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     summary = materialization_metadata(context.instance, "offsite_concept_backup").get("freshness")

@@ -17,7 +17,12 @@ from recon_domains.defs.common import (
 )
 from recon_domains.defs.gates import Gate, require_gates, require_partition_materialized
 from recon_domains.defs.plugin import PLUGIN_GATE
-from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
+from recon_domains.defs.resources import (
+    PeerTubeDbResource,
+    PeerTubeResource,
+    ReconResource,
+    loaded_settings,
+)
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.taxonomy import DOMAIN_BY_ID, DOMAIN_IDS
 
@@ -26,6 +31,7 @@ STAGES = ("stage-1", "stage-2", "stage-3")
 stage_partitions = dg.StaticPartitionsDefinition(list(STAGES))
 API_SAMPLE = 20  # later stages: videos checked through the API
 PLAN_SAMPLE = 5
+_stage1, _stage2 = loaded_settings().stage_sizes  # the configured values a description states
 
 
 def stage_gate(stage: str) -> Gate:
@@ -66,9 +72,10 @@ def category_table(peertube: dict[int, int], recon: dict[int, int]) -> str:
     tags=tier(READ_ONLY),
     kinds={"sqlite"},
     description="Runbook Step 5, `--push-pending --dry-run`: what each stage would push "
-    "(stage-1 = first 100 categorized by assignment time, stage-2 = next 1,000, stage-3 = "
-    "the rest), with a sample per stage. Writes nothing; only assigned, tied_pass_2 and "
-    "manual_assigned documents are pushed (tied_manual waits for a human).",
+    f"(stage-1 = first {_stage1:,} categorized by assignment time, stage-2 = next {_stage2:,}, "
+    "stage-3 = the rest; RECON_PUSH_STAGE*_SIZE), with a sample per stage. Writes nothing; "
+    "only assigned, tied_pass_2 and manual_assigned documents are pushed (tied_manual waits "
+    "for a human).",
 )
 def push_plan(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
     from recon_domains.push import plan_stages
@@ -160,7 +167,13 @@ def peertube_category_push(
                 context.log.info(f"{stage}: {done}/{total}")
 
         result = push_items(
-            store, client, items, stage=stage, database=database, on_progress=progress
+            store,
+            client,
+            items,
+            stage=stage,
+            database=database,
+            workers=peertube.push_max_in_flight,
+            on_progress=progress,
         )
         remaining = len(select_stage_items(store, stage, recon.push_stage_sizes))
     context.log.info(result.summary())

@@ -13,23 +13,27 @@ dagster. `defs/__init__.py` does not load it as a phase: it defines no assets.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
-import os
 import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import SecretStr
 
+from recon_domains.defs import build_definitions
+from recon_domains.defs.resources import resources_from_settings
 from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
-from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, FIRST_CATEGORY_ID
+from recon_domains.settings import ConfigError, PeerTubeSettings, Settings
+from recon_domains.taxonomy import FIRST_CATEGORY_ID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO_ROOT / "peertube-plugin" / "peertube-plugin-recon-domains"
@@ -146,32 +150,46 @@ def _prepare_workdir(recon_db: Path, concepts: Path, workdir: Path) -> dict[str,
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-@contextmanager
 def sandbox_peertube(workdir: Path, recon_db: Path, source: str) -> Iterator[dict[str, str]]:
-    """An embedded PostgreSQL and the sandbox PeerTube seeded with the copy's videos."""
+    """An embedded PostgreSQL and the sandbox PeerTube seeded with the copy's videos; also
+    the folder of the embedded server's pg_dump and pg_restore (the machine's may be older)."""
     from recon_domains.sandbox.peertube_server import start_server
     from recon_domains.sandbox.peertube_store import seed_videos_from_recon
-    from recon_domains.sandbox.postgres import create_database, embedded_postgres
+    from recon_domains.sandbox.postgres import create_database, embedded_postgres, pg_bin_dir
 
     password = secrets.token_urlsafe(18)
     with embedded_postgres(workdir) as admin_dsn:
         dsn = create_database(admin_dsn, "peertube")
         with start_server(dsn, port=0, admin_password=password) as server:
             seed_videos_from_recon(dsn, recon_db, source)
-            yield {"url": server.url, "password": password, "dsn": dsn}
+            yield {"url": server.url, "password": password, "dsn": dsn,
+                   "pg_bin_dir": str(pg_bin_dir() or "")}
+
+
+def copy_settings(
+    environment: Settings, paths: dict[str, Path], source: str, sandbox: dict[str, str]
+) -> Settings:
+    """The copy's settings: the operator's knobs (benchmarks, stage sizes, skip list,
+    concurrency, …) from `environment`, every path the copy's, and PeerTube the sandbox's
+    alone (so no PeerTube setting of the real deployment is used on the copy)."""
+    return dataclasses.replace(
+        environment,
+        db_path=paths["recon_db"],
+        concepts_dir=paths["concepts"],
+        stream_source=source,
+        backup_dir=paths["backups"],
+        offsite_concepts_dir=paths["offsite"],
+        quarantine_dir=paths["quarantine"],
+        is_copy=True,
+        pg_bin_dir=Path(sandbox["pg_bin_dir"]) if sandbox["pg_bin_dir"] else None,
+        peertube=PeerTubeSettings(
+            url=sandbox["url"],
+            password=SecretStr(sandbox["password"]),
+            db_dsn=SecretStr(sandbox["dsn"]),
+            plugin_path=str(PLUGIN_DIR),
+            push_max_in_flight=environment.peertube.push_max_in_flight,
+        ),
+    )
 
 
 # -- running the runbook ----------------------------------------------------------------------
@@ -196,16 +214,14 @@ def _gate_outcomes(step: str, result: dg.ExecuteInProcessResult) -> list[GateOut
     return outcomes
 
 
-def _definitions() -> dg.Definitions:
-    from recon_domains.definitions import defs
-
-    return defs()  # @dg.definitions: a function that builds the Definitions
-
-
 def run_runbook(report: RehearsalReport, instance: dg.DagsterInstance,
-                steps=RUNBOOK_STEPS) -> None:
-    """Run each step's job (asset plus its blocking gate checks); stop at the first failure."""
-    definitions = _definitions()
+                steps=RUNBOOK_STEPS, definitions: dg.Definitions | None = None) -> None:
+    """Run each step's job (asset plus its blocking gate checks); stop at the first failure.
+
+    `definitions` default: the project's, configured by the environment.
+    """
+    if definitions is None:
+        definitions = build_definitions()
     for label, job_name, partition in steps:
         job = definitions.resolve_job_def(job_name)
         started = time.monotonic()
@@ -266,7 +282,8 @@ def rehearse(
 ) -> RehearsalReport:
     """The whole migration on a copy; see the module docstring."""
     workdir = workdir.resolve()
-    source = source or os.environ.get("RECON_STREAM_SOURCE") or DEFAULT_STREAM_SOURCE
+    environment = Settings.from_env()
+    source = source or environment.stream_source
     paths = _prepare_workdir(recon_db.resolve(), concepts.resolve(), workdir)
     report = RehearsalReport(str(workdir), str(paths["dagster_home"]))
     with ReconStore.open(paths["recon_db"], source) as store:
@@ -276,44 +293,37 @@ def rehearse(
         f"{len(stale)} document(s) whose status says mid-pipeline."
     )
     with sandbox_peertube(paths["postgres"], paths["recon_db"], source) as pt:
-        env = {
-            "DAGSTER_HOME": str(paths["dagster_home"]),
-            "RECON_DB_PATH": str(paths["recon_db"]),
-            "RECON_CONCEPTS_DIR": str(paths["concepts"]),
-            "RECON_STREAM_SOURCE": source,
-            "RECON_BACKUP_DIR": str(paths["backups"]),
-            "RECON_OFFSITE_CONCEPTS_DIR": str(paths["offsite"]),
-            "RECON_QUARANTINE_DIR": str(paths["quarantine"]),
-            "RECON_IS_COPY": "1",
-            "PEERTUBE_URL": pt["url"],
-            "PEERTUBE_USERNAME": "root",
-            "PEERTUBE_PASSWORD": pt["password"],
-            "PEERTUBE_DB_DSN": pt["dsn"],
-            "PEERTUBE_PLUGIN_PATH": str(PLUGIN_DIR),
+        settings = copy_settings(environment, paths, source, pt)
+        # Hard-coded, not configured: a configured resource's values (the sandbox's password
+        # among them) would be stored with every run's snapshot in the copy's instance.
+        resources = {
+            key: dg.ResourceDefinition.hardcoded_resource(resource)
+            for key, resource in resources_from_settings(settings, env_vars=False).items()
         }
-        with _environment(env):
-            instance = dg.DagsterInstance.from_config(str(paths["dagster_home"]))
-            try:
-                run_runbook(report, instance)
-                # Counts as the migration left them (removing the feature drops the columns).
-                _collect_recon_state(report, paths["recon_db"], source)
-                if then_remove_feature and report.ok:
-                    remove = (("Fully remove feature", "remove_feature", None),)
-                    _run_configured(report, instance, remove)
-                    report.removed_feature = report.ok
-                    report.notes.append(
-                        "Status and push counts are from before remove_feature; video "
-                        "categories and the histogram are after it."
-                    )
-            finally:
-                instance.dispose()
+        definitions = build_definitions(resources)
+        # The copy's own instance, whatever DAGSTER_HOME says.
+        instance = dg.DagsterInstance.from_config(str(paths["dagster_home"]))
+        try:
+            run_runbook(report, instance, definitions=definitions)
+            # Counts as the migration left them (removing the feature drops the columns).
+            _collect_recon_state(report, paths["recon_db"], source)
+            if then_remove_feature and report.ok:
+                remove = (("Fully remove feature", "remove_feature", None),)
+                _run_configured(report, instance, remove, definitions)
+                report.removed_feature = report.ok
+                report.notes.append(
+                    "Status and push counts are from before remove_feature; video "
+                    "categories and the histogram are after it."
+                )
+        finally:
+            instance.dispose()
         _collect_peertube_state(report, pt["dsn"])
     return report
 
 
-def _run_configured(report: RehearsalReport, instance: dg.DagsterInstance, steps) -> None:
+def _run_configured(report: RehearsalReport, instance: dg.DagsterInstance, steps,
+                    definitions: dg.Definitions) -> None:
     """Run confirmed rollback jobs (their ops read `confirm` from run config)."""
-    definitions = _definitions()
     for label, job_name, _ in steps:
         job = definitions.resolve_job_def(job_name)
         op_names = [node.name for node in job.graph.nodes]
@@ -372,7 +382,7 @@ def rehearse_main(args: argparse.Namespace) -> int:
     try:
         report = rehearse(Path(args.recon_db), Path(args.concepts), Path(args.workdir),
                           then_remove_feature=args.then_remove_feature)
-    except RehearsalError as exc:
+    except (RehearsalError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return _finish(report, args.report or str(Path(args.workdir) / "report.json"))
@@ -395,5 +405,9 @@ def demo_main(args: argparse.Namespace) -> int:
     summary = generate_corpus(workdir / "corpus", args.docs, seed=args.seed)
     print(f"generated a sandbox corpus of {args.docs} documents in "
           f"{time.monotonic() - started:.1f}s ({workdir / 'corpus'})")
-    report = rehearse(summary.recon_db, summary.concepts_dir, workdir / "rehearsal")
+    try:
+        report = rehearse(summary.recon_db, summary.concepts_dir, workdir / "rehearsal")
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return _finish(report, str(workdir / "report.json"))

@@ -1,15 +1,17 @@
-"""Dagster resources: configuration from the environment (DESIGN.md §3), handing out core objects.
+"""Dagster resources, built from the one settings model (recon_domains.settings), handing
+out core objects.
 
-Required settings are `dg.EnvVar`s, resolved when a run starts (so the definitions load
-without them, e.g. in `dagster definitions validate`); the password is only ever an EnvVar,
-so it is never shown in the UI or stored in run config. Optional settings are read at load
-time with the project's defaults (`dagster dev` loads `.env` first).
+`resources_from_settings(settings)` gives the Definitions' resources. Secrets and required
+paths are `dg.EnvVar`s, resolved when a run starts: the definitions load without them (e.g.
+in `dagster definitions validate`) and the UI and run config never show them. Every other
+field is a typed value taken from the settings; the fields' defaults are the settings'
+defaults, for resources built by hand (tests).
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,21 +19,19 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from recon_domains.assignment import DEFAULT_BENCHMARKS, DEFAULT_TOLERANCE
-from recon_domains.config import DEFAULT_REVIEW_URL
-from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, parse_skip_channels
+from recon_domains.settings import DEFAULTS, Benchmarks, Settings, require
 
 if TYPE_CHECKING:
     from recon_domains.peertube.client import PeerTubeClient
     from recon_domains.peertube.database import PeerTubeDatabase
     from recon_domains.recon.store import ReconStore
 
-# SPEC §4 benchmarks (runbook Step 4), in percent, and the halt tolerance in points: the
-# core's numbers (recon_domains.assignment), overridable through RECON_BENCHMARK_*.
-DEFAULT_BENCHMARK_ASSIGNED_PCT = DEFAULT_BENCHMARKS["assigned"]
-DEFAULT_BENCHMARK_TIED_PCT = DEFAULT_BENCHMARKS["tied"]
-DEFAULT_BENCHMARK_NEEDS_REPROCESS_PCT = DEFAULT_BENCHMARKS["needs_reprocess"]
-DEFAULT_BENCHMARK_TOLERANCE_PP = DEFAULT_TOLERANCE
+
+@functools.cache
+def loaded_settings() -> Settings:
+    """The settings of the environment the definitions are loaded in (`dagster dev` has
+    loaded `.env` by then), read once per process: check descriptions state their values."""
+    return Settings.from_env()
 
 
 class ReconResource(dg.ConfigurableResource):
@@ -40,7 +40,8 @@ class ReconResource(dg.ConfigurableResource):
     db_path: str = Field(description="recon.db (RECON_DB_PATH)")
     concepts_dir: str = Field(description="concept folders root (RECON_CONCEPTS_DIR)")
     stream_source: str = Field(
-        default=DEFAULT_STREAM_SOURCE, description="catalogue.source of PeerTube videos"
+        default=DEFAULTS.stream_source,
+        description="catalogue.source of PeerTube videos (RECON_STREAM_SOURCE)",
     )
     backup_dir: str = Field(
         default="", description="pre-deploy backups (RECON_BACKUP_DIR; default: beside recon.db)"
@@ -53,26 +54,45 @@ class ReconResource(dg.ConfigurableResource):
         description="where reprocess moves stale concept folders (RECON_QUARANTINE_DIR; "
         "default: <concepts_dir>.quarantine)",
     )
-    skip_channels: str = Field(
-        default="", description="comma-separated tiebreaker skip list (RECON_SKIP_CHANNELS)"
+    skip_channels: list[str] = Field(
+        default=sorted(DEFAULTS.skip_channels),
+        description="catch-all channels whose ties go to a human (RECON_SKIP_CHANNELS)",
     )
     is_copy: bool = Field(
-        default=False,
+        default=DEFAULTS.is_copy,
         description="RECON_IS_COPY=1 for a rehearsal copy: it has no workers, so stale "
         "mid-pipeline statuses are reported instead of failing no_active_workers",
     )
     review_url: str = Field(
-        default=DEFAULT_REVIEW_URL,
+        default=DEFAULTS.review.url,
         description="the tied-video review page (`recon-domains review`) as operators open it "
         "(RECON_REVIEW_URL)",
     )
-    offsite_max_lag_hours: float = 6.0
-    push_stage1_size: int = Field(default=100, description="runbook Step 5: stage-1 size")
-    push_stage2_size: int = Field(default=1000, description="runbook Step 5: stage-2 size")
-    benchmark_assigned_pct: float = DEFAULT_BENCHMARK_ASSIGNED_PCT
-    benchmark_tied_pct: float = DEFAULT_BENCHMARK_TIED_PCT
-    benchmark_needs_reprocess_pct: float = DEFAULT_BENCHMARK_NEEDS_REPROCESS_PCT
-    benchmark_tolerance_pp: float = DEFAULT_BENCHMARK_TOLERANCE_PP
+    offsite_max_lag_hours: float = Field(
+        default=DEFAULTS.offsite_max_lag_hours,
+        description="how far the off-site mirror may lag (RECON_OFFSITE_MAX_LAG_HOURS)",
+    )
+    push_stage1_size: int = Field(
+        default=DEFAULTS.stage_sizes[0],
+        description="runbook Step 5: stage-1 size (RECON_PUSH_STAGE1_SIZE)",
+    )
+    push_stage2_size: int = Field(
+        default=DEFAULTS.stage_sizes[1],
+        description="runbook Step 5: stage-2 size (RECON_PUSH_STAGE2_SIZE)",
+    )
+    benchmark_assigned_pct: float = Field(
+        default=DEFAULTS.benchmarks.assigned, description="RECON_BENCHMARK_ASSIGNED_PCT"
+    )
+    benchmark_tied_pct: float = Field(
+        default=DEFAULTS.benchmarks.tied, description="RECON_BENCHMARK_TIED_PCT"
+    )
+    benchmark_needs_reprocess_pct: float = Field(
+        default=DEFAULTS.benchmarks.needs_reprocess,
+        description="RECON_BENCHMARK_NEEDS_REPROCESS_PCT",
+    )
+    benchmark_tolerance_pp: float = Field(
+        default=DEFAULTS.benchmarks.tolerance, description="RECON_BENCHMARK_TOLERANCE_PP"
+    )
 
     @contextmanager
     def store(self) -> Iterator[ReconStore]:
@@ -102,34 +122,47 @@ class ReconResource(dg.ConfigurableResource):
 
     @property
     def skip_channel_set(self) -> frozenset[str]:
-        return parse_skip_channels(self.skip_channels or None)
+        return frozenset(self.skip_channels)
 
     @property
     def push_stage_sizes(self) -> tuple[int, int]:
         """(stage-1, stage-2) sizes; stage-3 is the rest."""
         return (self.push_stage1_size, self.push_stage2_size)
 
-    def benchmarks(self) -> dict[str, float]:
-        """Benchmark percentages keyed like the distribution table rows."""
-        return {
-            "assigned": self.benchmark_assigned_pct,
-            "tied": self.benchmark_tied_pct,
-            "needs_reprocess": self.benchmark_needs_reprocess_pct,
-        }
+    def benchmarks(self) -> Benchmarks:
+        """Runbook Step 4's benchmarks and tolerance."""
+        return Benchmarks(
+            assigned=self.benchmark_assigned_pct,
+            tied=self.benchmark_tied_pct,
+            needs_reprocess=self.benchmark_needs_reprocess_pct,
+            tolerance=self.benchmark_tolerance_pp,
+        )
 
 
 class PeerTubeResource(dg.ConfigurableResource):
     """PeerTube's HTTP API (admin user)."""
 
     url: str = Field(description="base URL, e.g. http://192.168.1.170:9000 (PEERTUBE_URL)")
-    host_header: str = Field(default="", description="Host header override (optional)")
-    username: str = "root"
+    host_header: str = Field(
+        default="", description="Host header override (PEERTUBE_HOST_HEADER; optional)"
+    )
+    username: str = Field(default=DEFAULTS.peertube.username, description="PEERTUBE_USERNAME")
     password: str = Field(description="PEERTUBE_PASSWORD, always through EnvVar")
-    token_cache: str = Field(default="", description="token cache file, mode 0600 (optional)")
+    token_cache: str = Field(
+        default="", description="token cache file, mode 0600 (PEERTUBE_TOKEN_CACHE; optional)"
+    )
     plugin_path: str = Field(
         default="",
         description="PEERTUBE_PLUGIN_PATH: plugin folder on PeerTube's host to install from; "
         "empty = verify an operator-installed plugin",
+    )
+    node: str = Field(
+        default=DEFAULTS.node, description="the node binary that checks the plugin (RECON_NODE)"
+    )
+    push_max_in_flight: int = Field(
+        default=DEFAULTS.peertube.push_max_in_flight,
+        description="PEERTUBE_PUSH_MAX_IN_FLIGHT: the most PUTs the push keeps in flight at "
+        "once; also the client's connection pool",
     )
 
     def client(self) -> PeerTubeClient:
@@ -142,6 +175,7 @@ class PeerTubeResource(dg.ConfigurableResource):
             self.password,
             host_header=self.host_header or None,
             token_cache=self.token_cache or None,
+            pool_size=self.push_max_in_flight,
         )
 
 
@@ -152,6 +186,10 @@ class PeerTubeDbResource(dg.ConfigurableResource):
     dump_command: str = Field(
         default="",
         description="PEERTUBE_DB_DUMP_COMMAND: prints `pg_dump -Fc` to stdout (SSH hop)",
+    )
+    pg_bin_dir: str = Field(
+        default="",
+        description="RECON_PG_BIN_DIR: folder of pg_dump / pg_restore; empty = from PATH",
     )
 
     def database(self) -> PeerTubeDatabase:
@@ -164,68 +202,65 @@ class PeerTubeDbResource(dg.ConfigurableResource):
         return self.database() if self.dsn else None
 
 
-def _flag(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+def resources_from_settings(
+    settings: Settings, *, env_vars: bool = True
+) -> dict[str, dg.ConfigurableResource]:
+    """The resources of the Definitions, configured by `settings`.
 
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    text = (env.get(name) or "").strip()
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(
-            f"{name}={text!r} is not a number; unset it or give e.g. {default}"
-        ) from None
-
-
-def resources_from_env(env: Mapping[str, str] | None = None) -> dict[str, dg.ConfigurableResource]:
-    """The resources of the Definitions: required values as EnvVar, optional ones now."""
-    env = os.environ if env is None else env
-
-    def opt(name: str, default: str = "") -> str:
-        return (env.get(name) or "").strip() or default
-
+    env_vars: secrets and required paths as `dg.EnvVar`s of their variables (the settings
+    were read from this environment). False: their values from `settings` too, for a
+    Definitions over settings of its own (the rehearsal's copy and throwaway sandbox).
+    """
+    peertube = settings.peertube
+    if env_vars:
+        # The DSN may carry a password and the dump command a host: EnvVar keeps both out
+        # of the UI and run config.
+        db_path, concepts_dir = dg.EnvVar("RECON_DB_PATH"), dg.EnvVar("RECON_CONCEPTS_DIR")
+        url, password = dg.EnvVar("PEERTUBE_URL"), dg.EnvVar("PEERTUBE_PASSWORD")
+        dsn = dg.EnvVar("PEERTUBE_DB_DSN")
+        dump_command = dg.EnvVar("PEERTUBE_DB_DUMP_COMMAND") if peertube.db_dump_command else ""
+    else:
+        db_path = str(require(settings.db_path, "RECON_DB_PATH"))
+        concepts_dir = str(require(settings.concepts_dir, "RECON_CONCEPTS_DIR"))
+        url = require(peertube.url, "PEERTUBE_URL")
+        password = require(peertube.password, "PEERTUBE_PASSWORD").get_secret_value()
+        dsn = peertube.db_dsn.get_secret_value() if peertube.db_dsn else ""
+        dump_command = peertube.db_dump_command or ""
     return {
         "recon": ReconResource(
-            db_path=dg.EnvVar("RECON_DB_PATH"),
-            concepts_dir=dg.EnvVar("RECON_CONCEPTS_DIR"),
-            stream_source=opt("RECON_STREAM_SOURCE", DEFAULT_STREAM_SOURCE),
-            backup_dir=opt("RECON_BACKUP_DIR"),
-            offsite_concepts_dir=opt("RECON_OFFSITE_CONCEPTS_DIR"),
-            quarantine_dir=opt("RECON_QUARANTINE_DIR"),
-            skip_channels=opt("RECON_SKIP_CHANNELS"),
-            is_copy=_flag(env.get("RECON_IS_COPY")),
-            review_url=opt("RECON_REVIEW_URL", DEFAULT_REVIEW_URL),
-            offsite_max_lag_hours=_float(env, "RECON_OFFSITE_MAX_LAG_HOURS", 6.0),
-            push_stage1_size=int(_float(env, "RECON_PUSH_STAGE1_SIZE", 100)),
-            push_stage2_size=int(_float(env, "RECON_PUSH_STAGE2_SIZE", 1000)),
-            benchmark_assigned_pct=_float(
-                env, "RECON_BENCHMARK_ASSIGNED_PCT", DEFAULT_BENCHMARK_ASSIGNED_PCT
-            ),
-            benchmark_tied_pct=_float(env, "RECON_BENCHMARK_TIED_PCT", DEFAULT_BENCHMARK_TIED_PCT),
-            benchmark_needs_reprocess_pct=_float(
-                env, "RECON_BENCHMARK_NEEDS_REPROCESS_PCT", DEFAULT_BENCHMARK_NEEDS_REPROCESS_PCT
-            ),
-            benchmark_tolerance_pp=_float(
-                env, "RECON_BENCHMARK_TOLERANCE_PP", DEFAULT_BENCHMARK_TOLERANCE_PP
-            ),
+            db_path=db_path,
+            concepts_dir=concepts_dir,
+            stream_source=settings.stream_source,
+            backup_dir=_text(settings.backup_dir),
+            offsite_concepts_dir=_text(settings.offsite_concepts_dir),
+            quarantine_dir=_text(settings.quarantine_dir),
+            skip_channels=sorted(settings.skip_channels),
+            is_copy=settings.is_copy,
+            review_url=settings.review.url,
+            offsite_max_lag_hours=settings.offsite_max_lag_hours,
+            push_stage1_size=settings.stage_sizes[0],
+            push_stage2_size=settings.stage_sizes[1],
+            benchmark_assigned_pct=settings.benchmarks.assigned,
+            benchmark_tied_pct=settings.benchmarks.tied,
+            benchmark_needs_reprocess_pct=settings.benchmarks.needs_reprocess,
+            benchmark_tolerance_pp=settings.benchmarks.tolerance,
         ),
         "peertube": PeerTubeResource(
-            url=dg.EnvVar("PEERTUBE_URL"),
-            host_header=opt("PEERTUBE_HOST_HEADER"),
-            username=opt("PEERTUBE_USERNAME", "root"),
-            password=dg.EnvVar("PEERTUBE_PASSWORD"),
-            token_cache=opt("PEERTUBE_TOKEN_CACHE"),
-            plugin_path=opt("PEERTUBE_PLUGIN_PATH"),
+            url=url,
+            host_header=_text(peertube.host_header),
+            username=peertube.username,
+            password=password,
+            token_cache=_text(peertube.token_cache),
+            plugin_path=_text(peertube.plugin_path),
+            node=settings.node,
+            push_max_in_flight=peertube.push_max_in_flight,
         ),
-        # The DSN may carry a password and the dump command a host: EnvVar keeps both out of
-        # the UI and run config.
         "peertube_db": PeerTubeDbResource(
-            dsn=dg.EnvVar("PEERTUBE_DB_DSN"),
-            dump_command=dg.EnvVar("PEERTUBE_DB_DUMP_COMMAND")
-            if opt("PEERTUBE_DB_DUMP_COMMAND")
-            else "",
+            dsn=dsn, dump_command=dump_command, pg_bin_dir=_text(settings.pg_bin_dir)
         ),
     }
+
+
+def _text(value: object | None) -> str:
+    """A resource's optional text field: "" when unset."""
+    return "" if value is None else str(value)

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from recon_domains.peertube.client import DEFAULT_CONCURRENCY, PeerTubeNotFound
+from recon_domains.peertube.client import PeerTubeNotFound
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DOMAIN_BY_ID, FIRST_CATEGORY_ID, LAST_CATEGORY_ID
 
 
@@ -36,7 +37,7 @@ def read_current_categories(
     client: Any = None,
     pt_db: Any = None,
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = DEFAULTS.peertube.push_max_in_flight,
 ) -> dict[str, int | None]:
     """{video_id: category} for videos that exist (a missing video is absent): one query on
     PeerTube's database when given, else one API GET per video, `concurrency` at a time."""

@@ -29,11 +29,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+
+from recon_domains.settings import DEFAULTS
+
+if TYPE_CHECKING:
+    from recon_domains.settings import PeerTubeSettings
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +147,6 @@ def _now() -> float:
 
 
 # -- the client ----------------------------------------------------------------------------
-# Requests one caller keeps in flight against PeerTube (push workers, per-video category
-# reads and restores): the default every `workers`/`concurrency` parameter refers to. A
-# client's pool_size should be at least the concurrency it is used with.
-DEFAULT_CONCURRENCY = 8
-
-
 class PeerTubeClient:
     """A PeerTube API client, safe to share between threads.
 
@@ -156,7 +155,8 @@ class PeerTubeClient:
         discovery for any other host, so talking to the internal port needs it).
     token_cache: optional JSON file (mode 0600) keeping tokens between runs, keyed by URL,
         Host header and user; it never holds the password.
-    pool_size: connections kept alive; make it at least the push's worker count.
+    pool_size: connections kept alive; make it at least the concurrency it is used with
+        (the push's workers, per-video reads and restores).
     timeout: (connect, read) seconds for every request.
     """
 
@@ -168,7 +168,7 @@ class PeerTubeClient:
         *,
         host_header: str | None = None,
         token_cache: str | os.PathLike[str] | None = None,
-        pool_size: int = 16,
+        pool_size: int = DEFAULTS.peertube.push_max_in_flight,
         timeout: tuple[float, float] = (5.0, 30.0),
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -234,31 +234,28 @@ class PeerTubeClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- construction from the environment --------------------------------------------------
+    # -- construction from the settings ----------------------------------------------------
     @classmethod
-    def from_env(
-        cls, env: Mapping[str, str] | None = None, **kwargs: Any
-    ) -> PeerTubeClient:
-        """Build from PEERTUBE_URL, PEERTUBE_HOST_HEADER, PEERTUBE_USERNAME (default root),
-        PEERTUBE_PASSWORD and PEERTUBE_TOKEN_CACHE (optional)."""
-        env = os.environ if env is None else env
-        url = (env.get("PEERTUBE_URL") or "").strip()
-        if not url:
+    def from_settings(cls, settings: PeerTubeSettings, **kwargs: Any) -> PeerTubeClient:
+        """Build from the PeerTube settings (PEERTUBE_URL, PEERTUBE_HOST_HEADER,
+        PEERTUBE_USERNAME, PEERTUBE_PASSWORD, PEERTUBE_TOKEN_CACHE); the connection pool
+        holds PEERTUBE_PUSH_MAX_IN_FLIGHT connections. `kwargs` override the constructor's."""
+        if not settings.url:
             raise PeerTubeConfigError(
                 "PEERTUBE_URL is not set: set it to PeerTube's base URL, e.g. "
                 "http://192.168.1.170:9000 (and PEERTUBE_HOST_HEADER=stream.echo6.co when "
                 "that is PeerTube's internal port)"
             )
-        password = env.get("PEERTUBE_PASSWORD") or ""
-        if not password:
+        if settings.password is None:
             raise PeerTubeConfigError(
                 "PEERTUBE_PASSWORD is not set: export the PeerTube admin password in the "
                 "environment (never put it in a file in the repository)"
             )
-        username = (env.get("PEERTUBE_USERNAME") or "").strip() or "root"
-        kwargs.setdefault("host_header", (env.get("PEERTUBE_HOST_HEADER") or "").strip() or None)
-        kwargs.setdefault("token_cache", (env.get("PEERTUBE_TOKEN_CACHE") or "").strip() or None)
-        return cls(url, username, password, **kwargs)
+        kwargs.setdefault("host_header", settings.host_header)
+        kwargs.setdefault("token_cache", settings.token_cache)
+        kwargs.setdefault("pool_size", settings.push_max_in_flight)
+        return cls(settings.url, settings.username, settings.password.get_secret_value(),
+                   **kwargs)
 
     # -- token cache --------------------------------------------------------------------------
     @property

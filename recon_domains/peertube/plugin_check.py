@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from recon_domains.settings import Settings
 from recon_domains.taxonomy import PEERTUBE_BUILT_IN_CATEGORIES
 
 __all__ = [
@@ -176,11 +177,12 @@ main().catch(e => { state.error = describe(e); save(); process.exit(0) })
 
 
 def find_node(node: str | None = None) -> str:
-    """The Node.js executable to use: ``node`` if given, else ``$RECON_NODE``, else PATH.
+    """The Node.js executable to use: ``node`` if given, else the setting RECON_NODE (by
+    default ``node`` on PATH).
 
     Raises PluginCheckError saying what to install when Node cannot be found.
     """
-    candidate = node or os.environ.get("RECON_NODE") or "node"
+    candidate = node or Settings.from_env().node
     found = shutil.which(candidate)
     if found is None:
         raise PluginCheckError(
@@ -543,7 +545,7 @@ def check_plugin_folder(
     """Every reason PeerTube v8 would refuse to install the plugin folder at ``path``.
 
     An empty list means the folder passes. The library is loaded and its ``register()`` and
-    ``unregister()`` are run under Node (``node`` or ``$RECON_NODE`` or PATH) with a recording
+    ``unregister()`` are run under Node (``node``, else RECON_NODE, else PATH) with a recording
     category manager; when Node is missing, that is reported as a problem.
     """
     return _inspect(path, node=node, timeout=timeout)[0]

@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-import os
 import secrets
 import socket
 import sys
@@ -50,7 +49,6 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
-from recon_domains.config import ConfigError, Settings
 from recon_domains.recon.store import PushCandidate, ReconStore, ReconStoreError
 from recon_domains.review.tied import (
     SORTS,
@@ -61,6 +59,7 @@ from recon_domains.review.tied import (
     assign_domain,
     tied_page,
 )
+from recon_domains.settings import ConfigError, Settings, require
 from recon_domains.taxonomy import ALL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -512,39 +511,41 @@ def make_push(client: Any, **push_kwargs: Any) -> PushFn:
     return push
 
 
-def push_from_env(settings: Settings) -> tuple[PushFn | None, str]:
+def push_from_settings(settings: Settings) -> tuple[PushFn | None, str]:
     """The push callable for `recon-domains review`, or None, with a note for the operator.
 
     Pushing needs PEERTUBE_URL and PEERTUBE_PASSWORD; without them the page still assigns
-    and the next steady-state run pushes.
+    and the next steady-state push sends the assignment.
     """
-    if not settings.peertube_url or not os.environ.get("PEERTUBE_PASSWORD"):
+    peertube = settings.peertube
+    if not peertube.url or peertube.password is None:
         return None, (
             "PeerTube push not configured (PEERTUBE_URL / PEERTUBE_PASSWORD unset): "
             "assignments are written to RECON and the steady-state push sends them"
         )
     from recon_domains.peertube.client import PeerTubeClient
 
-    return make_push(PeerTubeClient.from_env()), f"pushing at once to {settings.peertube_url}"
+    return make_push(PeerTubeClient.from_settings(peertube)), f"pushing at once to {peertube.url}"
 
 
 def cli_main(args: argparse.Namespace) -> int:
     """`recon-domains review [--db PATH] [--host H] [--port P]`: serve until Ctrl-C.
 
     Reads RECON_DB_PATH (unless --db), RECON_CONCEPTS_DIR, RECON_STREAM_SOURCE, the PeerTube
-    variables for the immediate push, RECON_REVIEW_TOKEN (required off loopback) and
+    settings for the immediate push, RECON_REVIEW_TOKEN (required off loopback) and
     RECON_REVIEW_HOSTS (comma-separated extra Host names on loopback, a proxy's name).
     """
-    settings = Settings.from_env()
     try:
-        db = Path(args.db) if args.db else settings.require("recon_db_path", "RECON_DB_PATH")
-        concepts = settings.require("recon_concepts_dir", "RECON_CONCEPTS_DIR")
-        push, push_note = push_from_env(settings)
+        settings = Settings.from_env()
+        db = Path(args.db) if args.db else require(settings.db_path, "RECON_DB_PATH")
+        concepts = require(settings.concepts_dir, "RECON_CONCEPTS_DIR")
+        push, push_note = push_from_settings(settings)
+        token = settings.review.token
         server, sock, review = build(
-            Path(str(db)), Path(str(concepts)), settings.stream_source,
+            db, concepts, settings.stream_source,
             push=push, host=args.host, port=args.port,
-            token=os.environ.get("RECON_REVIEW_TOKEN"),
-            extra_hosts=[h for h in os.environ.get("RECON_REVIEW_HOSTS", "").split(",") if h],
+            token=token.get_secret_value() if token else None,
+            extra_hosts=settings.review.hosts,
         )
     except (ConfigError, ReviewConfigError, ReconStoreError, OSError) as exc:
         print(f"recon-domains review: {exc}", file=sys.stderr)
@@ -556,6 +557,6 @@ def cli_main(args: argparse.Namespace) -> int:
     print(f"Review page: {_url(args.host, review.port)}{guarded}  "
           f"(source {settings.stream_source}; {push_note})")
     # The link Dagster shows on tiebreaker_assignments; say it, so a mismatch is noticed.
-    print(f"Dagster links operators to {settings.review_url} (RECON_REVIEW_URL)", flush=True)
+    print(f"Dagster links operators to {settings.review.url} (RECON_REVIEW_URL)", flush=True)
     server.run(sockets=[sock])  # until Ctrl-C
     return 0

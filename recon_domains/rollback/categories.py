@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from recon_domains.peertube.categories import read_current_categories
-from recon_domains.peertube.client import DEFAULT_CONCURRENCY
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import ReconStore
 from recon_domains.rollback.audit import (
@@ -18,6 +17,7 @@ from recon_domains.rollback.audit import (
     RollbackReport,
     recorded,
 )
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DOMAIN_IDS
 
 
@@ -28,7 +28,7 @@ def rollback_peertube_categories(
     *,
     via: Literal["auto", "api", "db"] = "auto",
     force: bool = False,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = DEFAULTS.peertube.push_max_in_flight,
     dry_run: bool = True,
     audit: AuditLog | None = None,
 ) -> RollbackReport:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from recon_domains.peertube.client import DEFAULT_CONCURRENCY
 from recon_domains.recon.store import ReconStore
 from recon_domains.rollback.assignments import rollback_assignments
 from recon_domains.rollback.audit import AuditLog, RollbackRefused, RollbackReport, recorded
@@ -13,6 +12,7 @@ from recon_domains.rollback.categories import rollback_peertube_categories
 from recon_domains.rollback.concepts import restore_concepts
 from recon_domains.rollback.plugin import rollback_plugin
 from recon_domains.rollback.schema import rollback_schema
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import PLUGIN_NPM_NAME
 
 
@@ -29,7 +29,7 @@ def remove_feature(
     restore_concept_folders: bool = True,
     via: Literal["auto", "api", "db"] = "auto",
     force: bool = False,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = DEFAULTS.peertube.push_max_in_flight,
     dry_run: bool = True,
     audit: AuditLog | None = None,
 ) -> RollbackReport:

@@ -7,7 +7,6 @@ import sqlite3
 from typing import Any
 
 from recon_domains.peertube.categories import read_current_categories
-from recon_domains.peertube.client import DEFAULT_CONCURRENCY
 from recon_domains.recon.quarantine import QuarantineEntry, entry_of
 from recon_domains.recon.store import (
     AUDIT_TABLE,
@@ -22,6 +21,7 @@ from recon_domains.rollback.audit import (
     RollbackReport,
     recorded,
 )
+from recon_domains.settings import DEFAULTS
 
 
 def _still_carrying(store: ReconStore, peertube: Any, concurrency: int) -> tuple[int, list[str]]:
@@ -73,7 +73,7 @@ def rollback_schema(
     peertube: Any = None,
     force: bool = False,
     *,
-    concurrency: int = DEFAULT_CONCURRENCY,
+    concurrency: int = DEFAULTS.peertube.push_max_in_flight,
     dry_run: bool = True,
     audit: AuditLog | None = None,
 ) -> RollbackReport:

@@ -18,6 +18,7 @@ from recon_domains.defs import PHASE_MODULES, build_definitions
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
 from recon_domains.recon.store import ReconStore
 from recon_domains.sandbox.corpus import CorpusSummary
+from recon_domains.sandbox.postgres import pg_bin_dir
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "peertube-plugin" / "peertube-plugin-recon-domains"
@@ -214,7 +215,8 @@ def rollout_factory(
                 plugin_path=str(PLUGIN_DIR),
                 token_cache=str(work / "token-cache.json"),
             ),
-            "peertube_db": PeerTubeDbResource(dsn=server.dsn),
+            # The embedded server's pg_dump, in case the test PostgreSQL is newer than PATH's.
+            "peertube_db": PeerTubeDbResource(dsn=server.dsn, pg_bin_dir=str(pg_bin_dir())),
         }
         if instance is None:
             (work / "dagster_home").mkdir()

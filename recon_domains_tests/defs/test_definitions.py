@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from recon_domains.defs.common import TIER_TAG, TIERS, WRITES_POOL
-from recon_domains.defs.resources import resources_from_env
+from recon_domains.defs.resources import resources_from_settings
+from recon_domains.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -131,6 +132,10 @@ def test_jobs_bundle_each_step_with_its_gate_checks(repo):
         assert nodes == expected, name
     assert repo.get_job("push_job").partitions_def is not None
     assert repo.get_job("reprocess_job").partitions_def is not None
+
+
+def resources_from_env(env: dict[str, str]) -> dict[str, dg.ConfigurableResource]:
+    return resources_from_settings(Settings.from_env(env))
 
 
 def test_resources_from_env_keep_the_password_an_env_var():

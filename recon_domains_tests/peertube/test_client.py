@@ -27,6 +27,7 @@ from recon_domains.peertube.client import (
     RetryPolicy,
 )
 from recon_domains.peertube.urls import uuid_to_short
+from recon_domains.settings import Settings
 from recon_domains.taxonomy import DOMAIN_IDS, PLUGIN_NPM_NAME
 
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "peertube-plugin" / PLUGIN_NPM_NAME
@@ -268,17 +269,22 @@ def test_plugin_install_list_uninstall(peertube_server, video) -> None:
     assert DOMAIN_IDS["Medical"] not in client.categories()
 
 
-def test_from_env_names_the_missing_variable(monkeypatch) -> None:
+def from_env(env: dict[str, str]) -> PeerTubeClient:
+    return PeerTubeClient.from_settings(Settings.from_env(env).peertube)
+
+
+def test_from_settings_names_the_missing_variable(monkeypatch) -> None:
     with pytest.raises(PeerTubeConfigError, match="PEERTUBE_URL"):
-        PeerTubeClient.from_env({})
+        from_env({})
     with pytest.raises(PeerTubeConfigError, match="PEERTUBE_PASSWORD"):
-        PeerTubeClient.from_env({"PEERTUBE_URL": "http://127.0.0.1:9"})
+        from_env({"PEERTUBE_URL": "http://127.0.0.1:9"})
     with pytest.raises(PeerTubeConfigError, match="PEERTUBE_URL"):
-        PeerTubeClient.from_env({"PEERTUBE_URL": "stream.echo6.co", "PEERTUBE_PASSWORD": "x"})
-    client = PeerTubeClient.from_env({
+        from_env({"PEERTUBE_URL": "stream.echo6.co", "PEERTUBE_PASSWORD": "x"})
+    client = from_env({
         "PEERTUBE_URL": "http://127.0.0.1:9/", "PEERTUBE_PASSWORD": "env-secret",
-        "PEERTUBE_HOST_HEADER": "stream.echo6.co",
+        "PEERTUBE_HOST_HEADER": "stream.echo6.co", "PEERTUBE_PUSH_MAX_IN_FLIGHT": "3",
     })
+    assert client.pool_size == 3  # one pooled connection per PUT in flight
     assert client.username == "root" and client.base_url == "http://127.0.0.1:9"
     assert client.session.headers["Host"] == "stream.echo6.co"
     assert "env-secret" not in repr(client)

@@ -223,6 +223,7 @@ def rollback_peertube_categories_step(
             peertube_db.database_if_configured(),
             via=config.via,
             force=config.force,
+            concurrency=peertube.push_max_in_flight,
             dry_run=not config.confirm,
             audit=audit,
         )
@@ -284,6 +285,7 @@ def remove_feature_step(
             restore_concept_folders=config.restore_concepts,
             via=config.via,
             force=config.force,
+            concurrency=peertube.push_max_in_flight,
             dry_run=not config.confirm,
             audit=audit,
         )

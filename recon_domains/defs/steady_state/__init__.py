@@ -131,6 +131,7 @@ def steady_state_push(
             items,
             stage="steady-state",
             database=peertube_db.database_if_configured(),
+            workers=peertube.push_max_in_flight,
         )
     context.log.info(result.summary())
     metadata = {
@@ -174,7 +175,11 @@ def steady_state_verify(
 
     with operator_errors(f"{STEP} verify"), recon.store() as store, peertube.client() as client:
         checked, mismatches = pushed_mismatches(
-            store, pushed, peertube_db.database_if_configured(), client
+            store,
+            pushed,
+            peertube_db.database_if_configured(),
+            client,
+            concurrency=peertube.push_max_in_flight,
         )
     wrong = [(h[:12], vid, cat, now) for h, vid, cat, now in mismatches]
     context.add_output_metadata(
@@ -306,6 +311,7 @@ def peertube_drift_check_step(
             peertube_db.database_if_configured(),
             client,
             base_url=peertube.url,
+            concurrency=peertube.push_max_in_flight,
         )
     sample = report.sample(config.sample)
     rows = [

@@ -1,0 +1,251 @@
+"""The project's settings: one typed model, read from the environment in one place.
+
+`Settings.from_env()` is the only reader of the RECON_* and PEERTUBE_* variables of the
+README's configuration table. The CLI (`status`, `review`) and the rehearsal use a Settings;
+the Dagster layer builds its resources from one (`recon_domains.defs.resources`). Every
+default is the default of its field here (the stream source and the skip list are the
+taxonomy's constants); `DEFAULTS` is the model with nothing set, for code that needs a
+default without an environment (e.g. the push engine's).
+
+An invalid value (a non-number, a negative stage size, a tolerance below 0, …) raises one
+`ConfigError` naming the variable, what it holds and what to set.
+
+Secrets. PEERTUBE_PASSWORD, RECON_REVIEW_TOKEN and PEERTUBE_DB_DSN (which may carry a
+password) are held as pydantic `SecretStr`: its repr and str are `**********`, so a
+Settings printed, logged or put into an error message never shows them, and the value is
+taken with `get_secret_value()` only where it is sent (the PeerTube token request, the
+review page's token check). They are kept in the model rather than read apart so that
+configuration has exactly one reader; no error message here ever repeats a secret's value.
+The Definitions' resources do not take secrets from here: they stay `dg.EnvVar`s, resolved
+when a run starts and never shown in the UI or run config (only the rehearsal hands its
+throwaway sandbox's password over directly, outside any stored config).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import SecretStr
+
+from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, DEFAULT_STREAM_SOURCE, parse_skip_channels
+
+T = TypeVar("T")
+
+# A typo such as 800 for 8 would open that many threads and connections against PeerTube.
+MAX_PUSH_IN_FLIGHT = 64
+
+
+class ConfigError(RuntimeError):
+    """A missing or invalid setting; the message names the variable and what to set."""
+
+
+@dataclass(frozen=True)
+class Benchmarks:
+    """Runbook Step 4's expected pass-1 distribution (percent) and the deviation that halts
+    the rollout (percentage points): the investigation's numbers (SPEC §4)."""
+
+    assigned: float = 94.8  # % of documents with valid concepts
+    tied: float = 5.2  # % of documents with valid concepts
+    needs_reprocess: float = 19.5  # % of candidates
+    tolerance: float = 5.0
+
+    def expected(self) -> dict[str, float]:
+        """The expected percentages, keyed like `Pass1Result.percentages()`."""
+        return {
+            "assigned": self.assigned,
+            "tied": self.tied,
+            "needs_reprocess": self.needs_reprocess,
+        }
+
+
+@dataclass(frozen=True)
+class ReviewSettings:
+    """The tied-video review page (`recon-domains review`)."""
+
+    # Where operators open it; the default is `recon-domains review`'s own bind.
+    url: str = "http://127.0.0.1:8765/"
+    hosts: tuple[str, ...] = ()  # extra Host names it answers to on loopback (a proxy's)
+    token: SecretStr | None = None  # required to listen off loopback
+
+
+@dataclass(frozen=True)
+class PeerTubeSettings:
+    """PeerTube's API (admin user) and PostgreSQL."""
+
+    url: str | None = None
+    host_header: str | None = None
+    username: str = "root"
+    password: SecretStr | None = None
+    token_cache: Path | None = None
+    plugin_path: str | None = None  # a folder on PeerTube's host, not necessarily this one
+    db_dsn: SecretStr | None = None
+    db_dump_command: str | None = None
+    # The most PUTs the push keeps in flight at once (and the client's connection pool).
+    push_max_in_flight: int = 8
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the README's configuration table, typed."""
+
+    db_path: Path | None = None
+    concepts_dir: Path | None = None
+    stream_source: str = DEFAULT_STREAM_SOURCE
+    backup_dir: Path | None = None  # None: beside recon.db
+    offsite_concepts_dir: Path | None = None
+    quarantine_dir: Path | None = None  # None: <concepts_dir>.quarantine
+    skip_channels: frozenset[str] = DEFAULT_SKIP_CHANNELS
+    benchmarks: Benchmarks = field(default_factory=Benchmarks)
+    offsite_max_lag_hours: float = 6.0
+    stage_sizes: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
+    is_copy: bool = False
+    node: str = "node"
+    pg_bin_dir: Path | None = None  # None: pg_dump / pg_restore from PATH (or Debian's dirs)
+    review: ReviewSettings = field(default_factory=ReviewSettings)
+    peertube: PeerTubeSettings = field(default_factory=PeerTubeSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings from `env` (default: the process environment); unset or blank
+        variables take their defaults. Raises ConfigError for an invalid value."""
+        read = _Reader(os.environ if env is None else env)
+        d = DEFAULTS
+        return cls(
+            db_path=read.path("RECON_DB_PATH"),
+            concepts_dir=read.path("RECON_CONCEPTS_DIR"),
+            stream_source=read.text("RECON_STREAM_SOURCE") or d.stream_source,
+            backup_dir=read.path("RECON_BACKUP_DIR"),
+            offsite_concepts_dir=read.path("RECON_OFFSITE_CONCEPTS_DIR"),
+            quarantine_dir=read.path("RECON_QUARANTINE_DIR"),
+            skip_channels=parse_skip_channels(read.text("RECON_SKIP_CHANNELS")),
+            benchmarks=Benchmarks(
+                assigned=read.percent("RECON_BENCHMARK_ASSIGNED_PCT", d.benchmarks.assigned),
+                tied=read.percent("RECON_BENCHMARK_TIED_PCT", d.benchmarks.tied),
+                needs_reprocess=read.percent(
+                    "RECON_BENCHMARK_NEEDS_REPROCESS_PCT", d.benchmarks.needs_reprocess
+                ),
+                tolerance=read.number(
+                    "RECON_BENCHMARK_TOLERANCE_PP", d.benchmarks.tolerance, "percentage points"
+                ),
+            ),
+            offsite_max_lag_hours=read.number(
+                "RECON_OFFSITE_MAX_LAG_HOURS", d.offsite_max_lag_hours, "hours"
+            ),
+            stage_sizes=(
+                read.count("RECON_PUSH_STAGE1_SIZE", d.stage_sizes[0], "documents"),
+                read.count("RECON_PUSH_STAGE2_SIZE", d.stage_sizes[1], "documents"),
+            ),
+            is_copy=read.flag("RECON_IS_COPY", d.is_copy),
+            node=read.text("RECON_NODE") or d.node,
+            pg_bin_dir=read.path("RECON_PG_BIN_DIR"),
+            review=ReviewSettings(
+                url=read.text("RECON_REVIEW_URL") or d.review.url,
+                hosts=read.names("RECON_REVIEW_HOSTS"),
+                token=read.secret("RECON_REVIEW_TOKEN"),
+            ),
+            peertube=PeerTubeSettings(
+                url=read.text("PEERTUBE_URL"),
+                host_header=read.text("PEERTUBE_HOST_HEADER"),
+                username=read.text("PEERTUBE_USERNAME") or d.peertube.username,
+                password=read.secret("PEERTUBE_PASSWORD"),
+                token_cache=read.path("PEERTUBE_TOKEN_CACHE"),
+                plugin_path=read.text("PEERTUBE_PLUGIN_PATH"),
+                db_dsn=read.secret("PEERTUBE_DB_DSN"),
+                db_dump_command=read.text("PEERTUBE_DB_DUMP_COMMAND"),
+                push_max_in_flight=read.count(
+                    "PEERTUBE_PUSH_MAX_IN_FLIGHT",
+                    d.peertube.push_max_in_flight,
+                    "PUT requests",
+                    maximum=MAX_PUSH_IN_FLIGHT,
+                ),
+            ),
+        )
+
+
+DEFAULTS = Settings()  # every setting at its default: what an empty environment gives
+
+
+def require(value: T | None, variable: str) -> T:
+    """`value`, or a ConfigError naming the unset `variable`."""
+    if value is None or value == "":
+        raise ConfigError(f"{variable} is not set. Set it in the environment or in .env.")
+    return value
+
+
+class _Reader:
+    """Typed reads of one environment mapping; blank counts as unset."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def text(self, name: str) -> str | None:
+        return (self._env.get(name) or "").strip() or None
+
+    def path(self, name: str) -> Path | None:
+        value = self.text(name)
+        return Path(value).expanduser() if value else None
+
+    def names(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list, blanks dropped."""
+        return tuple(part.strip() for part in (self._env.get(name) or "").split(",")
+                     if part.strip())
+
+    def secret(self, name: str) -> SecretStr | None:
+        value = self._env.get(name) or ""  # not stripped: a password may end in a space
+        return SecretStr(value) if value else None
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.text(name)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise _invalid(name, value, "1 (yes) or 0 (no)", "1" if default else "0")
+
+    def number(
+        self, name: str, default: float, unit: str, *, maximum: float | None = None
+    ) -> float:
+        """A finite number from 0 (to `maximum`)."""
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        upper = math.inf if maximum is None else maximum
+        if not (math.isfinite(number) and 0 <= number <= upper):
+            limit = "or more" if maximum is None else f"to {maximum:g}"
+            raise _invalid(name, value, f"a number of {unit}, 0 {limit}", f"{default:g}")
+        return number
+
+    def percent(self, name: str, default: float) -> float:
+        return self.number(name, default, "percent", maximum=100)
+
+    def count(self, name: str, default: int, unit: str, *, maximum: int | None = None) -> int:
+        """A whole number from 1 (to `maximum`)."""
+        value = self.text(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            number = 0
+        if not 1 <= number <= (maximum or number):
+            limit = "or more" if maximum is None else f"to {maximum}"
+            raise _invalid(name, value, f"a whole number of {unit}, 1 {limit}", str(default))
+        return number
+
+
+def _invalid(name: str, value: str, expected: str, default: str) -> ConfigError:
+    return ConfigError(
+        f"{name} is {value!r}, which is not valid: expected {expected}. Set {name} to such a "
+        f"value, or unset it for the default ({default})."
+    )
