@@ -103,6 +103,10 @@ class Settings:
     benchmarks: Benchmarks = field(default_factory=Benchmarks)
     offsite_max_lag_hours: float = 6.0
     stage_sizes: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
+    # How long one write waits for RECON's write lock. Next to a writer holding it 0.5 s
+    # with 10 ms gaps every wait measured under one hold (0.5 s); 30 s outlasts any
+    # transaction RECON should hold, and a step that cannot get in ends within it.
+    lock_timeout_s: float = 30.0
     is_copy: bool = False
     node: str = "node"
     pg_bin_dir: Path | None = None  # None: pg_dump / pg_restore from PATH (or Debian's dirs)
@@ -140,6 +144,7 @@ class Settings:
                 read.count("RECON_PUSH_STAGE1_SIZE", d.stage_sizes[0], "documents"),
                 read.count("RECON_PUSH_STAGE2_SIZE", d.stage_sizes[1], "documents"),
             ),
+            lock_timeout_s=read.number("RECON_LOCK_TIMEOUT_S", d.lock_timeout_s, "seconds"),
             is_copy=read.flag("RECON_IS_COPY", d.is_copy),
             node=read.text("RECON_NODE") or d.node,
             pg_bin_dir=read.path("RECON_PG_BIN_DIR"),

@@ -47,6 +47,7 @@ FULL_ENV = {
     "RECON_PUSH_STAGE1_SIZE": "50",
     "RECON_PUSH_STAGE2_SIZE": "2000",
     "RECON_IS_COPY": "1",
+    "RECON_LOCK_TIMEOUT_S": "12.5",
     "RECON_REVIEW_HOSTS": "review.example, proxy.example",
     "RECON_REVIEW_TOKEN": TOKEN,
     "RECON_REVIEW_URL": " https://recon.example/review/ ",
@@ -95,6 +96,7 @@ def test_an_empty_environment_gives_every_default():
     assert s.offsite_max_lag_hours == 6.0
     assert s.stage_sizes == (100, 1000)
     assert s.is_copy is False
+    assert s.lock_timeout_s == 30.0
     assert s.node == "node"
     assert s.review == ReviewSettings("http://127.0.0.1:8765/", (), None)
     assert s.peertube == PeerTubeSettings(
@@ -126,6 +128,7 @@ def test_every_variable_is_parsed():
     assert s.offsite_max_lag_hours == 12
     assert s.stage_sizes == (50, 2000)
     assert s.is_copy is True
+    assert s.lock_timeout_s == 12.5
     assert s.node == "/opt/node/bin/node"
     assert s.pg_bin_dir == Path("/usr/lib/postgresql/16/bin")
     assert s.review.url == "https://recon.example/review/"
@@ -196,6 +199,8 @@ def test_benchmarks_expected_are_keyed_like_the_pass1_percentages():
         ("PEERTUBE_PUSH_MAX_IN_FLIGHT", "800"),
         ("PEERTUBE_PUSH_MAX_IN_FLIGHT", "eight"),
         ("RECON_IS_COPY", "maybe"),
+        ("RECON_LOCK_TIMEOUT_S", "soon"),
+        ("RECON_LOCK_TIMEOUT_S", "-1"),
     ],
 )
 def test_an_invalid_value_names_the_variable_what_it_got_and_what_to_set(name, value):
@@ -254,6 +259,7 @@ def test_resources_carry_the_settings_and_keep_secrets_and_required_paths_env_va
     assert recon.offsite_max_lag_hours == 12
     assert recon.skip_channel_set == {"Transcript", "Uploads"}
     assert (recon.stream_source, recon.is_copy) == ("video.example", True)
+    assert recon.lock_timeout_s == 12.5
     assert (recon.backup_dir, recon.quarantine_dir) == ("/srv/backups", "/srv/quarantine")
     assert recon.review_url == "https://recon.example/review/"
     assert (peertube.push_max_in_flight, peertube.node) == (4, "/opt/node/bin/node")
@@ -266,6 +272,7 @@ def test_resources_of_an_empty_environment_take_the_defaults():
     res = resources_from_settings(Settings.from_env({}))
     assert res["recon"].benchmarks() == Benchmarks(94.8, 5.2, 19.5, 5.0)
     assert res["recon"].push_stage_sizes == (100, 1000)
+    assert res["recon"].lock_timeout_s == 30.0
     assert res["peertube"].push_max_in_flight == 8
     assert res["peertube_db"].dump_command == ""  # unset: not even an EnvVar
 

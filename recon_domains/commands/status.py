@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         settings = Settings.from_env()
         db = Path(args.db) if args.db else require(settings.db_path, "RECON_DB_PATH")
         source = args.source or settings.stream_source
-        with ReconStore.open(db, source) as store:
+        with ReconStore.open(db, source, lock_timeout_s=settings.lock_timeout_s) as store:
             print(format_status(store))
     except (ConfigError, ReconStoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)

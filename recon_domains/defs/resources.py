@@ -80,6 +80,10 @@ class ReconResource(dg.ConfigurableResource):
         default=DEFAULTS.stage_sizes[1],
         description="runbook Step 5: stage-2 size (RECON_PUSH_STAGE2_SIZE)",
     )
+    lock_timeout_s: float = Field(
+        default=DEFAULTS.lock_timeout_s,
+        description="how long one write waits for RECON's write lock (RECON_LOCK_TIMEOUT_S)",
+    )
     benchmark_assigned_pct: float = Field(
         default=DEFAULTS.benchmarks.assigned, description="RECON_BENCHMARK_ASSIGNED_PCT"
     )
@@ -99,7 +103,9 @@ class ReconResource(dg.ConfigurableResource):
         """An open ReconStore, closed afterwards."""
         from recon_domains.recon.store import ReconStore
 
-        store = ReconStore.open(Path(self.db_path), self.stream_source)
+        store = ReconStore.open(
+            Path(self.db_path), self.stream_source, lock_timeout_s=self.lock_timeout_s
+        )
         try:
             yield store
         finally:
@@ -240,6 +246,7 @@ def resources_from_settings(
             offsite_max_lag_hours=settings.offsite_max_lag_hours,
             push_stage1_size=settings.stage_sizes[0],
             push_stage2_size=settings.stage_sizes[1],
+            lock_timeout_s=settings.lock_timeout_s,
             benchmark_assigned_pct=settings.benchmarks.assigned,
             benchmark_tied_pct=settings.benchmarks.tied,
             benchmark_needs_reprocess_pct=settings.benchmarks.needs_reprocess,

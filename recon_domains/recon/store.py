@@ -21,6 +21,7 @@ from pathlib import Path
 
 from recon_domains.recon.connection import (
     STREAM_FROM,
+    ReconLocked,
     ReconStoreError,
     chunks,
     marks,
@@ -42,6 +43,7 @@ from recon_domains.recon.schema import (
     SchemaMigration,
     sqlite_version,
 )
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import CATEGORIZED, DOMAIN_IDS, MID_PIPELINE_STATUSES
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "MigrationCheck",
     "MigrationReport",
     "PushCandidate",
+    "ReconLocked",
     "ReconStore",
     "ReconStoreError",
     "StreamDocument",
@@ -96,9 +99,15 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
 
     # -- opening ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, source: str, *, busy_timeout_ms: int = 30_000) -> ReconStore:
+    def open(
+        cls, path: str | Path, source: str, *, lock_timeout_s: float = DEFAULTS.lock_timeout_s
+    ) -> ReconStore:
         """Open an existing recon.db for the stream source `source`; refuse anything that
         is not RECON's database.
+
+        lock_timeout_s (RECON_LOCK_TIMEOUT_S): how long a write waits for RECON's write
+        lock before ReconLocked; also the busy timeout of reads (which WAL rarely makes
+        wait at all).
 
         RECON's own tables are never created here: a wrong path must not silently yield an
         empty database that every later step would then "migrate".
@@ -113,12 +122,12 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
             conn = sqlite3.connect(
                 f"file:{db_path}?mode=rw",
                 uri=True,
-                timeout=busy_timeout_ms / 1000,
+                timeout=lock_timeout_s,
                 isolation_level=None,  # autocommit; transactions are explicit
                 check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
-            conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            conn.execute(f"PRAGMA busy_timeout = {int(lock_timeout_s * 1000)}")
             tables = {
                 r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
             }
@@ -141,7 +150,7 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
         # pages (the default) makes every other batch commit wait for an fsync. 8,000 pages
         # (32 MB) still keeps the WAL small; readers are never blocked by its size.
         conn.execute("PRAGMA wal_autocheckpoint = 8000")
-        return cls(db_path, conn, source)
+        return cls(db_path, conn, source, lock_timeout_s)
 
     @classmethod
     def open_readonly(cls, path: str | Path, source: str, *, timeout_s: float = 2.0) -> ReconStore:
@@ -156,7 +165,7 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
         except BaseException:
             conn.close()
             raise
-        return cls(db_path, conn, source)
+        return cls(db_path, conn, source, timeout_s)
 
     def __enter__(self) -> ReconStore:
         return self
@@ -316,11 +325,13 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
         batch_size: int = 500,
         now: str | None = None,
         only_from: tuple[str | None, ...] | None = None,
+        wait: bool = True,
     ) -> int:
         """Write pass results, one transaction per batch (RECON keeps writing meanwhile).
 
         only_from: write a row only while its status is still one of these (None = NULL),
         so a pass never overwrites what a human chose on the review page meanwhile.
+        wait: see StoreConnection.transaction (ReconLocked: the batches before are written).
         Returns the number of rows written.
         """
         stamp = now or utc_now()
@@ -334,7 +345,7 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
             sql += " AND (" + " OR ".join("recon_domain_status IS ?" for _ in guard) + ")"
         written = 0
         for batch in chunks(decisions, batch_size):
-            with self.transaction() as conn:
+            with self.transaction(wait=wait) as conn:
                 cur = conn.executemany(
                     sql, [(d.domain, d.status, stamp, d.hash, *guard) for d in batch]
                 )

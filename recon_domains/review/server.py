@@ -59,7 +59,7 @@ from recon_domains.review.tied import (
     assign_domain,
     tied_page,
 )
-from recon_domains.settings import ConfigError, Settings, require
+from recon_domains.settings import DEFAULTS, ConfigError, Settings, require
 from recon_domains.taxonomy import ALL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,10 @@ class Review:
         token: str | None,
         allowed_hosts: frozenset[str] | None,
         port: int,
+        lock_timeout_s: float = DEFAULTS.lock_timeout_s,
     ) -> None:
         self.store_path = store_path
+        self.lock_timeout_s = lock_timeout_s  # RECON_LOCK_TIMEOUT_S
         self.concepts_root = concepts_root
         self.source = source
         self.push = push
@@ -144,7 +146,7 @@ class Review:
 
     def open_store(self) -> ReconStore:
         """A short-lived store per request: RECON keeps writing the file meanwhile."""
-        store = ReconStore.open(self.store_path, self.source)
+        store = ReconStore.open(self.store_path, self.source, lock_timeout_s=self.lock_timeout_s)
         try:
             store.require_migrated()
         except BaseException:
@@ -416,6 +418,7 @@ def build(
     port: int = 0,
     token: str | None = None,
     extra_hosts: Sequence[str] = (),
+    lock_timeout_s: float = DEFAULTS.lock_timeout_s,
 ) -> tuple[uvicorn.Server, socket.socket, Review]:
     """Check the settings and the database, bind the socket, and build the server.
 
@@ -437,7 +440,7 @@ def build(
             "long random value, or listen on 127.0.0.1 and use an SSH tunnel."
         )
     store_path = Path(store_path).expanduser()
-    with ReconStore.open(store_path, source) as store:
+    with ReconStore.open(store_path, source, lock_timeout_s=lock_timeout_s) as store:
         store.require_migrated()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -457,6 +460,7 @@ def build(
     review = Review(
         store_path, Path(concepts_root).expanduser(), source,
         push=push, token=token, allowed_hosts=allowed, port=bound_port,
+        lock_timeout_s=lock_timeout_s,
     )
     config = uvicorn.Config(
         create_app(review), log_level="warning", access_log=False, lifespan="off",
@@ -545,7 +549,7 @@ def cli_main(args: argparse.Namespace) -> int:
             db, concepts, settings.stream_source,
             push=push, host=args.host, port=args.port,
             token=token.get_secret_value() if token else None,
-            extra_hosts=settings.review.hosts,
+            extra_hosts=settings.review.hosts, lock_timeout_s=settings.lock_timeout_s,
         )
     except (ConfigError, ReviewConfigError, ReconStoreError, OSError) as exc:
         print(f"recon-domains review: {exc}", file=sys.stderr)

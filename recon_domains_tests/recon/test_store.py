@@ -178,7 +178,7 @@ def test_writes_wait_for_a_concurrent_writer_instead_of_failing(recon_db: Path) 
     release.start()
     started = time.monotonic()
     try:
-        with ReconStore.open(recon_db, SOURCE, busy_timeout_ms=10_000) as store:
+        with ReconStore.open(recon_db, SOURCE, lock_timeout_s=10) as store:
             store.write_decisions([DomainDecision("h000", Status.ASSIGNED, "Medical")])
             waited = time.monotonic() - started
             assert store.domain_row("h000")["recon_domain"] == "Medical"
