@@ -6,15 +6,21 @@ Plain core, no Dagster. What it guarantees:
   stage-2 = the next 1,000, stage-3 = the rest; only what is still unpushed is selected, so
   re-running a stage retries its leftovers and never eats into the next stage.
 - **Kill-safe ledger**: before any PUT the intents (hash, video, category before, category
-  after) are written in bulk; each successful PUT is completed in RECON's DB at once. After
-  a kill, an open intent whose video already shows the target category is completed without
-  a new PUT; anything else is pushed again (a PUT is idempotent). Nothing is marked pushed
-  that PeerTube does not have, and the category from before our first push is never lost.
+  after) are written in bulk; each successful PUT is completed in RECON's DB as soon as its
+  write lock is free (with those finished meanwhile, in one transaction: PUTs never wait for
+  RECON's writer), at the latest when the run ends. After a kill, an open intent whose
+  video already shows the target category is completed without a new PUT; anything else is
+  pushed again (a PUT is idempotent). Nothing is marked pushed that PeerTube does not have,
+  and the category from before our first push is never lost.
 - **Bounded concurrency** over one keep-alive client; only the calling thread touches the
   SQLite store (a connection must not be shared between threads): workers do HTTP only.
 - **Systemic failure** stops the run early with a cause an operator can act on: the first
   5 attempts all failing (they run before full concurrency), or later a long run of
   consecutive failures. A single 404 is that item's failure, not the run's.
+- **recon.db locked** past RECON_LOCK_TIMEOUT_S (RECON writing without pause) stops the run
+  the same way: no further PUT is sent, and videos PeerTube already has but RECON could not
+  mark are counted (`unmarked`); their open intents make the next run mark them without a
+  new PUT.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from recon_domains.peertube.client import (
     PeerTubeUnreachable,
 )
 from recon_domains.peertube.urls import parse_watch_url
-from recon_domains.recon.store import PushCandidate, ReconStore
+from recon_domains.recon.store import PushCandidate, ReconLocked, ReconStore
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import CATEGORY_ID_RANGE, DOMAIN_IDS, DOMAINS
 
@@ -122,6 +128,8 @@ class PushResult:
     already_in_place: list[str] = field(default_factory=list)  # subset of succeeded, no PUT
     put_count: int = 0  # PUT requests that got an answer (or gave up)
     not_attempted: int = 0  # left for a later run because the push aborted
+    # PeerTube has the category, recon.db stayed locked: the next run marks them
+    unmarked: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -138,6 +146,7 @@ class PushResult:
         text = (f"{self.stage}: {len(self.succeeded)}/{self.total} pushed "
                 f"({len(self.already_in_place)} already in place), {len(self.failed)} failed, "
                 f"{len(self.skipped)} skipped, {self.not_attempted} not attempted, "
+                f"{len(self.unmarked)} pushed but not yet marked, "
                 f"{self.login_count} login(s), {self.elapsed:.1f}s")
         if self.aborted:
             text += f"; ABORTED: {self.abort_reason}"
@@ -333,6 +342,14 @@ def push_items(
             # finish, and their open intents make the next run check them.
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+    run.flush_marks(wait=True)
+    if run.locked is not None:
+        result.unmarked = [h for h, _ in run.to_mark]
+        tracker.abort_reason = str(run.locked.after(
+            f"the push stopped, sending no further PUT: {len(result.succeeded)} pushed and "
+            f"marked, {len(result.unmarked)} in PeerTube but not yet marked in RECON (the "
+            "next run's resume check marks them without a new PUT)"
+        ))
     return finish()
 
 
@@ -351,6 +368,31 @@ class _Run:
     tracker: _FailureTracker
     result: PushResult
     progress: Callable[[int], None]
+    # (hash, already in place) of videos PeerTube has and RECON has not marked yet
+    to_mark: list[tuple[str, bool]] = field(default_factory=list)
+    locked: ReconLocked | None = None  # recon.db stayed locked: the store is not written again
+
+    def stop_for_lock(self, exc: ReconLocked) -> None:
+        """Stop the run: nothing new is submitted (push_items words the reason at the end,
+        when the PUTs in flight have finished)."""
+        self.locked = exc
+        self.tracker.abort_reason = str(exc)
+
+    def flush_marks(self, *, wait: bool) -> None:
+        """Mark what PeerTube has in one transaction; wait=False: only if RECON's write lock
+        is free right now (else at a later try). After a ReconLocked nothing is tried again:
+        each try would wait the whole deadline."""
+        if not self.to_mark or self.locked is not None:
+            return
+        try:
+            self.store.complete_pushes([h for h, _ in self.to_mark], wait=wait)
+        except ReconLocked as exc:
+            if wait:
+                self.stop_for_lock(exc)
+            return
+        self.result.succeeded.extend(h for h, _ in self.to_mark)
+        self.result.already_in_place.extend(h for h, in_place in self.to_mark if in_place)
+        self.to_mark.clear()
 
     def run_concurrently(
         self,
@@ -425,23 +467,27 @@ class _Run:
             return
         # Intents first, in one transaction per batch: a kill after a PUT still knows what
         # the video had before. The store keeps an open intent's original category_before.
-        self.store.record_push_intents(
-            (w.item.hash, w.video_id, self.stage,
-             self.open_before.get(w.item.hash, current[w.item.hash]), w.target)
-            for w in readable
-        )
+        try:
+            self.store.record_push_intents(
+                (w.item.hash, w.video_id, self.stage,
+                 self.open_before.get(w.item.hash, current[w.item.hash]), w.target)
+                for w in readable
+            )
+        except ReconLocked as exc:
+            self.stop_for_lock(exc)
+            result.not_attempted += len(readable)
+            return
         to_put: list[_Work] = []
         for w in readable:
             if current[w.item.hash] == w.target:
                 # PeerTube already shows our category (a killed run's PUT, or set by hand):
                 # record it as pushed without a needless PUT.
-                self.store.complete_push(w.item.hash)
-                result.succeeded.append(w.item.hash)
-                result.already_in_place.append(w.item.hash)
+                self.to_mark.append((w.item.hash, True))
                 tracker.record(None)
                 self.progress(1)
             else:
                 to_put.append(w)
+        self.flush_marks(wait=False)  # the lock was free a moment ago, for the intents
 
         def put(w: _Work) -> None:
             self.client.set_category(w.video_id, w.target)
@@ -449,8 +495,8 @@ class _Run:
         def on_put(w: _Work, _: object, exc: BaseException | None) -> None:
             result.put_count += 1
             if exc is None:
-                self.store.complete_push(w.item.hash)  # at once: safe from now on
-                result.succeeded.append(w.item.hash)
+                self.to_mark.append((w.item.hash, False))
+                self.flush_marks(wait=False)  # at once if RECON lets us: safe from now on
             else:
                 result.failed.append((w.item.hash, str(exc)))
             tracker.record(exc)

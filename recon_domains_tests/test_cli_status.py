@@ -32,7 +32,7 @@ def test_status_reports_breakdown_distribution_and_unpushed(small_corpus, capsys
              DomainDecision(docs[4].hash, Status.NEEDS_REPROCESS, None)]
         )
         store.record_push_intents([(docs[0].hash, "v0", "stage-1", None, 106)])
-        store.complete_push(docs[0].hash)
+        store.complete_pushes([docs[0].hash])
     assert main(["status", "--db", str(small_corpus.recon_db)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert "categorized: 3   unpushed: 2" in lines

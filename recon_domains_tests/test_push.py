@@ -21,7 +21,7 @@ from recon_domains.push import (
     push_items,
     select_stage_items,
 )
-from recon_domains.recon.store import DomainDecision, ReconStore
+from recon_domains.recon.store import LEDGER_TABLE, DomainDecision, ReconStore
 from recon_domains.taxonomy import DOMAIN_IDS, Status
 from recon_domains_tests.peertube.test_client import wait_until_token_refused
 
@@ -75,12 +75,12 @@ def test_stages_follow_assignment_time_then_hash(tmp_path: Path) -> None:
         # Stage 1 pushed except one failure: stage 1 keeps only that leftover, stage 2 is
         # the first 10 still unpushed after stage 1, not shifted by the leftover.
         for doc_hash in order[:4]:
-            store.complete_push(doc_hash)
+            store.complete_pushes([doc_hash])
         plan = plan_stages(store, sizes=(5, 10))
         assert [c.hash for c in plan["stage-1"]] == [order[4]]
         assert [c.hash for c in plan["stage-2"]] == order[5:15]
         for doc_hash in order[4:15]:
-            store.complete_push(doc_hash)
+            store.complete_pushes([doc_hash])
         assert select_stage_items(store, "stage-2", sizes=(5, 10)) == []
         assert [c.hash for c in select_stage_items(store, "stage-3", sizes=(5, 10))] \
             == order[15:]
@@ -364,3 +364,112 @@ def test_kill_9_mid_push_then_resume(tmp_path, peertube_server) -> None:
     assert len(ledger) == len(docs)  # one row per document: no duplicate intents
     original = {d.hash: prior.get(d.video_uuid) for d in docs}
     assert {row.hash: row.category_before for row in ledger} == original
+
+
+# -- next to RECON's writer (a real process holding recon.db's write lock) -------------------
+def _sandbox_categories(server, docs: list[PushDoc]) -> dict[str, int | None]:
+    """hash -> the category the sandbox's video table holds now."""
+    now = PeerTubeDatabase(server.dsn).categories_of([d.video_uuid for d in docs])
+    return {d.hash: now[d.video_uuid] for d in docs}
+
+
+def _ledger_rows(db: Path) -> list[tuple[str, str | None]]:
+    """(hash, pushed_at) of every ledger row, read straight from the file."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute(f"SELECT hash, pushed_at FROM {LEDGER_TABLE}").fetchall()
+
+
+def test_push_next_to_a_recon_writer_pausing_10_ms_pushes_and_marks_each_once(
+    tmp_path, peertube_server, recon_writer
+) -> None:
+    db, docs = _corpus(tmp_path, 60)
+    _server_with_videos(peertube_server, db, docs)
+    writer = recon_writer(db, hold_s=0.5, gap_s=0.01)
+    with ReconStore.open(db, SOURCE, lock_timeout_s=3) as store:
+        result = push_items(store, _client(peertube_server), select_stage_items(store, "all"),
+                            stage="stage-1", database=PeerTubeDatabase(peertube_server.dsn),
+                            chunk_size=20)
+    figures = writer.stop()
+    assert result.ok, result.summary()
+    every = {d.hash for d in docs}
+    assert len(result.succeeded) == 60 and set(result.succeeded) == every
+    assert result.put_count == 60 and result.unmarked == []
+    assert _pushed_hashes(db) == every
+    ledger = _ledger_rows(db)
+    assert len(ledger) == 60 and {h for h, _ in ledger} == every and all(p for _, p in ledger)
+    assert _sandbox_categories(peertube_server, docs) == {d.hash: DOMAIN_IDS[d.domain]
+                                                          for d in docs}
+    assert figures.cycles >= 2 and figures.max_wait_s < 0.25  # RECON kept writing
+
+
+def test_push_next_to_a_writer_that_never_lets_go_stops_before_any_put(
+    tmp_path, peertube_server, recon_writer
+) -> None:
+    db, docs = _corpus(tmp_path, 30)
+    before = _server_with_videos(peertube_server, db, docs)
+    writer = recon_writer(db, hold_s=60, gap_s=0)
+    with ReconStore.open(db, SOURCE, lock_timeout_s=1) as store:
+        result = push_items(store, _client(peertube_server), select_stage_items(store, "all"),
+                            stage="stage-1", database=PeerTubeDatabase(peertube_server.dsn))
+    writer.stop()
+    assert result.aborted and result.abort_reason.startswith(
+        "recon.db stayed locked for 1 s: a RECON process is writing continuously — ")
+    assert "0 pushed and marked, 0 in PeerTube but not yet marked" in result.abort_reason
+    assert "OperationalError" not in result.abort_reason
+    assert result.elapsed < 1 + 3
+    # The intents could not be written, so nothing was sent: PeerTube and RECON untouched.
+    assert result.put_count == 0 and result.not_attempted == 30
+    assert PeerTubeDatabase(peertube_server.dsn).categories_of(before) == before
+    assert _pushed_hashes(db) == set() and _ledger_rows(db) == []
+
+    with ReconStore.open(db, SOURCE, lock_timeout_s=1) as store:  # RECON paused
+        again = push_items(store, _client(peertube_server), select_stage_items(store, "all"),
+                           stage="stage-1", database=PeerTubeDatabase(peertube_server.dsn))
+    assert again.ok and len(again.succeeded) == 30 and again.put_count == 30
+
+
+def test_push_when_recon_stops_pausing_midway_stops_and_the_rerun_marks(
+    tmp_path, peertube_server, recon_writer
+) -> None:
+    """After 10 items RECON's writer takes the lock and never lets go: PUTs already under
+    way finish but cannot be marked, no further PUT is sent, and nothing is marked that
+    PeerTube lacks; the next run marks those without a PUT and pushes the rest."""
+    db, docs = _corpus(tmp_path, 80)
+    _server_with_videos(peertube_server, db, docs)
+    target = {d.hash: DOMAIN_IDS[d.domain] for d in docs}
+    writers = []
+
+    def progress(done: int, total: int) -> None:
+        if done == 10 and not writers:
+            writers.append(recon_writer(db, hold_s=60, gap_s=0))
+
+    with ReconStore.open(db, SOURCE, lock_timeout_s=1) as store:
+        result = push_items(store, _client(peertube_server), select_stage_items(store, "all"),
+                            stage="stage-1", database=PeerTubeDatabase(peertube_server.dsn),
+                            chunk_size=20, on_progress=progress)
+    writers[0].stop()
+    assert result.aborted and result.abort_reason.startswith(
+        "recon.db stayed locked for 1 s: a RECON process is writing continuously — ")
+    marked, unmarked = set(result.succeeded), set(result.unmarked)
+    assert f"{len(marked)} pushed and marked, {len(unmarked)} in PeerTube but not yet " \
+        "marked in RECON" in result.abort_reason
+    assert len(marked) >= 10 and unmarked and not marked & unmarked
+    assert _pushed_hashes(db) == marked
+    now = _sandbox_categories(peertube_server, docs)
+    assert all(now[h] == target[h] for h in marked | unmarked)  # PeerTube has all of them
+    # No PUT after the stop: every other video is as it was.
+    assert result.put_count == len(marked | unmarked) and result.failed == []
+    assert all(now[d.hash] is None for d in docs if d.hash not in marked | unmarked)
+    assert result.not_attempted == 80 - len(marked | unmarked)
+    assert {h for h, pushed_at in _ledger_rows(db) if pushed_at} == marked
+
+    with ReconStore.open(db, SOURCE, lock_timeout_s=1) as store:  # RECON paused
+        again = push_items(store, _client(peertube_server), select_stage_items(store, "all"),
+                           stage="stage-1", database=PeerTubeDatabase(peertube_server.dsn))
+    assert again.ok, again.summary()
+    assert set(again.already_in_place) == unmarked  # marked without a new PUT
+    assert again.put_count == 80 - len(marked | unmarked)
+    assert _pushed_hashes(db) == set(target)
+    assert _sandbox_categories(peertube_server, docs) == target
+    ledger = _ledger_rows(db)
+    assert len(ledger) == 80 and all(p for _, p in ledger)  # one row each, all completed

@@ -1,6 +1,7 @@
 """The push ledger (runbook Step 5, SPEC §6): one row per intended push, written before
-PeerTube is touched, completed with the document's push timestamp in one transaction, and
-marked restored when a rollback puts PeerTube's category back."""
+PeerTube is touched, completed with the document's push timestamp in one transaction (with
+the other pushes finished meanwhile), and marked restored when a rollback puts PeerTube's
+category back."""
 
 from __future__ import annotations
 
@@ -77,18 +78,25 @@ class LedgerQueries(StoreConnection):
     def open_push_intents(self) -> list[LedgerRow]:
         return self._ledger_rows("WHERE pushed_at IS NULL")
 
-    def complete_push(self, doc_hash: str, *, pushed_at: str | None = None) -> None:
-        """Mark one push done: the document's timestamp and its ledger row, atomically."""
-        stamp = pushed_at or utc_now()
-        with self.transaction() as conn:
-            conn.execute(
-                "UPDATE documents SET peertube_category_pushed_at = ? WHERE hash = ?",
-                (stamp, doc_hash),
-            )
-            conn.execute(
-                f"UPDATE {LEDGER_TABLE} SET pushed_at = ? WHERE hash = ? AND pushed_at IS NULL",
-                (stamp, doc_hash),
-            )
+    def complete_pushes(self, hashes: Collection[str], *, wait: bool = True) -> None:
+        """Mark pushes done, in one transaction: the documents' timestamps and their ledger
+        rows together. wait=False: ReconLocked at once, nothing written, unless RECON's
+        write lock is free right now."""
+        if not hashes:
+            return
+        stamp = utc_now()
+        with self.transaction(wait=wait) as conn:
+            for batch in chunks(hashes):
+                conn.execute(
+                    "UPDATE documents SET peertube_category_pushed_at = ? "
+                    f"WHERE hash IN ({marks(len(batch))})",
+                    [stamp, *batch],
+                )
+                conn.execute(
+                    f"UPDATE {LEDGER_TABLE} SET pushed_at = ? WHERE pushed_at IS NULL "
+                    f"AND hash IN ({marks(len(batch))})",
+                    [stamp, *batch],
+                )
 
     def ledger(self) -> list[LedgerRow]:
         """Every ledger row, oldest first."""

@@ -212,7 +212,7 @@ def test_stage_3_refused_before_stage_2_verified_and_killed_push_resumes(rollout
             for c in items[:4]:
                 client.set_category(vids[c.hash], DOMAIN_IDS[c.domain])
         for c in items[:2]:
-            s.complete_push(c.hash)
+            s.complete_pushes([c.hash])
     killed_at = r.pushed_count()
     assert killed_at == mid + 2
 

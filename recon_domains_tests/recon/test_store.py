@@ -197,12 +197,12 @@ def test_push_ledger_keeps_the_category_from_before_the_first_push(recon_db: Pat
         store.record_push_intents([("h000", "uuid-0", "stage-1", 106, 106)])
         assert [r.category_before for r in store.open_push_intents()] == [15]
         assert store.domain_row("h000")["peertube_category_pushed_at"] is None
-        store.complete_push("h000")
+        store.complete_pushes(["h000"])
         assert store.open_push_intents() == []
         assert store.domain_row("h000")["peertube_category_pushed_at"] is not None
         # A later push of the same video (new domain) does not change the rollback target.
         store.record_push_intents([("h000", "uuid-0", "steady", 106, 113)])
-        store.complete_push("h000")
+        store.complete_pushes(["h000"])
         assert store.original_categories() == {"uuid-0": 15}
         assert store.clear_push_timestamps() == 1
         assert store.unpushed_categorized()[0].hash == "h000"
@@ -246,8 +246,8 @@ def test_pushed_ledger_of_a_stage_and_watch_paths_of_some_documents(recon_db: Pa
             [("h000", "uuid-0", "stage-1", 15, 106), ("h001", "uuid-1", "stage-1", 15, 106),
              ("h002", "uuid-2", "stage-2", 15, 106)]
         )
-        store.complete_push("h000")
-        store.complete_push("h002")
+        store.complete_pushes(["h000"])
+        store.complete_pushes(["h002"])
         assert [r.hash for r in store.pushed_ledger("stage-1")] == ["h000"]  # h001 still open
         assert [r.hash for r in store.pushed_ledger("stage-2")] == ["h002"]
         store.clear_push_timestamps()  # a rollback restored them
@@ -269,6 +269,6 @@ def test_pushed_category_histogram_counts_by_peertube_category_id(recon_db: Path
              DomainDecision("h003", Status.ASSIGNED, "Medical")]
         )
         for h in ("h000", "h001", "h002"):
-            store.complete_push(h)
+            store.complete_pushes([h])
         assert store.pushed_distribution() == {"Medical": 2, "Not a RECON domain": 1}
         assert store.pushed_category_histogram() == {DOMAIN_IDS["Medical"]: 2}

@@ -611,7 +611,7 @@ def test_assign_pushes_exactly_that_item(recon) -> None:
         calls.append(list(items))
         # What the real engine does once PeerTube has the category.
         for item in items:
-            store.complete_push(item.hash)
+            store.complete_pushes([item.hash])
 
     with start_review_server(db, concepts, SOURCE, push=push) as running:
         client = Client(running.url)
