@@ -18,13 +18,15 @@ whose follow-up step removes its concept folder.
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from recon_domains.recon.concepts import ConceptCounts, read_domain_counts
-from recon_domains.recon.store import DomainDecision, ReconStore, StreamDocument
+from recon_domains.recon.connection import LOCK_PAUSE_S
+from recon_domains.recon.store import DomainDecision, ReconLocked, ReconStore, StreamDocument
 from recon_domains.settings import DEFAULTS, Benchmarks
 from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, Status, fallback_domain
 
@@ -42,6 +44,10 @@ RULE_CHANNEL = "channel context"
 RULE_CHANNEL_PASS3 = "channel context after pass-3 recount"
 RULE_CHANNEL_TIED = "channel counts tied after pass-3 recount"
 
+
+# Batches a pass may decide ahead of what it could write while RECON holds the write lock;
+# then it waits for the lock (RECON's next gap) before reading on.
+MAX_BATCHES_BEHIND = 4
 
 # -- pure decisions ------------------------------------------------------------------------
 def top_domains(counts: Mapping[str, int]) -> tuple[int, tuple[str, ...]]:
@@ -281,13 +287,19 @@ def _error_reason(exc: BaseException) -> str:
 
 
 class DecisionWriteError(RuntimeError):
-    """Writing decisions to recon.db failed: systemic (locked, disk full), so the pass stops
-    instead of reporting every following document as an error."""
+    """Writing decisions to recon.db failed: systemic (locked past RECON_LOCK_TIMEOUT_S,
+    disk full), so the pass stops instead of reporting every following document as an
+    error. Batches written before are whole and kept."""
 
 
 class _BatchWriter:
     """Writes decisions through the store in batches as they come (progress survives a
-    kill); counts only in dry-run."""
+    kill); counts only in dry-run.
+
+    Next to a RECON writer the lock is free only in its short gaps: a full batch is
+    written when the lock is free at that moment, else the pass reads on and tries again
+    (at most every LOCK_PAUSE_S); only MAX_BATCHES_BEHIND batches behind does it wait.
+    """
 
     def __init__(
         self,
@@ -302,28 +314,51 @@ class _BatchWriter:
         self.dry_run = dry_run
         self.pending: list[DomainDecision] = []
         self.written = 0
+        self.next_try = 0.0  # monotonic time of the next attempt while RECON holds the lock
 
     def add(self, doc_hash: str, status: str, domain: str | None) -> None:
         if self.dry_run or self.store is None:
             return
         self.pending.append(DomainDecision(doc_hash, status, domain))
-        if len(self.pending) >= self.batch_size:
-            self.flush()
+        while len(self.pending) >= self.batch_size:
+            behind = len(self.pending) >= MAX_BATCHES_BEHIND * self.batch_size
+            if not behind and time.monotonic() < self.next_try:
+                return
+            if not self._write_batch(wait=behind):
+                self.next_try = time.monotonic() + LOCK_PAUSE_S
+                return
 
     def flush(self) -> None:
-        if self.pending and self.store is not None:
-            try:
-                n = self.store.write_decisions(
-                    self.pending, batch_size=self.batch_size, only_from=self.only_from
-                )
-            except Exception as exc:
-                raise DecisionWriteError(
-                    f"writing {len(self.pending)} decisions to recon.db failed ({exc}); "
-                    f"{self.written} were written before. Earlier batches are kept and a "
-                    "re-run only picks up what is still undecided."
-                ) from exc
-            self.written += n
-            self.pending = []
+        """Write everything pending, waiting for the lock."""
+        while self.pending:
+            self._write_batch(wait=True)
+
+    def _write_batch(self, *, wait: bool) -> bool:
+        """Write the oldest batch in one transaction; False when wait=False found RECON
+        holding the lock (nothing written)."""
+        assert self.store is not None
+        batch = self.pending[: self.batch_size]
+        try:
+            n = self.store.write_decisions(
+                batch, batch_size=self.batch_size, only_from=self.only_from, wait=wait
+            )
+        except ReconLocked as exc:
+            if not wait:
+                return False
+            raise DecisionWriteError(str(exc.after(
+                f"the pass stopped with {self.written} decisions written, in whole "
+                f"batches; the {len(self.pending)} decided since were not written (a "
+                "re-run picks up only what is still undecided)"
+            ))) from exc
+        except Exception as exc:
+            raise DecisionWriteError(
+                f"writing {len(batch)} decisions to recon.db failed ({exc}); "
+                f"{self.written} were written before. Earlier batches are kept and a "
+                "re-run only picks up what is still undecided."
+            ) from exc
+        self.written += n
+        del self.pending[: len(batch)]
+        return True
 
 
 # -- pass 1 --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -612,3 +613,89 @@ def test_a_failing_write_stops_the_pass_keeps_earlier_batches_and_a_rerun_finish
     monkeypatch.setattr(world.store, "write_decisions", real)
     result = run_pass1(world.store, world.root, batch_size=2)
     assert result.candidates == 3 and world.store.status_counts() == {"assigned": 5}
+
+
+# -- next to RECON's writer (a real process holding recon.db's write lock) -------------------
+def _designed_counts(c) -> dict[str, int]:
+    """The statuses the generated corpus was built to give after pass 1."""
+    return {
+        Status.ASSIGNED: c.expected_assigned,
+        Status.TIED_PASS_1: c.expected_tied,
+        Status.NEEDS_REPROCESS: c.expected_needs_reprocess,
+    }
+
+
+def _decided(store: ReconStore) -> dict[str, int]:
+    return {s: n for s, n in store.status_counts().items() if s != "unassigned"}
+
+
+def test_pass1_next_to_a_recon_writer_pausing_10_ms_writes_everything(
+    small_corpus, recon_writer
+) -> None:
+    c = small_corpus
+    with ReconStore.open(c.recon_db, c.source, lock_timeout_s=3) as store:
+        store.migrate()
+        writer = recon_writer(c.recon_db, hold_s=0.5, gap_s=0.01)
+        result = run_pass1(store, c.concepts_dir, batch_size=25)
+        figures = writer.stop()
+        assert result.errors == [] and result.written == result.candidates
+        assert _decided(store) == _designed_counts(c)
+    assert figures.cycles >= 2 and figures.max_wait_s < 0.25  # RECON kept writing
+
+
+def test_pass1_when_recon_stops_pausing_midway_stops_readably_and_a_rerun_finishes(
+    small_corpus, recon_writer, monkeypatch
+) -> None:
+    """After two batches RECON's writer takes the lock and never lets go: the pass ends
+    with one readable error at the deadline, having written exactly those two batches."""
+    c = small_corpus
+    batch = 25
+    with ReconStore.open(c.recon_db, c.source, lock_timeout_s=1) as store:
+        store.migrate()
+        real = store.write_decisions
+        written: list[int] = []
+        writers = []
+
+        def then_recon_writes(decisions, **kwargs):
+            written.append(real(decisions, **kwargs))
+            if len(written) == 2:
+                writers.append(recon_writer(c.recon_db, hold_s=60, gap_s=0))
+            return written[-1]
+
+        monkeypatch.setattr(store, "write_decisions", then_recon_writes)
+        started = time.monotonic()
+        with pytest.raises(DecisionWriteError) as caught:
+            run_pass1(store, c.concepts_dir, batch_size=batch)
+        elapsed = time.monotonic() - started
+        writers[0].stop()
+        message = str(caught.value)
+        assert message.startswith(
+            "recon.db stayed locked for 1 s: a RECON process is writing continuously — ")
+        assert f"the pass stopped with {2 * batch} decisions written, in whole batches" \
+            in message
+        assert "OperationalError" not in message and "What to do:" in message
+        assert sum(_decided(store).values()) == 2 * batch
+        assert elapsed < 1 + 3  # the deadline, plus reading the documents meanwhile
+
+        monkeypatch.setattr(store, "write_decisions", real)
+        result = run_pass1(store, c.concepts_dir, batch_size=batch)  # RECON paused
+        assert result.candidates == c.complete_stream_docs - 2 * batch
+        assert _decided(store) == _designed_counts(c)
+
+
+def test_tiebreaker_next_to_a_writer_that_never_lets_go_stops_readably(
+    small_corpus, recon_writer
+) -> None:
+    c = small_corpus
+    with ReconStore.open(c.recon_db, c.source, lock_timeout_s=1) as store:
+        store.migrate()
+        run_pass1(store, c.concepts_dir)
+        before = store.status_counts()
+        writer = recon_writer(c.recon_db, hold_s=60, gap_s=0)
+        with pytest.raises(DecisionWriteError, match=r"^recon\.db stayed locked for 1 s: .*"
+                           r"the pass stopped with 0 decisions written"):
+            run_tiebreaker(store, c.concepts_dir, batch_size=5)
+        writer.stop()
+        assert store.status_counts() == before
+        run_tiebreaker(store, c.concepts_dir, batch_size=5)  # RECON paused
+        assert Status.TIED_PASS_1 not in store.status_counts()
