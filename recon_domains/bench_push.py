@@ -177,7 +177,7 @@ def _serve() -> None:
     config = json.loads(sys.argv[1])
     running = start_server(config["dsn"], admin_password=config["password"],
                            **config["knobs"])
-    running.app.install_plugin(str(PLUGIN_DIR))
+    running.install_plugin(PLUGIN_DIR)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(running.url, flush=True)

@@ -42,7 +42,7 @@ def _server_with_videos(server, db: Path, docs: list[PushDoc], *, plugin: bool =
         server.store.execute("UPDATE video SET category = %s WHERE uuid = %s",
                              (category, video))
     if plugin:
-        server.app.install_plugin(str(PLUGIN_DIR))
+        server.install_plugin(PLUGIN_DIR)
     uuids = [d.video_uuid for d in docs if d.video_uuid]
     return PeerTubeDatabase(server.dsn).categories_of(uuids)
 
