@@ -166,22 +166,24 @@ class Request:
         return self.form if isinstance(self.form, dict) else {}
 
 
-def parse_query(text: str) -> dict[str, Any]:
-    """Express's query parser (qs): repeated keys and ``key[]`` make arrays."""
-    query: dict[str, Any] = {}
+def parse_query(text: str, *, brackets: bool = True) -> dict[str, Any]:
+    """Express's query parser (qs): repeated keys make arrays, and so does ``key[]``; with
+    ``brackets=False``, node's querystring as express.urlencoded({extended: false}) uses
+    (``key[]`` stays a key of its own)."""
+    fields: dict[str, Any] = {}
     for part in text.split("&"):
         if not part:
             continue
         raw_key, _, raw_value = part.partition("=")
         key, value = unquote_plus(raw_key), unquote_plus(raw_value)
-        as_list = key.endswith("[]")
+        as_list = brackets and key.endswith("[]")
         key = key[:-2] if as_list else key
-        if key in query:
-            previous = query[key]
-            query[key] = [*(previous if isinstance(previous, list) else [previous]), value]
+        if key in fields:
+            previous = fields[key]
+            fields[key] = [*(previous if isinstance(previous, list) else [previous]), value]
         else:
-            query[key] = [value] if as_list else value
-    return query
+            fields[key] = [value] if as_list else value
+    return fields
 
 
 def _json(status: int, obj: Any) -> Answer:
@@ -347,6 +349,13 @@ class PeerTubeApp:
                          docs=req.docs),
                 headers,
             )
+        except Exception:
+            log.exception("unexpected error on %s %s", req.method, req.path)
+            # invented: a sandbox bug is answered as server.ts's error handler answers a
+            # plain Error, with a sentence of the sandbox's own.
+            return self._problem(
+                ApiError(500, "Sandbox: unexpected error, see its log", code="Error"), headers
+            )
 
     @staticmethod
     def _problem(err: ApiError, headers: dict[str, str]) -> Answer:
@@ -369,36 +378,22 @@ class PeerTubeApp:
                 raise ApiError(413, "request entity too large", code="PayloadTooLargeError")
             text = req.body.decode("utf-8", "replace")
             stripped = text.lstrip(" \t\n\r")
-            if not stripped:
-                return
-            if stripped[0] not in "{[":
-                # invented: body-parser's strict mode repeats V8's JSON.parse message,
-                # which depends on PeerTube's Node version; status, type and code are
-                # body-parser's.
-                raise ApiError(400, f"Unexpected token '{stripped[0]}', \"{text[:32]}\" is "
-                               "not valid JSON", code="SyntaxError")
+            # body-parser's strict mode: only an object or an array. invented: the detail
+            # is V8's JSON.parse message in PeerTube (it depends on its Node version), the
+            # sandbox words it its own way; status, type and code are body-parser's.
+            if not stripped or stripped[0] not in "{[":
+                raise ApiError(400, f"Unexpected token in JSON at position "
+                               f"{len(text) - len(stripped)}", code="SyntaxError")
             try:
-                req.form = json.loads(text)
-            except json.JSONDecodeError as exc:
-                # invented: the wording is Python's, not V8's.
-                raise ApiError(400, f"{exc.msg} in JSON at position {exc.pos}",
+                req.form = json.loads(text, parse_constant=_refuse_js_constant)
+            except ValueError as exc:
+                position = exc.pos if isinstance(exc, json.JSONDecodeError) else 0
+                raise ApiError(400, f"Unexpected token in JSON at position {position}",
                                code="SyntaxError") from None
         elif ctype == "application/x-www-form-urlencoded":
             if len(req.body) > URLENCODED_LIMIT_BYTES:
                 raise ApiError(413, "request entity too large", code="PayloadTooLargeError")
-            fields: dict[str, Any] = {}
-            for part in req.body.decode("utf-8", "replace").split("&"):
-                if not part:
-                    continue
-                raw_key, _, raw_value = part.partition("=")
-                key, value = unquote_plus(raw_key), unquote_plus(raw_value)
-                if key in fields:  # node's querystring: repeated keys make an array
-                    previous = fields[key]
-                    fields[key] = [*(previous if isinstance(previous, list) else [previous]),
-                                   value]
-                else:
-                    fields[key] = value
-            req.form = fields
+            req.form = parse_query(req.body.decode("utf-8", "replace"), brackets=False)
 
     def _parse_multipart(self, req: Request) -> None:
         """multer.fields([thumbnailfile, previewfile]) of the video update route: text
@@ -927,6 +922,11 @@ class PeerTubeApp:
                 "streamingPlaylists": [],
             })
         return video
+
+
+def _refuse_js_constant(name: str) -> Any:
+    """NaN and Infinity are Python's JSON extensions, not JSON."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _with_docs(error: ApiError, docs: str | None) -> ApiError:

@@ -27,7 +27,6 @@ ROLE_LABELS = {ROLE_ADMINISTRATOR: "Administrator", ROLE_MODERATOR: "Moderator",
 ROLE_BY_NAME = {"admin": 0, "administrator": 0, "moderator": 1, "user": 2}
 
 # PeerTube's UserRight numbers the sandbox's routes check.
-RIGHT_MANAGE_VIDEO_BLACKLIST = 12
 RIGHT_MANAGE_ANY_VIDEO_CHANNEL = 13
 RIGHT_UPDATE_ANY_VIDEO = 17
 RIGHT_SEE_ALL_VIDEOS = 20

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from http import HTTPStatus
 from typing import Any
 
 DOCS = "https://docs.joinpeertube.org/api-rest-reference.html"
@@ -71,7 +72,7 @@ class ApiError(Exception):
         else:
             # No type: about:blank, titled with Node's phrase for the status.
             doc["type"] = "about:blank"
-            doc["title"] = NODE_STATUS_PHRASES[self.status]
+            doc["title"] = NODE_STATUS_PHRASES.get(self.status) or HTTPStatus(self.status).phrase
         doc["detail"] = self.detail
         if self.instance:
             doc["instance"] = self.instance

@@ -111,17 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
                 with contextlib.suppress(OSError):
                     self.connection.shutdown(socket.SHUT_RDWR)
                 return
-            try:
-                status, headers, payload = app.handle(req, fault)
-            except Exception:
-                log.exception("unexpected error on %s %s", req.method, req.path)
-                # invented: a sandbox bug answers like server.ts's error handler would
-                # answer a plain Error, with a sentence of the sandbox's own.
-                status, headers, payload = 500, {
-                    "Content-Type": "application/problem+json; charset=utf-8"
-                }, (b'{"type":"https://docs.joinpeertube.org/api-rest-reference.html'
-                    b'#section/Errors/Error","detail":"Sandbox: unexpected error, see its '
-                    b'log","status":500,"code":"Error"}')
+            status, headers, payload = app.handle(req, fault)
         self._send(status, headers, payload)
 
     def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:

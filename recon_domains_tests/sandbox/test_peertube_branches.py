@@ -614,7 +614,8 @@ def test_body_parser_errors(pt, auth, fresh_video):
     is a 400 SyntaxError on any path (no docs: no route ran), one over 500 kB a 413."""
     url = f"{pt.url}/api/v1/videos/{fresh_video['id']}"
     json_headers = {**auth["admin"], "Content-Type": "application/json"}
-    for body, target in ((b"{bad", url), (b'"15"', url), (b"{bad", pt.url + "/api/v1/x")):
+    for body, target in ((b"{bad", url), (b'"15"', url), (b"  ", url),
+                         (b'{"category": NaN}', url), (b"{bad", pt.url + "/api/v1/x")):
         answer = requests.put(target, headers=json_headers, data=body)
         problem = answer.json()
         assert (answer.status_code, problem["type"], problem["code"], problem["status"]) == (
