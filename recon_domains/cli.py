@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -43,7 +44,20 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-limit", type=int, default=50, help="API requests per window per IP")
     p.add_argument("--rate-window", type=float, default=10.0, help="API rate-limit window (s)")
     p.add_argument("--login-limit", type=int, default=15, help="logins per 5 minutes per IP")
+    p.add_argument("--serialization-failure-rate", type=float, default=0.0,
+                   help="fraction of concurrent video PUTs answered PeerTube's 500")
     p.set_defaults(handler="recon_domains.sandbox.peertube_server:cli_main")
+    p = sandbox_sub.add_parser("conformance", help="replay the recorded PeerTube calls, diff")
+    p.add_argument("--against", required=True,
+                   help="PeerTube base URL (password from $PEERTUBE_PASSWORD), or 'sandbox'")
+    p.add_argument("--sequence", help="sequence file (default: PeerTube 8.0.1's record)")
+    p.add_argument("--username", default=os.environ.get("PEERTUBE_USERNAME") or "root")
+    p.add_argument("--video", help="id or UUID of a private video without a category")
+    p.add_argument("--plugin-dir", help="folder the server reads test plugins from")
+    p.add_argument("--host-header", help="Host header to send (PeerTube's internal port)")
+    p.add_argument("--write", help="also save the answers observed, as a sequence file")
+    p.add_argument("--db-dsn", help="with --against sandbox: PostgreSQL (default: embedded)")
+    p.set_defaults(handler="recon_domains.sandbox.conformance:cli_main")
 
     # demo / rehearse ----------------------------------------------------------------------
     p = sub.add_parser("demo", help="the whole migration on a generated sandbox corpus")

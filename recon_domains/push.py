@@ -118,6 +118,7 @@ class PushResult:
     aborted: bool = False
     abort_reason: str | None = None
     login_count: int = 0  # password grants during this push
+    retried_after_500: int = 0  # requests the client retried after PeerTube answered 500
     elapsed: float = 0.0
     already_in_place: list[str] = field(default_factory=list)  # subset of succeeded, no PUT
     put_count: int = 0  # PUT requests that got an answer (or gave up)
@@ -138,6 +139,7 @@ class PushResult:
         text = (f"{self.stage}: {len(self.succeeded)}/{self.total} pushed "
                 f"({len(self.already_in_place)} already in place), {len(self.failed)} failed, "
                 f"{len(self.skipped)} skipped, {self.not_attempted} not attempted, "
+                f"{self.retried_after_500} retried after PeerTube 500, "
                 f"{self.login_count} login(s), {self.elapsed:.1f}s")
         if self.aborted:
             text += f"; ABORTED: {self.abort_reason}"
@@ -279,6 +281,7 @@ def push_items(
     """
     started = time.monotonic()
     logins_before = client.login_count
+    retried_before = client.retried_after_500
     items = list(items)
     result = PushResult(stage=stage, total=len(items))
     work = _prepare(items, result)
@@ -289,6 +292,7 @@ def push_items(
         result.aborted = tracker.abort_reason is not None
         result.abort_reason = tracker.abort_reason
         result.login_count = client.login_count - logins_before
+        result.retried_after_500 = client.retried_after_500 - retried_before
         result.elapsed = time.monotonic() - started
         log.log(logging.WARNING if result.aborted else logging.INFO, "push %s", result.summary())
         return result

@@ -217,6 +217,9 @@ class PeerTubeClient:
         self.refresh_count = 0  # refresh grants attempted by this client
         self.rate_limited_count = 0  # 429 answers seen (then waited out)
         self.retry_count = 0  # retries after 5xx / connection errors / timeouts
+        # Of those, retries after a 500: under concurrent PUTs PeerTube's serializable
+        # transactions answer some with a 500 that the same PUT retried gets past.
+        self.retried_after_500 = 0
         self._load_cached_tokens()
 
     # -- representation: never the password or a token -------------------------------------
@@ -559,6 +562,7 @@ class PeerTubeClient:
                 attempt += 1
                 with self._counter_lock:
                     self.retry_count += 1
+                    self.retried_after_500 += status == 500
                 log.debug("%s %s: HTTP %d; retry %d in %.2fs", method, path, status,
                           attempt, delay)
                 self._sleep(delay)
