@@ -117,7 +117,7 @@ class PushResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # never attempted: bad URL
     aborted: bool = False
     abort_reason: str | None = None
-    login_count: int = 0  # password grants during this push
+    login_count: int = 0  # logins (accepted password grants) during this push
     retried_after_500: int = 0  # requests the client retried after PeerTube answered 500
     elapsed: float = 0.0
     already_in_place: list[str] = field(default_factory=list)  # subset of succeeded, no PUT
@@ -184,6 +184,14 @@ _CAUSES: dict[str, str] = {
     "server": "PeerTube answers 5xx server errors: check PeerTube's log and health",
     "other": "unexpected failures: see the per-item reasons",
 }
+# The client's own messages for these already say what to check.
+_SELF_EXPLAINED = frozenset({"auth", "forbidden", "unreachable"})
+
+
+def _explain(exc: BaseException) -> str:
+    """`exc` with its cause and what to do, each said once."""
+    kind = _failure_kind(exc)
+    return str(exc) if kind in _SELF_EXPLAINED else f"{_CAUSES[kind]}. {exc}"
 
 
 class _FailureTracker:
@@ -314,7 +322,7 @@ def push_items(
         try:
             client.require_admin()
         except PeerTubeError as exc:
-            tracker.abort_reason = f"before any attempt: {_CAUSES[_failure_kind(exc)]}. {exc}"
+            tracker.abort_reason = f"before any attempt: {_explain(exc)}"
             result.not_attempted = len(work)
             return finish()
 
