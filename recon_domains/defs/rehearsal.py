@@ -28,6 +28,7 @@ from typing import Any
 import dagster as dg
 from pydantic import SecretStr
 
+from recon_domains.commands import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
 from recon_domains.defs import build_definitions
 from recon_domains.defs.resources import resources_from_settings
 from recon_domains.recon.backup import copy_database
@@ -374,8 +375,8 @@ def _finish(report: RehearsalReport, report_path: str | None) -> int:
     print(_summary(report))
     if not report.ok:
         print(f"rehearsal stopped at {report.failed_step}: {report.failure}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_REFUSED
+    return EXIT_OK
 
 
 def rehearse_main(args: argparse.Namespace) -> int:
@@ -384,7 +385,7 @@ def rehearse_main(args: argparse.Namespace) -> int:
                           then_remove_feature=args.then_remove_feature)
     except (RehearsalError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     return _finish(report, args.report or str(Path(args.workdir) / "report.json"))
 
 
@@ -397,7 +398,7 @@ def demo_main(args: argparse.Namespace) -> int:
         if not (workdir / DEMO_MARKER).exists():
             print(f"error: {workdir} exists and is not a demo folder; choose --workdir",
                   file=sys.stderr)
-            return 2
+            return EXIT_CONFIG
         shutil.rmtree(workdir)  # a previous demo's output, ours to replace
     workdir.mkdir(parents=True)
     (workdir / DEMO_MARKER).write_text("made by `recon-domains demo`; safe to delete\n")
@@ -409,5 +410,5 @@ def demo_main(args: argparse.Namespace) -> int:
         report = rehearse(summary.recon_db, summary.concepts_dir, workdir / "rehearsal")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     return _finish(report, str(workdir / "report.json"))

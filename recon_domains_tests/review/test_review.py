@@ -708,7 +708,7 @@ def test_cli_reports_missing_settings(monkeypatch, capsys, recon) -> None:
 
     db, _ = recon
     monkeypatch.delenv("RECON_CONCEPTS_DIR", raising=False)
-    assert main(["review", "--db", str(db), "--port", "0"]) == 2
+    assert main(["review", "--db", str(db), "--port", "0"]) == 3
     assert "RECON_CONCEPTS_DIR is not set" in capsys.readouterr().err
 
 
@@ -718,5 +718,5 @@ def test_cli_refuses_an_exposed_page_without_a_token(monkeypatch, capsys, recon)
     db, concepts = recon
     monkeypatch.setenv("RECON_CONCEPTS_DIR", str(concepts))
     monkeypatch.delenv("RECON_REVIEW_TOKEN", raising=False)
-    assert main(["review", "--db", str(db), "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert main(["review", "--db", str(db), "--host", "0.0.0.0", "--port", "0"]) == 3
     assert "without RECON_REVIEW_TOKEN" in capsys.readouterr().err
