@@ -81,6 +81,17 @@ def _build_parser() -> argparse.ArgumentParser:
                         help="print the installed version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # check --------------------------------------------------------------------------------
+    p = sub.add_parser(
+        "check", help="preflight: every setting, DAGSTER_HOME, recon.db, PeerTube",
+        description="Check every setting and what it points at (DAGSTER_HOME, recon.db, the "
+        "concept folders and their off-site mirror, PeerTube's API, login, plugin and "
+        "database). One line each, OK / WARN / FAIL with what to do; exit 3 when any line "
+        "FAILs. Logs in to PeerTube at most once (reusing PEERTUBE_TOKEN_CACHE when set); "
+        "never prints a secret; runs no dump and installs nothing.",
+    )
+    p.set_defaults(handler="recon_domains.commands.check:run")
+
     # status -------------------------------------------------------------------------------
     p = sub.add_parser("status", help="assignment status breakdown, domains, unpushed count")
     p.add_argument("--db", help="path to recon.db (default: $RECON_DB_PATH)")
@@ -170,12 +181,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. As the `recon-domains` program (`argv` None) it reads `./.env`
     first; called with `argv` (tests, other Python code) the environment is used as is."""
     try:
-        if argv is None:
-            load_env_file(Path.cwd() / ENV_FILE)
+        env_file = load_env_file(Path.cwd() / ENV_FILE) if argv is None else None
     except (OSError, UnicodeDecodeError) as exc:
         print(f"recon-domains: cannot read {Path.cwd() / ENV_FILE}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     args = _build_parser().parse_args(argv)
+    args.env_file = env_file
     module_name, func_name = args.handler.split(":")
     # Import lazily: `status` must not pay for Dagster's import time.
     module = __import__(module_name, fromlist=[func_name])

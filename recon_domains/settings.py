@@ -41,7 +41,13 @@ MAX_PUSH_IN_FLIGHT = 64
 
 
 class ConfigError(RuntimeError):
-    """A missing or invalid setting; the message names the variable and what to set."""
+    """A missing or invalid setting; the message names the variable and what to set.
+
+    `variable` is that variable's name (`recon-domains check` reports each one)."""
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 @dataclass(frozen=True)
@@ -170,11 +176,32 @@ class Settings:
 DEFAULTS = Settings()  # every setting at its default: what an empty environment gives
 
 
+def setting_names() -> tuple[str, ...]:
+    """Every variable `Settings.from_env` reads, in its order (`recon-domains check` names
+    each one)."""
+    env = _RecordingEnv()
+    Settings.from_env(env)
+    return tuple(dict.fromkeys(env.asked))
+
+
 def require(value: T | None, variable: str) -> T:
     """`value`, or a ConfigError naming the unset `variable`."""
     if value is None or value == "":
-        raise ConfigError(f"{variable} is not set. Set it in the environment or in .env.")
+        raise ConfigError(f"{variable} is not set. Set it in the environment or in .env.",
+                          variable=variable)
     return value
+
+
+class _RecordingEnv(dict[str, str]):
+    """An empty environment that notes each variable asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.asked.append(key)
+        return default
 
 
 class _Reader:
@@ -247,5 +274,6 @@ class _Reader:
 def _invalid(name: str, value: str, expected: str, default: str) -> ConfigError:
     return ConfigError(
         f"{name} is {value!r}, which is not valid: expected {expected}. Set {name} to such a "
-        f"value, or unset it for the default ({default})."
+        f"value, or unset it for the default ({default}).",
+        variable=name,
     )

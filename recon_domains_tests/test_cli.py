@@ -46,7 +46,7 @@ def _parsers(parser: argparse.ArgumentParser, path: str = "recon-domains"):
 def test_every_command_and_option_has_help() -> None:
     commands = list(_parsers(_build_parser()))
     names = {path for path, _, _ in commands}
-    for expected in ("status", "demo", "rehearse", "review", "sandbox",
+    for expected in ("check", "status", "demo", "rehearse", "review", "sandbox",
                      "sandbox corpus", "sandbox peertube", "sandbox conformance"):
         assert f"recon-domains {expected}" in names
     for path, parser, subcommands in commands:

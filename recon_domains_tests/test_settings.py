@@ -23,6 +23,7 @@ from recon_domains.settings import (
     ReviewSettings,
     Settings,
     require,
+    setting_names,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,12 +205,18 @@ def test_an_invalid_value_names_the_variable_what_it_got_and_what_to_set(name, v
     message = str(caught.value)
     assert message.startswith(f"{name} is {value!r}")
     assert "expected" in message and f"Set {name}" in message and "unset it" in message
+    assert caught.value.variable == name
 
 
 def test_require_names_the_unset_variable():
     assert require(Path("/x"), "RECON_DB_PATH") == Path("/x")
-    with pytest.raises(ConfigError, match="RECON_DB_PATH is not set"):
+    with pytest.raises(ConfigError, match="RECON_DB_PATH is not set") as caught:
         require(DEFAULTS.db_path, "RECON_DB_PATH")
+    assert caught.value.variable == "RECON_DB_PATH"
+
+
+def test_setting_names_are_the_variables_the_model_reads():
+    assert set(setting_names()) == set(FULL_ENV)
 
 
 # -- secrets -------------------------------------------------------------------------------
