@@ -86,7 +86,7 @@ def best_tiebreaker(after_pass1: Path, concepts: Path, folder: Path, source: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recon_domains.bench")
+    parser = argparse.ArgumentParser(prog="python -m recon_domains.bench.migration")
     parser.add_argument("--docs", type=int, default=22_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", default=".bench")
