@@ -50,7 +50,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--docs", type=int, default=3000)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workdir", default=".demo", help="where everything is written")
-    p.set_defaults(handler="recon_domains.defs.rehearsal:demo_main")
+    p.set_defaults(handler="recon_domains.rehearsal:demo_main")
     p = sub.add_parser("rehearse", help="the whole migration on a copy of real data")
     p.add_argument("--recon-db", required=True)
     p.add_argument("--concepts", required=True)
@@ -58,7 +58,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument("--then-remove-feature", action="store_true",
                    help="end with a confirmed remove_feature, to rehearse the way out")
-    p.set_defaults(handler="recon_domains.defs.rehearsal:rehearse_main")
+    p.set_defaults(handler="recon_domains.rehearsal:rehearse_main")
 
     # review -------------------------------------------------------------------------------
     p = sub.add_parser("review", help="serve the tied-video review page")

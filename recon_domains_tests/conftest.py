@@ -5,3 +5,15 @@ pytest_plugins = [
     "recon_domains_tests.fixtures.postgres",
     "recon_domains_tests.fixtures.peertube",
 ]
+
+
+def pytest_configure(config) -> None:
+    """The project's silenced warnings (recon_domains.defs.SILENCED_WARNINGS), for pytest too:
+    it resets warning filters around collection and every test."""
+    import re
+
+    from recon_domains.defs import SILENCED_WARNINGS
+
+    for message, category in SILENCED_WARNINGS:
+        name = f"{category.__module__}.{category.__qualname__}"
+        config.addinivalue_line("filterwarnings", f"ignore:{re.escape(message)}:{name}")

@@ -13,16 +13,12 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from recon_domains.defs.rehearsal import (
-    PLUGIN_DIR,
-    REPO_ROOT,
-    RUNBOOK_STEPS,
-    RehearsalReport,
-    run_runbook,
-)
+from recon_domains.definitions import build_definitions
+from recon_domains.defs.runner import JobRunner
+from recon_domains.rehearsal import PLUGIN_DIR, REPO_ROOT, RehearsalReport, run_runbook
+from recon_domains.runbook import runs
 from recon_domains.sandbox.corpus import add_completed_documents
 from recon_domains.sandbox.postgres import pg_bin_dir
 from recon_domains_tests.fixtures.peertube import SANDBOX_ADMIN_PASSWORD
@@ -89,10 +85,10 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    migration = [s for s in RUNBOOK_STEPS if not s[1].startswith("reprocess")]
+    migration = [r for r in runs() if r.job != "reprocess_job"]
     report = RehearsalReport(str(tmp_path), str(home))
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        run_runbook(report, instance, steps=migration)
+    with JobRunner(build_definitions(), home) as runner:
+        run_runbook(report, runner, migration)
     assert report.ok, report.failure
     for name in settings:
         monkeypatch.delenv(name)
@@ -128,3 +124,4 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
     assert all(status is not None for status, _ in rows)  # every new document decided
     categorized = [p for s, p in rows if s in ("assigned", "tied_pass_2")]
     assert categorized and all(p is not None for p in categorized)  # and pushed
+

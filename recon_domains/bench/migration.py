@@ -18,9 +18,9 @@ from contextlib import suppress
 from pathlib import Path
 
 from recon_domains.assignment import run_pass1, run_tiebreaker
-from recon_domains.defs.rehearsal import rehearse
 from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
+from recon_domains.rehearsal import rehearse
 from recon_domains.sandbox.corpus import generate_corpus
 from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, DEFAULT_STREAM_SOURCE
 

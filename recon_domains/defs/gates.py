@@ -2,9 +2,10 @@
 
 Why this exists (DESIGN.md §4): a blocking asset check only blocks *within one run*. A later
 run that selects only a downstream asset is not stopped by Dagster. So every asset that
-writes starts with `require_gates(...)`, which reads the latest evaluation of each upstream
-gate from `context.instance` and refuses (`dg.Failure`) when the gate failed, never ran, or
-was evaluated against an older materialization than the current one.
+writes starts with `require_gates(context, <its own name>)`, which looks up in the runbook
+table (recon_domains.runbook) the gates it needs, reads the latest evaluation of each from
+`context.instance` and refuses (`dg.Failure`) when a gate failed, never ran, or was evaluated
+against an older materialization than the current one.
 
 Storage independence: everything here goes through `DagsterInstance` methods that every
 event-log storage implements (SQLite, PostgreSQL, ...). Freshness is decided by comparing
@@ -23,29 +24,16 @@ from typing import Any
 
 import dagster as dg
 
+from recon_domains.defs.common import partitions_def
+from recon_domains.runbook import Gate, required_gates, required_partitions, step
+
 # How many recent executions to scan for the latest *completed* one (planned rows of runs
 # that were skipped or crashed sit above it).
 _HISTORY_SCAN = 50
 
 
-@dataclass(frozen=True)
-class Gate:
-    """An upstream gate: an asset check (optionally one partition of it)."""
-
-    asset: str
-    check: str
-    partition: str | None = None
-    # What the operator should do when this gate refuses (named in the Failure message).
-    remedy: str = ""
-
-    @property
-    def key(self) -> dg.AssetCheckKey:
-        return dg.AssetCheckKey(dg.AssetKey(self.asset), self.check)
-
-    @property
-    def label(self) -> str:
-        where = f"[{self.partition}]" if self.partition else ""
-        return f"{self.asset}{where}:{self.check}"
+def _check_key(gate: Gate) -> dg.AssetCheckKey:
+    return dg.AssetCheckKey(dg.AssetKey(gate.asset), gate.check)
 
 
 @dataclass(frozen=True)
@@ -57,9 +45,7 @@ class GateState:
     reason: str  # operator-readable: why it is (not) open
 
 
-def _check_executions(
-    instance: dg.DagsterInstance, key: dg.AssetCheckKey, partition: str | None
-) -> Sequence[Any]:
+def _check_executions(instance: dg.DagsterInstance, gate: Gate) -> Sequence[Any]:
     """Recent executions of one check (newest first), for one partition or unpartitioned.
 
     The only non-public Dagster call of the project (1.13: EventLogStorage method, implemented
@@ -68,7 +54,9 @@ def _check_executions(
     from dagster._core.event_api import PartitionKeyFilter
 
     return instance.event_log_storage.get_asset_check_execution_history(
-        key, limit=_HISTORY_SCAN, partition_filter=PartitionKeyFilter(key=partition)
+        _check_key(gate),
+        limit=_HISTORY_SCAN,
+        partition_filter=PartitionKeyFilter(key=gate.partition),
     )
 
 
@@ -113,7 +101,7 @@ def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
 
     completed = [
         r
-        for r in _check_executions(instance, gate.key, gate.partition)
+        for r in _check_executions(instance, gate)
         if r.status in (Status.SUCCEEDED, Status.FAILED)
     ]
     if not completed:
@@ -146,7 +134,7 @@ def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
     return GateState(gate, True, f"check {gate.check} passed on {target}")
 
 
-def require_gates(
+def require_open(
     context: dg.AssetExecutionContext | dg.OpExecutionContext,
     gates: Iterable[Gate],
     *,
@@ -154,8 +142,7 @@ def require_gates(
 ) -> list[GateState]:
     """Refuse (raise dg.Failure) unless every gate is open; return their states otherwise.
 
-    `step` names what is being refused (e.g. "pass1_assignments (runbook Step 4)"). Called
-    first thing by every writing asset, so the refusal also happens in a separate, later run.
+    `step` names what is being refused (e.g. "pass1_assignments (Step 4: pass 1)").
     """
     instance = context.instance
     states = [gate_state(instance, g) for g in gates]
@@ -176,29 +163,41 @@ def require_gates(
     return states
 
 
-def require_partition_materialized(
-    context: dg.AssetExecutionContext,
-    asset: str,
-    partitions_def: dg.PartitionsDefinition,
-    partition: str,
-    *,
-    step: str,
-    remedy: str,
-) -> None:
-    """Refuse unless `partition` of `asset` is MATERIALIZED (public instance API)."""
+def require_gates(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, name: str
+) -> list[GateState]:
+    """The guard of runbook step `name` (of the run's partition): refuse unless every
+    partition it needs is materialized and every gate the runbook table says it needs is
+    open.
+
+    Called first thing by every writing asset, so the refusal also happens in a separate,
+    later run that skipped the checks.
+    """
+    partition = context.partition_key if context.has_partition_key else None
+    what = step(name).refusal_name(partition)
+    for needed in required_partitions(name, partition):
+        _require_materialized(context.instance, needed, what)
+    return require_open(context, required_gates(name, partition), step=what)
+
+
+def _require_materialized(instance: dg.DagsterInstance, gate: Gate, what: str) -> None:
+    """Refuse unless the gate's partition of its asset is MATERIALIZED (public instance API)."""
     from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
+    assert gate.partition is not None
     statuses: Mapping[str, Any] = (
-        context.instance.get_status_by_partition(dg.AssetKey(asset), [partition], partitions_def)
+        instance.get_status_by_partition(
+            dg.AssetKey(gate.asset), [gate.partition], partitions_def(gate.asset)
+        )
         or {}
     )
-    status = statuses.get(partition)
+    status = statuses.get(gate.partition)
     if status != AssetPartitionStatus.MATERIALIZED:
         found = status.value.lower() if status is not None else "never materialized"
         raise dg.Failure(
             description=(
-                f"Refusing {step}: {asset} partition {partition} must be materialized and "
-                f"verified first (found: {found}).\n  What to do: {remedy}"
+                f"Refusing {what}: {gate.asset} partition {gate.partition} must be materialized "
+                f"and verified first (found: {found}).\n  What to do: {gate.remedy}"
             ),
             allow_retries=False,
         )

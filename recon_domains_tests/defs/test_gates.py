@@ -4,7 +4,8 @@ every way a gate can be closed, and the one way it is open."""
 import dagster as dg
 import pytest
 
-from recon_domains.defs.gates import Gate, gate_state, require_gates
+from recon_domains.defs.gates import gate_state, require_open
+from recon_domains.runbook import Gate
 
 # Toy graph: `upstream` with a check whose verdict is config, `downstream` guarded by it.
 parts = dg.StaticPartitionsDefinition(["p1", "p2"])
@@ -31,7 +32,7 @@ GATE = Gate("upstream", "upstream_ok", remedy="fix upstream")
 
 @dg.asset(deps=[upstream])
 def downstream(context: dg.AssetExecutionContext) -> None:
-    require_gates(context, [GATE], step="downstream")
+    require_open(context, [GATE], step="downstream")
 
 
 @dg.asset(partitions_def=parts)
@@ -141,3 +142,4 @@ def test_partitioned_gates_are_per_partition(instance):
     _run(instance, ["staged", "staged_ok"], partition="p2", passed=False)
     assert gate_state(instance, g1).ok
     assert not gate_state(instance, g2).ok
+
