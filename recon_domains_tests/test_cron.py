@@ -125,3 +125,36 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
     categorized = [p for s, p in rows if s in ("assigned", "tied_pass_2")]
     assert categorized and all(p is not None for p in categorized)  # and pushed
 
+
+def test_readme_crontab_line_without_dagster_home_refuses_naming_it(tmp_path: Path) -> None:
+    """The usual cron mistake: no DAGSTER_HOME. Dagster then runs on a throwaway instance
+    where every gate looks never-run; the job must say so, not send the operator back to
+    re-run a migration that passed."""
+    install = tmp_path / "recon_domains"
+    (install / "logs").mkdir(parents=True)
+    (install / ".venv").symlink_to(REPO_ROOT / ".venv")
+    # Every setting present (placeholders: the refusal comes before anything is opened).
+    settings = {
+        "RECON_DB_PATH": str(tmp_path / "recon.db"),
+        "RECON_CONCEPTS_DIR": str(tmp_path / "concepts"),
+        "PEERTUBE_URL": "http://127.0.0.1:9",
+        "PEERTUBE_PASSWORD": "not-used-here",
+        "PEERTUBE_DB_DSN": "postgresql://127.0.0.1:9/peertube",
+    }
+    (install / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    cron_env, commands = crontab_from_readme()
+    steady = next(c for c in commands if "steady_state_assignment" in c)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOGNAME": "root"}
+    env.update({k: v.replace(INSTALL_PLACEHOLDER, str(install)) for k, v in cron_env.items()})
+    del env["DAGSTER_HOME"]
+    result = subprocess.run(
+        [env.get("SHELL", "/bin/sh"), "-c", steady], env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+    log = (install / "logs" / "steady_state.log").read_text()
+    assert result.returncode != 0, log[-3000:]
+    assert "Refusing steady_state_assignment" in log
+    assert "DAGSTER_HOME is not set" in log
+    assert "set DAGSTER_HOME to the instance the migration ran against" in log
+    assert "CLOSED" not in log and "never materialized" not in log
+    assert not [p for p in install.iterdir() if p.name.startswith(".tmp_dagster_home_")]

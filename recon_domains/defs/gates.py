@@ -5,7 +5,8 @@ run that selects only a downstream asset is not stopped by Dagster. So every ass
 writes starts with `require_gates(context, <its own name>)`, which looks up in the runbook
 table (recon_domains.runbook) the gates it needs, reads the latest evaluation of each from
 `context.instance` and refuses (`dg.Failure`) when a gate failed, never ran, or was evaluated
-against an older materialization than the current one.
+against an older materialization than the current one — or, first of all, when the instance
+is a throwaway one that cannot hold the gates' history (DAGSTER_HOME unset).
 
 Storage independence: everything here goes through `DagsterInstance` methods that every
 event-log storage implements (SQLite, PostgreSQL, ...). Freshness is decided by comparing
@@ -18,6 +19,7 @@ call (`event_log_storage.get_asset_check_execution_history`) is wrapped in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,14 @@ from recon_domains.runbook import Gate, required_gates, required_partitions, ste
 # How many recent executions to scan for the latest *completed* one (planned rows of runs
 # that were skipped or crashed sit above it).
 _HISTORY_SCAN = 50
+# The folder Dagster's CLI (and `dagster dev`) makes for a throwaway instance when
+# DAGSTER_HOME is unset (dagster._cli.utils.TMP_DAGSTER_HOME_PREFIX); it is deleted on exit.
+_THROWAWAY_HOME_PREFIX = ".tmp_dagster_home_"
+DAGSTER_HOME_HINT = (
+    "set DAGSTER_HOME to the instance the migration ran against, e.g. "
+    "/opt/recon_domains/dagster_home; without it Dagster uses a throwaway instance and every "
+    "gate looks never-run"
+)
 
 
 def _check_key(gate: Gate) -> dg.AssetCheckKey:
@@ -134,6 +144,22 @@ def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
     return GateState(gate, True, f"check {gate.check} passed on {target}")
 
 
+def require_persistent_instance(instance: dg.DagsterInstance, what: str) -> None:
+    """Refuse at once when the instance cannot hold gate history: an ephemeral one, or the
+    throwaway one Dagster makes when DAGSTER_HOME is unset (every gate would look never-run,
+    sending the operator to re-run steps that passed)."""
+    throwaway = os.path.basename(instance.root_directory).startswith(_THROWAWAY_HOME_PREFIX)
+    if not (instance.is_ephemeral or throwaway):
+        return
+    home = os.environ.get("DAGSTER_HOME")
+    found = f"DAGSTER_HOME is {home!r} but" if home else "DAGSTER_HOME is not set, so"
+    raise dg.Failure(
+        description=f"Refusing {what}: {found} this run has a throwaway Dagster instance "
+        f"without the migration's gate history.\n  What to do: {DAGSTER_HOME_HINT}.",
+        allow_retries=False,
+    )
+
+
 def require_open(
     context: dg.AssetExecutionContext | dg.OpExecutionContext,
     gates: Iterable[Gate],
@@ -166,15 +192,16 @@ def require_open(
 def require_gates(
     context: dg.AssetExecutionContext | dg.OpExecutionContext, name: str
 ) -> list[GateState]:
-    """The guard of runbook step `name` (of the run's partition): refuse unless every
-    partition it needs is materialized and every gate the runbook table says it needs is
-    open.
+    """The guard of runbook step `name` (of the run's partition): refuse unless the
+    instance keeps gate history, every partition it needs is materialized, and every gate
+    the runbook table says it needs is open.
 
     Called first thing by every writing asset, so the refusal also happens in a separate,
     later run that skipped the checks.
     """
     partition = context.partition_key if context.has_partition_key else None
     what = step(name).refusal_name(partition)
+    require_persistent_instance(context.instance, what)
     for needed in required_partitions(name, partition):
         _require_materialized(context.instance, needed, what)
     return require_open(context, required_gates(name, partition), step=what)
