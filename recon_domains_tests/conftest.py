@@ -8,12 +8,11 @@ pytest_plugins = [
 
 
 def pytest_configure(config) -> None:
-    """The project's silenced warnings (recon_domains.defs.SILENCED_WARNINGS), for pytest too:
-    it resets warning filters around collection and every test."""
+    """The project's silenced warnings (recon_domains.SILENCED_WARNINGS), for pytest too: it
+    resets warning filters around collection and every test."""
     import re
 
-    from recon_domains.defs import SILENCED_WARNINGS
+    from recon_domains import SILENCED_WARNINGS
 
-    for message, category in SILENCED_WARNINGS:
-        name = f"{category.__module__}.{category.__qualname__}"
-        config.addinivalue_line("filterwarnings", f"ignore:{re.escape(message)}:{name}")
+    for message in SILENCED_WARNINGS:
+        config.addinivalue_line("filterwarnings", f"ignore:{re.escape(message)}")

@@ -35,7 +35,7 @@ _HISTORY_SCAN = 50
 # The folder Dagster's CLI (and `dagster dev`) makes for a throwaway instance when
 # DAGSTER_HOME is unset (dagster._cli.utils.TMP_DAGSTER_HOME_PREFIX); it is deleted on exit.
 _THROWAWAY_HOME_PREFIX = ".tmp_dagster_home_"
-DAGSTER_HOME_HINT = (
+_DAGSTER_HOME_HINT = (
     "set DAGSTER_HOME to the instance the migration ran against, e.g. "
     "/opt/recon_domains/dagster_home; without it Dagster uses a throwaway instance and every "
     "gate looks never-run"
@@ -155,7 +155,7 @@ def require_persistent_instance(instance: dg.DagsterInstance, what: str) -> None
     found = f"DAGSTER_HOME is {home!r} but" if home else "DAGSTER_HOME is not set, so"
     raise dg.Failure(
         description=f"Refusing {what}: {found} this run has a throwaway Dagster instance "
-        f"without the migration's gate history.\n  What to do: {DAGSTER_HOME_HINT}.",
+        f"without the migration's gate history.\n  What to do: {_DAGSTER_HOME_HINT}.",
         allow_retries=False,
     )
 
