@@ -322,14 +322,11 @@ def jobs() -> dict[str, tuple[Step, ...]]:
 
 
 def job_label(steps: tuple[Step, ...]) -> str:
-    """One label for a job's steps: "Step 3: schema migration"; "Pre-deploy 1–4"."""
+    """One label for a job's steps: its step's ("Step 3: schema migration"), or for steps
+    numbered alike the span ("Pre-deploy 1" … "Pre-deploy 4": "Pre-deploy 1–4")."""
     if len(steps) == 1:
         return steps[0].label
-    first, last = steps[0].label, steps[-1].label
-    head, _, number = last.rpartition(" ")
-    if first.startswith(head + " "):
-        return f"{first}–{number}"
-    return " + ".join(s.label for s in steps)
+    return f"{steps[0].label}–{steps[-1].label.rpartition(' ')[2]}"
 
 
 def runs() -> tuple[Run, ...]:

@@ -166,6 +166,7 @@ def test_the_runbook_table_is_the_contract():
     assert rows == CONTRACT
     assert {job: {s.asset for s in steps} for job, steps in runbook.jobs().items()} == JOBS
     assert [(r.job, r.partition) for r in runbook.runs()] == list(RUNS)
+    assert runbook.runs()[0].label == "Pre-deploy 1–4"
     assert {s.asset for s in runbook.STEPS if s.writes} == WRITERS
 
 

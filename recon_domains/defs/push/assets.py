@@ -16,7 +16,7 @@ from recon_domains.defs.resources import (
 from recon_domains.push import STAGES
 from recon_domains.runbook import step as runbook_step
 from recon_domains.taxonomy import DOMAIN_IDS
-from recon_domains.verdicts import Table
+from recon_domains.verdicts import Table, fmt_top
 
 PLAN_SAMPLE = 5
 _stage1, _stage2 = loaded_settings().stage_sizes  # the configured values a description states
@@ -42,7 +42,7 @@ def push_plan(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.Mat
     for stage in STAGES:
         items = plan.get(stage, [])
         domains = Counter(c.domain for c in items)
-        rows.append((stage, len(items), ", ".join(f"{d} {n}" for d, n in domains.most_common(3))))
+        rows.append((stage, len(items), fmt_top(domains.most_common(3))))
         for c in items[:PLAN_SAMPLE]:
             sample_rows.append(
                 (
