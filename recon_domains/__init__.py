@@ -20,8 +20,8 @@ SILENCED_WARNINGS: tuple[str, ...] = (
     # it binds resources): a warning about a beta parameter this project never sets.
     "Parameter `owners`",
     # platformdirs, when pgserver is imported (the sandbox's embedded PostgreSQL): without
-    # XDG_RUNTIME_DIR it falls back to /tmp/runtime-<uid>; the embedded server keeps its data
-    # in a folder of its own, so the fallback is harmless.
+    # XDG_RUNTIME_DIR it falls back to a runtime folder under the temp folder; the embedded
+    # server keeps its data in a folder of its own, so the fallback is harmless.
     "XDG_RUNTIME_DIR is not set",
 )
 for _message in SILENCED_WARNINGS:
