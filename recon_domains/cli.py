@@ -153,7 +153,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=".demo",
                    help="where everything is written; a previous demo there is replaced "
                    "(default: %(default)s)")
-    p.set_defaults(handler="recon_domains.defs.rehearsal:demo_main")
+    p.set_defaults(handler="recon_domains.rehearsal:demo_main")
     p = sub.add_parser("rehearse", help="the whole migration on a copy of real data")
     p.add_argument("--recon-db", required=True,
                    help="RECON's recon.db to copy (only read, with SQLite's backup API)")
@@ -163,7 +163,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write the JSON report here (default: WORKDIR/report.json)")
     p.add_argument("--then-remove-feature", action="store_true",
                    help="end with a confirmed remove_feature, to rehearse the way out")
-    p.set_defaults(handler="recon_domains.defs.rehearsal:rehearse_main")
+    p.set_defaults(handler="recon_domains.rehearsal:rehearse_main")
 
     # review -------------------------------------------------------------------------------
     p = sub.add_parser("review", help="serve the tied-video review page")

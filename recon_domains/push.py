@@ -39,12 +39,14 @@ from recon_domains.peertube.client import (
 )
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import PushCandidate, ReconStore
+from recon_domains.runbook import step
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import CATEGORY_ID_RANGE, DOMAIN_IDS, DOMAINS
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("stage-1", "stage-2", "stage-3")
+# The runbook's three stages (its table names the partitions).
+STAGES: tuple[str, ...] = step("peertube_category_push").partition_keys
 DEFAULT_FIRST_ATTEMPTS = 5
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
 DEFAULT_CHUNK_SIZE = 200
@@ -63,11 +65,8 @@ def _stage_bounds(sizes: Sequence[int]) -> dict[str, tuple[int, int | None]]:
     first, second = (int(s) for s in sizes)
     if first < 1 or second < 1:
         raise ValueError(f"stage sizes must be positive, got {tuple(sizes)}")
-    return {
-        "stage-1": (0, first),
-        "stage-2": (first, first + second),
-        "stage-3": (first + second, None),
-    }
+    return dict(zip(STAGES, [(0, first), (first, first + second), (first + second, None)],
+                    strict=True))
 
 
 def plan_stages(

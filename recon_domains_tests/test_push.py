@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from recon_domains.bench_push import PLUGIN_DIR, PushDoc, build_push_corpus
+from recon_domains.bench.push import PLUGIN_DIR, PushDoc, build_push_corpus
 from recon_domains.peertube.client import PeerTubeClient, RetryPolicy
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.push import (

@@ -261,6 +261,16 @@ def resources_from_settings(
     }
 
 
+def hardcoded_resources(settings: Settings) -> dict[str, dg.ResourceDefinition]:
+    """Resources holding `settings`' values (none from the environment), hard-coded rather
+    than configured: a configured resource's values (a sandbox's password among them) would
+    be stored with every run's snapshot in the instance. For the rehearsal's copy."""
+    return {
+        key: dg.ResourceDefinition.hardcoded_resource(resource)
+        for key, resource in resources_from_settings(settings, env_vars=False).items()
+    }
+
+
 def _text(value: object | None) -> str:
     """A resource's optional text field: "" when unset."""
     return "" if value is None else str(value)

@@ -18,9 +18,9 @@ from contextlib import suppress
 from pathlib import Path
 
 from recon_domains.assignment import run_pass1, run_tiebreaker
-from recon_domains.defs.rehearsal import rehearse
 from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
+from recon_domains.rehearsal import rehearse
 from recon_domains.sandbox.corpus import generate_corpus
 from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, DEFAULT_STREAM_SOURCE
 
@@ -86,7 +86,7 @@ def best_tiebreaker(after_pass1: Path, concepts: Path, folder: Path, source: str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m recon_domains.bench")
+    parser = argparse.ArgumentParser(prog="python -m recon_domains.bench.migration")
     parser.add_argument("--docs", type=int, default=22_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--workdir", default=".bench")
