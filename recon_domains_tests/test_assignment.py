@@ -3,7 +3,6 @@ recon.db (SQLite) and real concept folders."""
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import shutil
@@ -221,7 +220,7 @@ def patch_concept_open(
     """Count every file the concept reader opens, by path; opening a path that contains
     ``failing`` raises ``error`` instead (running as root, chmod 000 would not stop us)."""
     seen: Counter[str] = Counter()
-    real_open = builtins.open
+    real_open = os.open
 
     def counting_open(path, *args, **kwargs):
         seen[os.fspath(path)] += 1
@@ -229,7 +228,7 @@ def patch_concept_open(
             raise error
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(concepts, "open", counting_open, raising=False)
+    monkeypatch.setattr(concepts.os, "open", counting_open)
     return seen
 
 
