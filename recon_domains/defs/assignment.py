@@ -83,6 +83,7 @@ def _spot_check_result(
             status,
             sample,
             recon.skip_channel_set,
+            max_window_file_mb=recon.max_window_file_mb,
         )
         breakdown = store.status_counts()
     bad = [r for r in rows if not r.agrees]
@@ -155,7 +156,10 @@ def pass1_dry_run(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
     step = "pass1_dry_run (runbook Step 4)"
     require_gates(context, (SCHEMA_GATE,), step=step)
     with operator_errors(step), recon.store() as store:
-        result = run_pass1(store, recon.concepts_root, dry_run=True)
+        result = run_pass1(
+            store, recon.concepts_root, dry_run=True,
+            max_window_file_mb=recon.max_window_file_mb,
+        )
     pct = result.percentages()
     checks = benchmark_deviation(pct, recon.benchmarks())
     return dg.MaterializeResult(
@@ -171,6 +175,7 @@ def pass1_dry_run(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
             ),
             "folder_states": dg.MetadataValue.json(result.states),
             "skipped_files": dg.MetadataValue.json(result.skipped_files),
+            "skip_examples": dg.MetadataValue.json(result.skip_examples),
             "error_sample": dg.MetadataValue.json(
                 [{"hash": e.hash, "reason": e.reason} for e in result.errors[:20]]
             ),
@@ -247,7 +252,10 @@ def pass1_assignments(
     step = "pass1_assignments (runbook Step 4)"
     require_gates(context, (SCHEMA_GATE, DISTRIBUTION_GATE), step=step)
     with operator_errors(step), recon.store() as store:
-        result = run_pass1(store, recon.concepts_root, dry_run=False)
+        result = run_pass1(
+            store, recon.concepts_root, dry_run=False,
+            max_window_file_mb=recon.max_window_file_mb,
+        )
         breakdown = store.status_counts()
         distribution = store.domain_distribution()
     context.log.info(f"pass 1 wrote {result.written} decisions, {len(result.errors)} errors")
@@ -303,7 +311,10 @@ def tiebreaker_assignments(
     step = "tiebreaker_assignments (runbook Step 4)"
     require_gates(context, (SCHEMA_GATE, PASS1_GATE), step=step)
     with operator_errors(step), recon.store() as store:
-        result = run_tiebreaker(store, recon.concepts_root, recon.skip_channel_set, dry_run=False)
+        result = run_tiebreaker(
+            store, recon.concepts_root, recon.skip_channel_set, dry_run=False,
+            max_window_file_mb=recon.max_window_file_mb,
+        )
         breakdown = store.status_counts()
     review = review_metadata(breakdown, recon.review_url)
     context.log.info(review["review_next_step"])
