@@ -167,11 +167,14 @@ def _read_capped(fd: int, size: int, cap: int) -> bytes | None:
 
 
 def _too_large(size: int, cap: int) -> str:
+    """The skip detail of a file above the cap; ``size`` is fstat's (within the cap when
+    the file grew past it while being read)."""
+    what = f"{size:,} bytes ({size / _MB:.1f} MB)" if size > cap else "grew while being read"
     return (
-        f"{size:,} bytes ({size / _MB:.1f} MB), above RECON_MAX_WINDOW_FILE_MB ({cap / _MB:g} "
-        "MB): not read, its concepts not counted. RECON's window files are kilobytes: if "
-        "this one is genuine, raise RECON_MAX_WINDOW_FILE_MB (parsing takes several times "
-        "the file's size in memory) and decide the document again"
+        f"{what}, above RECON_MAX_WINDOW_FILE_MB ({cap / _MB:g} MB): not read, its concepts "
+        "not counted. RECON's window files are kilobytes: check this one, and if it is "
+        "genuine raise RECON_MAX_WINDOW_FILE_MB (parsing takes several times a file's size "
+        "in memory)"
     )
 
 
@@ -179,7 +182,6 @@ def _count_file(
     path: str, rel: str, counts: Counter[str], skipped: list[Skip], cap: int
 ) -> int:
     """Parse one window file into counts; return the number of concept objects seen."""
-    size = 0
     try:
         # O_NONBLOCK: a FIFO swapped in after the scan must not hang the pass.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -192,7 +194,7 @@ def _count_file(
         skipped.append(Skip(rel, REASON_UNREADABLE, 1, f"{type(exc).__name__}: {exc.strerror}"))
         return 0
     if raw is None:
-        skipped.append(Skip(rel, REASON_TOO_LARGE, 1, _too_large(max(size, cap + 1), cap)))
+        skipped.append(Skip(rel, REASON_TOO_LARGE, 1, _too_large(size, cap)))
         return 0
     try:
         data = orjson.loads(raw)
@@ -308,4 +310,3 @@ def read_domain_counts(
     return ConceptCounts(
         doc_hash, counts, True, files_read, concepts_seen, tuple(skipped), state, len(entries)
     )
-

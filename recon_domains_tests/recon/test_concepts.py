@@ -334,6 +334,9 @@ def test_a_file_that_changed_since_fstat_is_read_to_its_end_within_the_cap(tmp_p
     finally:
         os.close(fd)
     assert grown is None and peak < 3 * MB  # grew past the cap: stopped near cap + 1 bytes
+    assert concepts._too_large(10, MB).startswith(
+        "grew while being read, above RECON_MAX_WINDOW_FILE_MB (1 MB): not read"
+    )
 
 
 def test_a_fifo_swapped_in_after_the_scan_does_not_hang_the_reader(tmp_path: Path) -> None:
