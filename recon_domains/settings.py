@@ -109,6 +109,9 @@ class Settings:
     benchmarks: Benchmarks = field(default_factory=Benchmarks)
     offsite_max_lag_hours: float = 6.0
     stage_sizes: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
+    # Window files above this many MB (1 MB = 1,048,576 bytes) are skipped unread: RECON's
+    # are kilobytes, and parsing one takes several times its size in memory.
+    max_window_file_mb: int = 16
     is_copy: bool = False
     node: str = "node"
     pg_bin_dir: Path | None = None  # None: pg_dump / pg_restore from PATH (or Debian's dirs)
@@ -145,6 +148,9 @@ class Settings:
             stage_sizes=(
                 read.count("RECON_PUSH_STAGE1_SIZE", d.stage_sizes[0], "documents"),
                 read.count("RECON_PUSH_STAGE2_SIZE", d.stage_sizes[1], "documents"),
+            ),
+            max_window_file_mb=read.count(
+                "RECON_MAX_WINDOW_FILE_MB", d.max_window_file_mb, "megabytes"
             ),
             is_copy=read.flag("RECON_IS_COPY", d.is_copy),
             node=read.text("RECON_NODE") or d.node,

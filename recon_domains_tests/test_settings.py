@@ -47,6 +47,7 @@ FULL_ENV = {
     "RECON_OFFSITE_MAX_LAG_HOURS": "12",
     "RECON_PUSH_STAGE1_SIZE": "50",
     "RECON_PUSH_STAGE2_SIZE": "2000",
+    "RECON_MAX_WINDOW_FILE_MB": "64",
     "RECON_IS_COPY": "1",
     "RECON_REVIEW_HOSTS": "review.example, proxy.example",
     "RECON_REVIEW_TOKEN": TOKEN,
@@ -95,6 +96,7 @@ def test_an_empty_environment_gives_every_default():
     assert s.benchmarks == Benchmarks(94.8, 5.2, 19.5, 5.0)
     assert s.offsite_max_lag_hours == 6.0
     assert s.stage_sizes == (100, 1000)
+    assert s.max_window_file_mb == 16
     assert s.is_copy is False
     assert s.node == "node"
     assert s.review == ReviewSettings("http://127.0.0.1:8765/", (), None)
@@ -126,6 +128,7 @@ def test_every_variable_is_parsed():
     assert s.benchmarks == Benchmarks(assigned=90, tied=7.5, needs_reprocess=20, tolerance=3)
     assert s.offsite_max_lag_hours == 12
     assert s.stage_sizes == (50, 2000)
+    assert s.max_window_file_mb == 64
     assert s.is_copy is True
     assert s.node == "/opt/node/bin/node"
     assert s.pg_bin_dir == Path("/usr/lib/postgresql/16/bin")
@@ -196,6 +199,9 @@ def test_benchmarks_expected_are_keyed_like_the_pass1_percentages():
         ("PEERTUBE_PUSH_MAX_IN_FLIGHT", "0"),
         ("PEERTUBE_PUSH_MAX_IN_FLIGHT", "800"),
         ("PEERTUBE_PUSH_MAX_IN_FLIGHT", "eight"),
+        ("RECON_MAX_WINDOW_FILE_MB", "0"),
+        ("RECON_MAX_WINDOW_FILE_MB", "-16"),
+        ("RECON_MAX_WINDOW_FILE_MB", "16MB"),
         ("RECON_IS_COPY", "maybe"),
     ],
 )
@@ -258,6 +264,7 @@ def test_resources_carry_the_settings_and_keep_secrets_and_required_paths_env_va
         assert isinstance(value, dg.EnvVar) and value.env_var_name == variable
     assert recon.benchmarks() == Benchmarks(90, 7.5, 20, 3)
     assert recon.push_stage_sizes == (50, 2000)
+    assert recon.max_window_file_mb == 64
     assert recon.offsite_max_lag_hours == 12
     assert recon.skip_channel_set == {"Transcript", "Uploads"}
     assert (recon.stream_source, recon.is_copy) == ("video.example", True)
@@ -273,6 +280,7 @@ def test_resources_of_an_empty_environment_take_the_defaults():
     res = resources_from_settings(Settings.from_env({}))
     assert res["recon"].benchmarks() == Benchmarks(94.8, 5.2, 19.5, 5.0)
     assert res["recon"].push_stage_sizes == (100, 1000)
+    assert res["recon"].max_window_file_mb == 16
     assert res["peertube"].push_max_in_flight == 8
     assert res["peertube_db"].dump_command == ""  # unset: not even an EnvVar
 

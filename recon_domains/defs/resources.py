@@ -72,6 +72,11 @@ class ReconResource(dg.ConfigurableResource):
         default=DEFAULTS.offsite_max_lag_hours,
         description="how far the off-site mirror may lag (RECON_OFFSITE_MAX_LAG_HOURS)",
     )
+    max_window_file_mb: int = Field(
+        default=DEFAULTS.max_window_file_mb,
+        description="window files above this many MB are skipped unread "
+        "(RECON_MAX_WINDOW_FILE_MB)",
+    )
     push_stage1_size: int = Field(
         default=DEFAULTS.stage_sizes[0],
         description="runbook Step 5: stage-1 size (RECON_PUSH_STAGE1_SIZE)",
@@ -238,6 +243,7 @@ def resources_from_settings(
             is_copy=settings.is_copy,
             review_url=settings.review.url,
             offsite_max_lag_hours=settings.offsite_max_lag_hours,
+            max_window_file_mb=settings.max_window_file_mb,
             push_stage1_size=settings.stage_sizes[0],
             push_stage2_size=settings.stage_sizes[1],
             benchmark_assigned_pct=settings.benchmarks.assigned,

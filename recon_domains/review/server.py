@@ -61,7 +61,7 @@ from recon_domains.review.tied import (
     assign_domain,
     tied_page,
 )
-from recon_domains.settings import ConfigError, Settings, require
+from recon_domains.settings import DEFAULTS, ConfigError, Settings, require
 from recon_domains.taxonomy import ALL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -113,9 +113,11 @@ class Review:
         token: str | None,
         allowed_hosts: frozenset[str] | None,
         port: int,
+        max_window_file_mb: float,
     ) -> None:
         self.store_path = store_path
         self.concepts_root = concepts_root
+        self.max_window_file_mb = max_window_file_mb
         self.source = source
         self.push = push
         self.token = token
@@ -241,7 +243,10 @@ def _tied_page(request: Request) -> TiedPage | Response:
         return _error(request, 400, str(exc))
     try:
         with review.open_store() as store:
-            return tied_page(store, review.concepts_root, query)
+            return tied_page(
+                store, review.concepts_root, query,
+                max_window_file_mb=review.max_window_file_mb,
+            )
     except ReconStoreError as exc:
         return _error(request, 500, str(exc), changed="")
 
@@ -418,6 +423,7 @@ def build(
     port: int = 0,
     token: str | None = None,
     extra_hosts: Sequence[str] = (),
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> tuple[uvicorn.Server, socket.socket, Review]:
     """Check the settings and the database, bind the socket, and build the server.
 
@@ -465,6 +471,7 @@ def build(
     review = Review(
         store_path, Path(concepts_root).expanduser(), source,
         push=push, token=token, allowed_hosts=allowed, port=bound_port,
+        max_window_file_mb=max_window_file_mb,
     )
     config = uvicorn.Config(
         create_app(review), log_level="warning", access_log=False, lifespan="off",
@@ -554,6 +561,7 @@ def cli_main(args: argparse.Namespace) -> int:
             push=push, host=args.host, port=args.port,
             token=token.get_secret_value() if token else None,
             extra_hosts=settings.review.hosts,
+            max_window_file_mb=settings.max_window_file_mb,
         )
     except (ConfigError, ReviewConfigError, ReconStoreError, OSError) as exc:
         print(f"recon-domains review: {exc}", file=sys.stderr)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from recon_domains.assignment import BenchmarkCheck, benchmark_deviation, spot_check
 from recon_domains.recon.store import ReconStore
-from recon_domains.settings import Benchmarks
+from recon_domains.settings import DEFAULTS, Benchmarks
 from recon_domains.verdicts import Table, Verdict, counts_table, fmt_top
 
 # The runbook's sample sizes: 20 assigned after pass 1, 5 tied_pass_2 after the tiebreaker.
@@ -70,10 +70,15 @@ def spot_check_verdict(
     sample_size: int,
     skip_channels: Iterable[str],
     remedy: str,
+    *,
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> Verdict:
     """Runbook Step 4 STOP: `sample_size` random `status` documents re-derived from their
     files; any disagreement fails. `remedy`: what to do then (the gate's, from the runbook)."""
-    rows = spot_check(store, concepts_root, status, sample_size, skip_channels)
+    rows = spot_check(
+        store, concepts_root, status, sample_size, skip_channels,
+        max_window_file_mb=max_window_file_mb,
+    )
     breakdown = store.status_counts()
     bad = [r for r in rows if not r.agrees]
     if not rows:

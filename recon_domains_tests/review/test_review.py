@@ -321,6 +321,20 @@ def test_counts_are_reread_from_the_concept_files_on_every_load(review, recon) -
     assert "Water Systems is now alone on top" in client.get("/").text
 
 
+def test_counts_use_the_configured_window_file_cap(review, recon) -> None:
+    _, client = review
+    db, concepts = recon
+    before = {v["hash"]: v for v in client.tied()["videos"]}["tie_alpha"]
+    big = json.dumps([{"domain": "Water Systems"}] * 100_000)  # about 2.8 MB
+    (concepts / "tie_alpha" / "window_0004.json").write_text(big)
+    with start_review_server(db, concepts, SOURCE, max_window_file_mb=1) as capped:
+        shown = {v["hash"]: v for v in Client(capped.url).tied()["videos"]}["tie_alpha"]
+    assert shown["concept_counts"] == before["concept_counts"]  # the big file not counted
+    read = {v["hash"]: v for v in client.tied()["videos"]}["tie_alpha"]  # default cap: 16 MB
+    assert read["concept_counts"][0]["domain"] == "Water Systems"
+    assert read["concept_counts"][0]["concepts"] >= 100_000
+
+
 def test_filter_by_channel(review, recon) -> None:
     _, client = review
     db, concepts = recon

@@ -24,7 +24,9 @@ def pass1_dry_run(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
 
     require_gates(context, "pass1_dry_run")
     with operator_errors(step("pass1_dry_run").refusal_name()), recon.store() as store:
-        result = run_pass1(store, recon.concepts_root, dry_run=True)
+        result = run_pass1(
+            store, recon.concepts_root, dry_run=True, max_window_file_mb=recon.max_window_file_mb
+        )
     pct = result.percentages()
     checks = benchmark_deviation(pct, recon.benchmarks())
     return dg.MaterializeResult(
@@ -38,6 +40,7 @@ def pass1_dry_run(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
             "distribution": table(distribution_table(checks, recon.benchmark_tolerance_pp)),
             "folder_states": dg.MetadataValue.json(result.states),
             "skipped_files": dg.MetadataValue.json(result.skipped_files),
+            "skip_examples": dg.MetadataValue.json(result.skip_examples),
             "error_sample": dg.MetadataValue.json(
                 [{"hash": e.hash, "reason": e.reason} for e in result.errors[:20]]
             ),
@@ -60,7 +63,9 @@ def pass1_assignments(
 
     require_gates(context, "pass1_assignments")
     with operator_errors(step("pass1_assignments").refusal_name()), recon.store() as store:
-        result = run_pass1(store, recon.concepts_root, dry_run=False)
+        result = run_pass1(
+            store, recon.concepts_root, dry_run=False, max_window_file_mb=recon.max_window_file_mb
+        )
         breakdown = store.status_counts()
         distribution = store.domain_distribution()
     context.log.info(f"pass 1 wrote {result.written} decisions, {len(result.errors)} errors")
@@ -97,7 +102,13 @@ def tiebreaker_assignments(
 
     require_gates(context, "tiebreaker_assignments")
     with operator_errors(step("tiebreaker_assignments").refusal_name()), recon.store() as store:
-        result = run_tiebreaker(store, recon.concepts_root, recon.skip_channel_set, dry_run=False)
+        result = run_tiebreaker(
+            store,
+            recon.concepts_root,
+            recon.skip_channel_set,
+            dry_run=False,
+            max_window_file_mb=recon.max_window_file_mb,
+        )
         breakdown = store.status_counts()
     review = review_metadata(breakdown, recon.review_url)
     context.log.info(review["review_next_step"])

@@ -35,7 +35,13 @@ def _spot_check(recon: ReconResource, asset: str, status: str, sample: int) -> d
     gate = step(asset)
     with operator_errors(str(gate.check)), recon.store() as store:
         verdict = verdicts.spot_check_verdict(
-            store, recon.concepts_root, status, sample, recon.skip_channel_set, gate.gate().remedy
+            store,
+            recon.concepts_root,
+            status,
+            sample,
+            recon.skip_channel_set,
+            gate.gate().remedy,
+            max_window_file_mb=recon.max_window_file_mb,
         )
     return check_result(verdict)
 

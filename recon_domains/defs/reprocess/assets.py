@@ -67,7 +67,9 @@ def reprocess_batch(
         with operator_errors(step), recon.store() as store:
             store.require_migrated()
             before, _ = store.audit_counts()
-            plan = plan_reprocess(store, recon.concepts_root)
+            plan = plan_reprocess(
+                store, recon.concepts_root, max_window_file_mb=recon.max_window_file_mb
+            )
             after, _ = store.audit_counts()
         stale = [i for i in plan if i.stale]
         reasons = Counter(i.why for i in plan)
@@ -124,10 +126,16 @@ def reprocess_batch(
                 allow_retries=False,
             )
         reason = f"runbook Step 7 {partition} (dagster run {context.run.run_id[:8]})"
-        resumed = resume_interrupted(store, recon.concepts_root, recon.quarantine_root, reason)
-        plan = plan_reprocess(store, recon.concepts_root, this.partition(partition).limit)
+        cap = recon.max_window_file_mb
+        resumed = resume_interrupted(
+            store, recon.concepts_root, recon.quarantine_root, reason, max_window_file_mb=cap
+        )
+        plan = plan_reprocess(
+            store, recon.concepts_root, this.partition(partition).limit, max_window_file_mb=cap
+        )
         result = run_reprocess_batch(
-            store, recon.concepts_root, recon.quarantine_root, plan, reason
+            store, recon.concepts_root, recon.quarantine_root, plan, reason,
+            max_window_file_mb=cap,
         )
     requeued = [*resumed.requeued, *result.requeued]
     quarantined = [*resumed.quarantined, *result.quarantined]

@@ -34,7 +34,7 @@ def steady_state_pass1(context: dg.OpExecutionContext, recon: ReconResource) -> 
     require_gates(context, STEP)
     with operator_errors(f"{STEP} pass 1"), recon.store() as store:
         store.require_migrated()
-        result = run_pass1(store, recon.concepts_root)
+        result = run_pass1(store, recon.concepts_root, max_window_file_mb=recon.max_window_file_mb)
     counts = result.status_counts
     context.log.info(f"pass 1: {result.candidates} new document(s): {counts}")
     context.add_output_metadata(
@@ -61,7 +61,12 @@ def steady_state_tiebreaker(
     from recon_domains.assignment import run_tiebreaker
 
     with operator_errors(f"{STEP} tiebreaker"), recon.store() as store:
-        result = run_tiebreaker(store, recon.concepts_root, recon.skip_channel_set)
+        result = run_tiebreaker(
+            store,
+            recon.concepts_root,
+            recon.skip_channel_set,
+            max_window_file_mb=recon.max_window_file_mb,
+        )
         status = store.status_counts()
     review = review_metadata(status, recon.review_url)
     context.log.info(
