@@ -45,12 +45,14 @@ from recon_domains.peertube.client import (
 )
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import PushCandidate, ReconLocked, ReconStore
+from recon_domains.runbook import step
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import CATEGORY_ID_RANGE, DOMAIN_IDS, DOMAINS
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("stage-1", "stage-2", "stage-3")
+# The runbook's three stages (its table names the partitions).
+STAGES: tuple[str, ...] = step("peertube_category_push").partition_keys
 DEFAULT_FIRST_ATTEMPTS = 5
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
 DEFAULT_CHUNK_SIZE = 200
@@ -69,11 +71,8 @@ def _stage_bounds(sizes: Sequence[int]) -> dict[str, tuple[int, int | None]]:
     first, second = (int(s) for s in sizes)
     if first < 1 or second < 1:
         raise ValueError(f"stage sizes must be positive, got {tuple(sizes)}")
-    return {
-        "stage-1": (0, first),
-        "stage-2": (first, first + second),
-        "stage-3": (first + second, None),
-    }
+    return dict(zip(STAGES, [(0, first), (first, first + second), (first + second, None)],
+                    strict=True))
 
 
 def plan_stages(
@@ -123,7 +122,8 @@ class PushResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # never attempted: bad URL
     aborted: bool = False
     abort_reason: str | None = None
-    login_count: int = 0  # password grants during this push
+    login_count: int = 0  # logins (accepted password grants) during this push
+    retried_after_500: int = 0  # requests the client retried after PeerTube answered 500
     elapsed: float = 0.0
     already_in_place: list[str] = field(default_factory=list)  # subset of succeeded, no PUT
     put_count: int = 0  # PUT requests that got an answer (or gave up)
@@ -146,6 +146,7 @@ class PushResult:
         text = (f"{self.stage}: {len(self.succeeded)}/{self.total} pushed "
                 f"({len(self.already_in_place)} already in place), {len(self.failed)} failed, "
                 f"{len(self.skipped)} skipped, {self.not_attempted} not attempted, "
+                f"{self.retried_after_500} retried after PeerTube 500, "
                 f"{len(self.unmarked)} pushed but not yet marked, "
                 f"{self.login_count} login(s), {self.elapsed:.1f}s")
         if self.aborted:
@@ -191,6 +192,14 @@ _CAUSES: dict[str, str] = {
     "server": "PeerTube answers 5xx server errors: check PeerTube's log and health",
     "other": "unexpected failures: see the per-item reasons",
 }
+# The client's own messages for these already say what to check.
+_SELF_EXPLAINED = frozenset({"auth", "forbidden", "unreachable"})
+
+
+def _explain(exc: BaseException) -> str:
+    """`exc` with its cause and what to do, each said once."""
+    kind = _failure_kind(exc)
+    return str(exc) if kind in _SELF_EXPLAINED else f"{_CAUSES[kind]}. {exc}"
 
 
 class _FailureTracker:
@@ -288,6 +297,7 @@ def push_items(
     """
     started = time.monotonic()
     logins_before = client.login_count
+    retried_before = client.retried_after_500
     items = list(items)
     result = PushResult(stage=stage, total=len(items))
     work = _prepare(items, result)
@@ -298,6 +308,7 @@ def push_items(
         result.aborted = tracker.abort_reason is not None
         result.abort_reason = tracker.abort_reason
         result.login_count = client.login_count - logins_before
+        result.retried_after_500 = client.retried_after_500 - retried_before
         result.elapsed = time.monotonic() - started
         log.log(logging.WARNING if result.aborted else logging.INFO, "push %s", result.summary())
         return result
@@ -319,7 +330,7 @@ def push_items(
         try:
             client.require_admin()
         except PeerTubeError as exc:
-            tracker.abort_reason = f"before any attempt: {_CAUSES[_failure_kind(exc)]}. {exc}"
+            tracker.abort_reason = f"before any attempt: {_explain(exc)}"
             result.not_attempted = len(work)
             return finish()
 

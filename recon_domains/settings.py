@@ -41,7 +41,13 @@ MAX_PUSH_IN_FLIGHT = 64
 
 
 class ConfigError(RuntimeError):
-    """A missing or invalid setting; the message names the variable and what to set."""
+    """A missing or invalid setting; the message names the variable and what to set.
+
+    `variable` is that variable's name (`recon-domains check` reports each one)."""
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,9 @@ class Settings:
     # with 10 ms gaps every wait measured under one hold (0.5 s); 30 s outlasts any
     # transaction RECON should hold, and a step that cannot get in ends within it.
     lock_timeout_s: float = 30.0
+    # Window files above this many MB (1 MB = 1,048,576 bytes) are skipped unread: RECON's
+    # are kilobytes, and parsing one takes several times its size in memory.
+    max_window_file_mb: int = 16
     is_copy: bool = False
     node: str = "node"
     pg_bin_dir: Path | None = None  # None: pg_dump / pg_restore from PATH (or Debian's dirs)
@@ -145,6 +154,9 @@ class Settings:
                 read.count("RECON_PUSH_STAGE2_SIZE", d.stage_sizes[1], "documents"),
             ),
             lock_timeout_s=read.number("RECON_LOCK_TIMEOUT_S", d.lock_timeout_s, "seconds"),
+            max_window_file_mb=read.count(
+                "RECON_MAX_WINDOW_FILE_MB", d.max_window_file_mb, "megabytes"
+            ),
             is_copy=read.flag("RECON_IS_COPY", d.is_copy),
             node=read.text("RECON_NODE") or d.node,
             pg_bin_dir=read.path("RECON_PG_BIN_DIR"),
@@ -175,11 +187,32 @@ class Settings:
 DEFAULTS = Settings()  # every setting at its default: what an empty environment gives
 
 
+def setting_names() -> tuple[str, ...]:
+    """Every variable `Settings.from_env` reads, in its order (`recon-domains check` names
+    each one)."""
+    env = _RecordingEnv()
+    Settings.from_env(env)
+    return tuple(dict.fromkeys(env.asked))
+
+
 def require(value: T | None, variable: str) -> T:
     """`value`, or a ConfigError naming the unset `variable`."""
     if value is None or value == "":
-        raise ConfigError(f"{variable} is not set. Set it in the environment or in .env.")
+        raise ConfigError(f"{variable} is not set. Set it in the environment or in .env.",
+                          variable=variable)
     return value
+
+
+class _RecordingEnv(dict[str, str]):
+    """An empty environment that notes each variable asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.asked.append(key)
+        return default
 
 
 class _Reader:
@@ -252,5 +285,6 @@ class _Reader:
 def _invalid(name: str, value: str, expected: str, default: str) -> ConfigError:
     return ConfigError(
         f"{name} is {value!r}, which is not valid: expected {expected}. Set {name} to such a "
-        f"value, or unset it for the default ({default})."
+        f"value, or unset it for the default ({default}).",
+        variable=name,
     )

@@ -1,7 +1,14 @@
-"""Users, OAuth tokens and rate limiters of the sandbox PeerTube (in memory, thread-safe).
+"""Users, rights, OAuth tokens and rate limiters of the sandbox PeerTube (in memory,
+thread-safe).
 
-Tokens live in memory: restarting the sandbox logs everybody out (real PeerTube keeps them
-in its database). The OAuth client itself is persisted (see peertube_store).
+Rights per role: packages/core-utils/src/users/user-role.ts and
+packages/models/src/users/user-right.enum.ts. Logins: server/core/lib/auth/oauth-model.ts
+(user names match case-insensitively; a refresh token past its lifetime is refused as
+expired, and kept). Limiters: express-rate-limit 8's memory store.
+
+invented: tokens live in memory, so restarting the sandbox logs everybody out (real
+PeerTube keeps them in its database). The OAuth client itself is persisted (see
+peertube_store).
 """
 
 from __future__ import annotations
@@ -19,6 +26,19 @@ ROLE_USER = 2
 ROLE_LABELS = {ROLE_ADMINISTRATOR: "Administrator", ROLE_MODERATOR: "Moderator", ROLE_USER: "User"}
 ROLE_BY_NAME = {"admin": 0, "administrator": 0, "moderator": 1, "user": 2}
 
+# PeerTube's UserRight numbers the sandbox's routes check.
+RIGHT_MANAGE_ANY_VIDEO_CHANNEL = 13
+RIGHT_UPDATE_ANY_VIDEO = 17
+RIGHT_SEE_ALL_VIDEOS = 20
+RIGHT_MANAGE_PLUGINS = 23
+# What a moderator may do (an administrator may do everything, a user nothing special).
+MODERATOR_RIGHTS = frozenset({12, 6, 13, 14, 15, 16, 17, 20, 10, 11, 1, 21, 28, 32, 33})
+
+
+def has_right(role: int, right: int) -> bool:
+    """hasUserRight: administrators have every right, moderators a fixed list."""
+    return role == ROLE_ADMINISTRATOR or (role == ROLE_MODERATOR and right in MODERATOR_RIGHTS)
+
 
 @dataclass(frozen=True)
 class User:
@@ -33,6 +53,10 @@ class User:
     def bypasses_rate_limit(self) -> bool:
         """Admins and moderators skip the API rate limit (PeerTube's limiter handler)."""
         return self.role in (ROLE_ADMINISTRATOR, ROLE_MODERATOR)
+
+    def has_right(self, right: int) -> bool:
+        """PeerTube's user.hasRight."""
+        return has_right(self.role, right)
 
 
 @dataclass(frozen=True)
@@ -68,12 +92,13 @@ class Accounts:
             return user
 
     def check_password(self, username: str, password: str) -> User | None:
-        """The user when the credentials match, else None."""
+        """The user when the credentials match, else None. The name matches
+        case-insensitively, and only when exactly one user has it."""
         with self._lock:
-            user = self._users.get(username)
-        if user is None or not secrets.compare_digest(user.password, password):
+            found = [u for u in self._users.values() if u.username.lower() == username.lower()]
+        if len(found) != 1 or not secrets.compare_digest(found[0].password, password):
             return None
-        return user
+        return found[0]
 
     def issue(self, user: User, access_lifetime_s: float, refresh_lifetime_s: float) -> TokenPair:
         """A new token pair for ``user``."""
@@ -92,16 +117,17 @@ class Accounts:
 
     def refresh(
         self, refresh_token: str, access_lifetime_s: float, refresh_lifetime_s: float
-    ) -> TokenPair | None:
-        """Spend a refresh token: revoke its pair at once and issue a new one (None if the
-        refresh token is unknown, spent or expired)."""
+    ) -> TokenPair | str:
+        """Spend a refresh token: revoke its pair at once and issue a new one. Refused:
+        "invalid" (unknown or spent) or "expired" (past its lifetime, left as it is)."""
         with self._lock:
-            old = self._by_refresh.pop(refresh_token, None)
-            if old is not None:
-                self._by_access.pop(old.access_token, None)
-        if old is None or old.refresh_expires_at <= time.time():
-            return None
-        with self._lock:
+            old = self._by_refresh.get(refresh_token)
+            if old is None:
+                return "invalid"
+            if old.refresh_expires_at < time.time():
+                return "expired"
+            del self._by_refresh[refresh_token]
+            self._by_access.pop(old.access_token, None)
             user = self._users.get(old.user.username, old.user)
         return self.issue(user, access_lifetime_s, refresh_lifetime_s)
 
@@ -109,7 +135,7 @@ class Accounts:
         """The user of a valid, unexpired access token, else None."""
         with self._lock:
             pair = self._by_access.get(access_token)
-        if pair is None or pair.access_expires_at <= time.time():
+        if pair is None or pair.access_expires_at < time.time():
             return None
         with self._lock:
             return self._users.get(pair.user.username)
@@ -155,8 +181,8 @@ class FixedWindowLimiter:
             remaining=max(0, limit - count),
             reset_epoch=math.ceil(reset),
             exceeded=count > limit,
-            # express-rate-limit sends the whole window length as Retry-After.
-            retry_after_s=max(1, math.ceil(window_s)),
+            # express-rate-limit 8 (source/headers.ts): the seconds left in the window.
+            retry_after_s=max(0, math.ceil(reset - now)),
         )
 
     def reset(self) -> None:

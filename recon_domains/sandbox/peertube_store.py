@@ -98,7 +98,7 @@ PRIOR_CATEGORIES = (13, 15)
 _UUID_V4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 _VIDEO_COLUMNS = (
     "v.id, v.uuid::text AS uuid, v.name, v.category, v.licence, v.language, v.privacy, v.nsfw,"
-    ' v.description, v.support, v.duration, v.views, v.likes, v.dislikes, v."isLive",'
+    ' v.description, v.support, v.duration, v.views, v.likes, v.dislikes, v.remote, v."isLive",'
     ' v.url, v."commentsPolicy", v."downloadEnabled", v."waitTranscoding", v.state,'
     ' v."publishedAt", v."originallyPublishedAt", v."createdAt", v."updatedAt",'
     ' c.id AS "channelId", c.name AS "channelName", c."createdAt" AS "channelCreatedAt"'
@@ -192,8 +192,15 @@ class SandboxStore:
         return row["clientId"], row["clientSecret"]
 
     # videos -----------------------------------------------------------------------------------
-    def find_video(self, *, video_id: int | None = None, uuid: str | None = None) -> dict | None:
-        """A video with its channel, by numeric id or UUID."""
+    def find_video(self, *, video_id: int | str | None = None,
+                   uuid: str | None = None) -> dict | None:
+        """A video with its channel, by numeric id or UUID.
+
+        A numeric id may be given as the string the client sent: PostgreSQL then reads it
+        as PeerTube's query does ('+5' is 5; a number beyond integer range raises
+        psycopg2.DataError "value ... is out of range for type integer", which PeerTube
+        answers as a 500).
+        """
         where, param = ("v.id = %s", video_id) if video_id is not None else ("v.uuid = %s", uuid)
         return self.fetchone(
             f'SELECT {_VIDEO_COLUMNS} FROM video v JOIN "videoChannel" c ON c.id = v."channelId" '
@@ -201,23 +208,37 @@ class SandboxStore:
             (param,),
         )
 
-    def update_video(self, video_id: int, changes: dict[str, Any]) -> bool:
-        """Apply column changes; bump ``"updatedAt"`` only when a value really changed
-        (PeerTube saves through Sequelize, which skips unchanged rows). True if changed."""
-        if not changes:
-            return False
-        sets = ", ".join(f'"{col}" = %s' for col in changes)
-        differs = " OR ".join(f'"{col}" IS DISTINCT FROM %s' for col in changes)
-        values = list(changes.values())
+    def update_video(self, video_id: int, changes: dict[str, Any]) -> None:
+        """Apply column changes and bump ``"updatedAt"``, changed or not: PeerTube's update
+        saves the video, or calls setAsRefreshed when nothing changed
+        (server/core/controllers/api/videos/update.ts)."""
+        sets = "".join(f'"{col}" = %s, ' for col in changes)
+        self.execute(
+            f'UPDATE video SET {sets}"updatedAt" = now() WHERE id = %s',
+            [*changes.values(), video_id],
+        )
 
-        def go(cur: Any) -> bool:
-            cur.execute(
-                f'UPDATE video SET {sets}, "updatedAt" = now() WHERE id = %s AND ({differs})',
-                [*values, video_id, *values],
-            )
-            return cur.rowcount > 0
+    def channel_exists(self, channel_id: int) -> bool:
+        """Whether a channel with this id exists."""
+        return self.fetchone('SELECT 1 AS one FROM "videoChannel" WHERE id = %s',
+                             (channel_id,)) is not None
 
-        return self._run(go)
+    def list_videos(
+        self, *, where: list[str], params: list[Any], order: str, start: int, count: int,
+        with_total: bool,
+    ) -> tuple[int | None, list[dict[str, Any]]]:
+        """(total, one page) of the videos matching SQL conditions on ``v``."""
+        condition = " AND ".join(where) or "TRUE"
+        base = f'FROM video v JOIN "videoChannel" c ON c.id = v."channelId" WHERE {condition}'
+        total = None
+        if with_total:
+            row = self.fetchone(f"SELECT count(*) AS n {base}", params)
+            total = int(row["n"]) if row else 0
+        rows = self.fetchall(
+            f"SELECT {_VIDEO_COLUMNS} {base} ORDER BY {order} LIMIT %s OFFSET %s",
+            [*params, count, start],
+        )
+        return total, rows
 
     def ensure_channel(self, name: str) -> int:
         """The id of the channel with this display name, created if missing."""
@@ -263,14 +284,42 @@ class SandboxStore:
         return row
 
     # plugins ----------------------------------------------------------------------------------
-    def plugins(self, *, uninstalled: bool, plugin_type: int | None) -> list[dict[str, Any]]:
-        """Rows of ``plugin`` (installed or uninstalled ones), oldest first."""
+    def plugins(
+        self,
+        *,
+        uninstalled: bool,
+        plugin_type: int | None,
+        order: str = "id ASC",
+        start: int = 0,
+        count: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Rows of ``plugin`` (installed or uninstalled ones) in ``order``, one page."""
         query = "SELECT * FROM plugin WHERE uninstalled = %s"
         params: list[Any] = [uninstalled]
         if plugin_type is not None:
             query += " AND type = %s"
             params.append(plugin_type)
-        return self.fetchall(query + " ORDER BY id", params)
+        query += f" ORDER BY {order} OFFSET %s"
+        params.append(start)
+        if count is not None:
+            query += " LIMIT %s"
+            params.append(count)
+        return self.fetchall(query, params)
+
+    def count_plugins(self, *, uninstalled: bool, plugin_type: int | None) -> int:
+        """How many rows ``plugins`` would list without paging."""
+        query = "SELECT count(*) AS n FROM plugin WHERE uninstalled = %s"
+        params: list[Any] = [uninstalled]
+        if plugin_type is not None:
+            query += " AND type = %s"
+            params.append(plugin_type)
+        row = self.fetchone(query, params)
+        return int(row["n"]) if row else 0
+
+    def plugin(self, name: str, plugin_type: int) -> dict[str, Any] | None:
+        """The ``plugin`` row of a name and type, installed or not."""
+        return self.fetchone("SELECT * FROM plugin WHERE name = %s AND type = %s",
+                             (name, plugin_type))
 
     def upsert_plugin(self, row: dict[str, Any]) -> dict[str, Any]:
         """Insert or update a plugin row (keyed by name and type); returns the stored row."""
@@ -280,7 +329,7 @@ class SandboxStore:
                 'INSERT INTO plugin (name, type, version, "latestVersion", enabled, uninstalled,'
                 ' "peertubeEngine", description, homepage, settings, storage, "sandboxPath",'
                 ' "sandboxCategories") VALUES (%(name)s, %(type)s, %(version)s, NULL, true,'
-                " false, %(peertubeEngine)s, %(description)s, %(homepage)s, '{}', '{}',"
+                " false, %(peertubeEngine)s, %(description)s, %(homepage)s, NULL, NULL,"
                 " %(path)s, %(categories)s) ON CONFLICT (name, type) DO UPDATE SET"
                 " version = EXCLUDED.version, enabled = true, uninstalled = false,"
                 ' "peertubeEngine" = EXCLUDED."peertubeEngine",'

@@ -8,6 +8,7 @@ import dagster as dg
 import pytest
 
 from recon_domains.defs.resources import ReconResource
+from recon_domains.runbook import step
 from recon_domains.taxonomy import Status
 from recon_domains_tests.defs.conftest import failure_text
 
@@ -44,8 +45,8 @@ def test_pass1_job_fails_readably_while_recon_holds_the_lock_then_resumes(
     assert not result.success
     description = _step_failure_description(result)
     assert description.startswith(
-        "pass1_assignments (runbook Step 4) failed: recon.db stayed locked for 1 s: a RECON "
-        "process is writing continuously — "
+        f"{step('pass1_assignments').refusal_name()} failed: recon.db stayed locked for 1 s: "
+        "a RECON process is writing continuously — "
     )
     assert "the pass stopped with 0 decisions written" in description
     assert "RECON_LOCK_TIMEOUT_S" in description

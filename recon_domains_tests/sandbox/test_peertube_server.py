@@ -1,9 +1,10 @@
 """The sandbox PeerTube over real HTTP and real PostgreSQL.
 
-The conformance test replays the 26-call sequence of
-/work/shared/peertube-conformance/replay.py (re-implemented here) against the sandbox and
-compares every step, field by field, with what real PeerTube 8.0.1 answered (the record is
-embedded below as data, not read from the shared folder).
+The conformance tests replay the recorded 26-call sequence (recon_domains.sandbox.conformance,
+the replayer ``recon-domains sandbox conformance`` runs) against the sandbox and compare
+every step, field by field, with what real PeerTube 8.0.1 answered (the record packaged with
+the project). Error branches derived from PeerTube's source are tested in
+test_peertube_branches.py.
 """
 
 from __future__ import annotations
@@ -26,418 +27,12 @@ import requests
 
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.peertube.urls import uuid_to_short
+from recon_domains.sandbox import conformance
 from recon_domains_tests.fixtures.peertube import SANDBOX_ADMIN_PASSWORD, SANDBOX_ADMIN_USER
 
-# real-peertube-8.0.1.json, verbatim.
-REAL_PEERTUBE_8_0_1 = json.loads(
-    r"""
-[
-    {
-        "step": "oauth_client",
-        "status": 200,
-        "ctype": "json",
-        "keys": [
-            "client_id",
-            "client_secret"
-        ]
-    },
-    {
-        "step": "token_wrong_password",
-        "status": 400,
-        "ctype": "problem+json",
-        "code": "invalid_grant"
-    },
-    {
-        "step": "token_password",
-        "status": 200,
-        "ctype": "json",
-        "token_type": "Bearer",
-        "keys": [
-            "access_token",
-            "expires_in",
-            "refresh_token",
-            "refresh_token_expires_in",
-            "token_type"
-        ],
-        "expires_in_type": "int"
-    },
-    {
-        "step": "categories_builtin",
-        "status": 200,
-        "ctype": "json",
-        "categories": {
-            "1": "Music",
-            "2": "Films",
-            "3": "Vehicles",
-            "4": "Art",
-            "5": "Sports",
-            "6": "Travels",
-            "7": "Gaming",
-            "8": "People",
-            "9": "Comedy",
-            "10": "Entertainment",
-            "11": "News & Politics",
-            "12": "How To",
-            "13": "Education",
-            "14": "Activism",
-            "15": "Science & Technology",
-            "16": "Animals",
-            "17": "Kids",
-            "18": "Food"
-        },
-        "extra": []
-    },
-    {
-        "step": "video_get",
-        "status": 200,
-        "ctype": "json",
-        "category": {
-            "id": null,
-            "label": "Unknown"
-        }
-    },
-    {
-        "step": "put_json_15",
-        "status": 204,
-        "ctype": "empty",
-        "body_len": 0,
-        "after": {
-            "id": 15,
-            "label": "Science & Technology"
-        }
-    },
-    {
-        "step": "put_unknown_category",
-        "status": 400,
-        "ctype": "problem+json",
-        "invalid_params": [
-            "category"
-        ],
-        "after": {
-            "id": 15,
-            "label": "Science & Technology"
-        }
-    },
-    {
-        "step": "put_no_auth",
-        "status": 401,
-        "ctype": "problem+json",
-        "code": "unauthorized_request"
-    },
-    {
-        "step": "put_bad_token",
-        "status": 401,
-        "ctype": "problem+json",
-        "code": "invalid_token"
-    },
-    {
-        "step": "put_unknown_video",
-        "status": 404,
-        "ctype": "problem+json",
-        "detail": "Video not found"
-    },
-    {
-        "step": "put_malformed_id",
-        "status": 400,
-        "ctype": "problem+json"
-    },
-    {
-        "step": "put_multipart_12",
-        "status": 204,
-        "ctype": "empty",
-        "after": {
-            "id": 12,
-            "label": "How To"
-        }
-    },
-    {
-        "step": "put_urlencoded_14",
-        "status": 204,
-        "ctype": "empty",
-        "after": {
-            "id": 14,
-            "label": "Activism"
-        }
-    },
-    {
-        "step": "put_json_string_15",
-        "status": 204,
-        "ctype": "empty",
-        "after": {
-            "id": 15,
-            "label": "Science & Technology"
-        }
-    },
-    {
-        "step": "put_null",
-        "status": 204,
-        "ctype": "empty",
-        "after": {
-            "id": null,
-            "label": "Unknown"
-        }
-    },
-    {
-        "step": "token_refresh",
-        "status": 200,
-        "ctype": "json",
-        "keys": [
-            "access_token",
-            "expires_in",
-            "refresh_token",
-            "refresh_token_expires_in",
-            "token_type"
-        ]
-    },
-    {
-        "step": "old_access_after_refresh",
-        "status": 401,
-        "code": "invalid_token"
-    },
-    {
-        "step": "token_refresh_reused",
-        "status": 400,
-        "ctype": "problem+json",
-        "code": "invalid_grant"
-    },
-    {
-        "step": "plugin_install",
-        "status": 200,
-        "ctype": "json",
-        "enabled": true,
-        "plugin_name": "conformance-cats"
-    },
-    {
-        "step": "categories_with_plugin",
-        "extra": {
-            "105": "Logistics",
-            "117": "Wilderness Skills"
-        }
-    },
-    {
-        "step": "put_plugin_category",
-        "status": 204,
-        "ctype": "empty",
-        "after": {
-            "id": 105,
-            "label": "Logistics"
-        }
-    },
-    {
-        "step": "plugin_install_invalid",
-        "status": 400,
-        "ctype": "problem+json",
-        "detail_prefix": "Cannot install plugin "
-    },
-    {
-        "step": "plugin_uninstall",
-        "status": 204,
-        "ctype": "empty"
-    },
-    {
-        "step": "categories_after_uninstall",
-        "extra": []
-    },
-    {
-        "step": "video_after_uninstall",
-        "category": {
-            "id": 105,
-            "label": "Unknown"
-        }
-    },
-    {
-        "step": "put_orphaned_category",
-        "status": 400,
-        "ctype": "problem+json"
-    }
-]
-"""
-)
 
-
-# ---------------------------------------------------------------------------- helpers
-
-
-def _ctype(r: requests.Response) -> str:
-    c = r.headers.get("Content-Type", "")
-    if "problem+json" in c:
-        return "problem+json"
-    return "json" if "json" in c else "text" if c else "none"
-
-
-def _body(r: requests.Response) -> Any:
-    try:
-        return r.json()
-    except ValueError:
-        return r.text
-
-
-def _code(r: requests.Response) -> Any:
-    b = _body(r)
-    return b.get("code") if isinstance(b, dict) else None
-
-
-def _write_plugin(root: Path, name: str, with_bugs: bool = True) -> str:
-    d = root / name
-    d.mkdir(parents=True, exist_ok=True)
-    pkg = {
-        "name": name,
-        "version": "0.0.1",
-        "description": "conformance test categories",
-        "engine": {"peertube": ">=6.0.0"},
-        "keywords": ["peertube", "plugin"],
-        "homepage": "https://example.com/" + name,
-        "author": "test",
-        "library": "./main.js",
-        "staticDirs": {},
-        "css": [],
-        "clientScripts": [],
-        "translations": {},
-    }
-    if with_bugs:
-        pkg["bugs"] = "https://example.com/" + name + "/issues"
-    (d / "package.json").write_text(json.dumps(pkg))
-    (d / "main.js").write_text(
-        "async function register ({ videoCategoryManager }) {\n"
-        "  videoCategoryManager.addConstant(105, 'Logistics')\n"
-        "  videoCategoryManager.addConstant(117, 'Wilderness Skills')\n}\n"
-        "async function unregister () {}\nmodule.exports = { register, unregister }\n"
-    )
-    return str(d)
-
-
-def _replay(base: str, user: str, pw: str, vid: str, plugin_root: Path) -> list[dict[str, Any]]:
-    """The replay.py sequence, step for step."""
-    s = requests.Session()
-    steps: list[dict[str, Any]] = []
-
-    def rec(step: str, r: requests.Response, **facts: Any) -> None:
-        steps.append(
-            {
-                "step": step,
-                "status": r.status_code,
-                "ctype": _ctype(r) if r.content else "empty",
-                **facts,
-            }
-        )
-
-    r = s.get(f"{base}/api/v1/oauth-clients/local")
-    cl = _body(r)
-    rec("oauth_client", r, keys=sorted(cl) if isinstance(cl, dict) else None)
-    cid, csec = cl["client_id"], cl["client_secret"]
-    tok = f"{base}/api/v1/users/token"
-    form = {"client_id": cid, "client_secret": csec, "grant_type": "password", "username": user}
-    r = s.post(tok, data={**form, "password": pw + "x"})
-    rec("token_wrong_password", r, code=_code(r))
-    r = s.post(tok, data={**form, "password": pw})
-    t = _body(r)
-    rec(
-        "token_password",
-        r,
-        token_type=t.get("token_type"),
-        keys=sorted(t),
-        expires_in_type=type(t.get("expires_in")).__name__,
-    )
-    at, rt = t["access_token"], t["refresh_token"]
-    h = {"Authorization": f"Bearer {at}"}
-    v = f"{base}/api/v1/videos/{vid}"
-
-    def cat() -> Any:
-        g = s.get(v, headers=h)
-        return (_body(g) or {}).get("category") if g.status_code == 200 else None
-
-    r = s.get(f"{base}/api/v1/videos/categories")
-    c = _body(r)
-    rec(
-        "categories_builtin",
-        r,
-        categories={k: x for k, x in c.items() if int(k) < 100},
-        extra=sorted(k for k in c if int(k) >= 100),
-    )
-    rec("video_get", s.get(v, headers=h), category=cat())
-    r = s.put(v, headers=h, json={"category": 15})
-    rec("put_json_15", r, body_len=len(r.content), after=cat())
-    r = s.put(v, headers=h, json={"category": 105})
-    b = _body(r)
-    rec(
-        "put_unknown_category",
-        r,
-        invalid_params=sorted((b.get("invalid-params") or {}).keys())
-        if isinstance(b, dict)
-        else None,
-        after=cat(),
-    )
-    r = s.put(v, json={"category": 15})
-    rec("put_no_auth", r, code=_code(r))
-    r = s.put(v, headers={"Authorization": "Bearer " + "0" * 40}, json={"category": 15})
-    rec("put_bad_token", r, code=_code(r))
-    r = s.put(
-        f"{base}/api/v1/videos/00000000-0000-4000-8000-000000000000",
-        headers=h,
-        json={"category": 15},
-    )
-    b = _body(r)
-    rec("put_unknown_video", r, detail=b.get("detail") if isinstance(b, dict) else None)
-    r = s.put(f"{base}/api/v1/videos/not-a-uuid", headers=h, json={"category": 15})
-    rec("put_malformed_id", r)
-    r = s.put(v, headers=h, files={"category": (None, "12")})
-    rec("put_multipart_12", r, after=cat())
-    r = s.put(v, headers=h, data={"category": "14"})
-    rec("put_urlencoded_14", r, after=cat())
-    r = s.put(v, headers=h, json={"category": "15"})
-    rec("put_json_string_15", r, after=cat())
-    r = s.put(v, headers=h, json={"category": None})
-    rec("put_null", r, after=cat())
-    refresh = {"client_id": cid, "client_secret": csec, "grant_type": "refresh_token",
-               "refresh_token": rt}
-    r = s.post(tok, data=refresh)
-    n = _body(r)
-    rec("token_refresh", r, keys=sorted(n) if isinstance(n, dict) else None)
-    old = s.put(v, headers=h, json={"category": 15})
-    steps.append(
-        {"step": "old_access_after_refresh", "status": old.status_code, "code": _code(old)}
-    )
-    h = {"Authorization": f"Bearer {n['access_token']}"}
-    r = s.post(tok, data=refresh)  # the same refresh token again: already spent
-    rec("token_refresh_reused", r, code=_code(r))
-    good = _write_plugin(plugin_root, "peertube-plugin-conformance-cats")
-    bad = _write_plugin(plugin_root, "peertube-plugin-conformance-nobugs", with_bugs=False)
-    r = s.post(f"{base}/api/v1/plugins/install", headers=h, json={"path": good})
-    b = _body(r)
-    rec(
-        "plugin_install",
-        r,
-        enabled=b.get("enabled") if isinstance(b, dict) else None,
-        plugin_name=b.get("name") if isinstance(b, dict) else None,
-    )
-    c = _body(s.get(f"{base}/api/v1/videos/categories"))
-    steps.append(
-        {"step": "categories_with_plugin", "extra": {k: x for k, x in c.items() if int(k) >= 100}}
-    )
-    r = s.put(v, headers=h, json={"category": 105})
-    rec("put_plugin_category", r, after=cat())
-    r = s.post(f"{base}/api/v1/plugins/install", headers=h, json={"path": bad})
-    b = _body(r)
-    rec(
-        "plugin_install_invalid",
-        r,
-        detail_prefix=(b.get("detail") or "")[:22] if isinstance(b, dict) else None,
-    )
-    r = s.post(
-        f"{base}/api/v1/plugins/uninstall",
-        headers=h,
-        json={"npmName": "peertube-plugin-conformance-cats"},
-    )
-    rec("plugin_uninstall", r)
-    c = _body(s.get(f"{base}/api/v1/videos/categories"))
-    steps.append(
-        {"step": "categories_after_uninstall", "extra": sorted(k for k in c if int(k) >= 100)}
-    )
-    steps.append({"step": "video_after_uninstall", "category": cat()})
-    r = s.put(v, headers=h, json={"category": 105})
-    rec("put_orphaned_category", r)
-    s.put(v, headers=h, json={"category": None})
-    return steps
+def _write_plugin(root: Path, name: str) -> str:
+    return str(conformance.write_test_plugin(root, name, with_bugs=True))
 
 
 def _login(
@@ -460,32 +55,34 @@ def _login(
 # ---------------------------------------------------------------------------- conformance
 
 
+def _target(server, video_id: str, plugin_dir: Path) -> conformance.Target:
+    return conformance.Target(server.url, SANDBOX_ADMIN_USER, SANDBOX_ADMIN_PASSWORD, video_id,
+                              plugin_dir)
+
+
 def test_conformance_replay_matches_real_peertube_8_0_1(peertube_server, tmp_path):
     # The recorded run used one private video uploaded through the API (no category).
     video = peertube_server.add_video("conformance video", privacy=3)
-    steps = _replay(
-        peertube_server.url,
-        SANDBOX_ADMIN_USER,
-        SANDBOX_ADMIN_PASSWORD,
-        str(video["id"]),
-        tmp_path / "plugins",
-    )
-    assert [s["step"] for s in steps] == [s["step"] for s in REAL_PEERTUBE_8_0_1]
+    record = conformance.load_sequence()
+    steps = conformance.replay(_target(peertube_server, str(video["id"]), tmp_path / "plugins"),
+                               [s["step"] for s in record])
+    assert [s["step"] for s in steps] == [s["step"] for s in record]
     assert len(steps) == 26
-    for got, expected in zip(steps, REAL_PEERTUBE_8_0_1, strict=True):
+    for got, expected in zip(steps, record, strict=True):
         for key, value in expected.items():
             assert got.get(key) == value, (expected["step"], key, got.get(key), value)
         assert set(got) == set(expected), expected["step"]
+    assert conformance.compare(record, steps) == []
 
 
 @pytest.mark.parametrize("id_form", ["uuid", "short"])
 def test_conformance_replay_with_every_id_form(peertube_server, tmp_path, id_form):
     video = peertube_server.add_video("conformance video", privacy=3)
     vid = {"uuid": video["uuid"], "short": uuid_to_short(video["uuid"])}[id_form]
-    steps = _replay(
-        peertube_server.url, SANDBOX_ADMIN_USER, SANDBOX_ADMIN_PASSWORD, vid, tmp_path / "plugins"
-    )
-    assert steps == REAL_PEERTUBE_8_0_1
+    record = conformance.load_sequence()
+    steps = conformance.replay(_target(peertube_server, vid, tmp_path / "plugins"),
+                               [s["step"] for s in record])
+    assert steps == record
 
 
 # ---------------------------------------------------------------------------- details
@@ -571,7 +168,10 @@ def test_video_json_shape_and_unknown_labels(peertube_server):
     assert anon.json()["category"] == {"id": 250, "label": "Unknown"}
 
 
-def test_put_bumps_updated_at_only_when_something_changes(peertube_server):
+def test_every_put_bumps_updated_at(peertube_server):
+    """server/core/controllers/api/videos/update.ts: a save when something changed, else
+    ``setAsRefreshed`` (server/core/models/shared/update.ts), so even a PUT that changes
+    nothing moves ``updatedAt``."""
     base = peertube_server.url
     video = peertube_server.add_video("timestamps")
     headers, _ = _login(base)
@@ -581,7 +181,7 @@ def test_put_bumps_updated_at_only_when_something_changes(peertube_server):
     after = requests.get(url, headers=headers).json()["updatedAt"]
     assert after > before
     assert requests.put(url, headers=headers, json={"category": 15}).status_code == 204
-    assert requests.get(url, headers=headers).json()["updatedAt"] == after
+    assert requests.get(url, headers=headers).json()["updatedAt"] > after
 
 
 def test_categories_live_in_postgres_video_table(peertube_server):
@@ -1042,3 +642,36 @@ def test_many_concurrent_puts_all_succeed(peertube_server):
     assert statuses == [204] * 40
     db = PeerTubeDatabase(peertube_server.dsn)
     assert db.category_histogram(min_id=1) == {13: 40}
+
+
+def test_serialization_failure_knob_hits_concurrent_puts_only(peertube_server_factory):
+    """PEERTUBE-FACTS.md "Concurrent PUTs sometimes answer 500": PeerTube runs serializable
+    transactions (server/core/initializers/database.ts) and gives up after
+    retryTransactionWrapper's retries (server/core/helpers/database-utils.ts); the error
+    handler of server/server.ts renders the Sequelize error. Sequential PUTs never see it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = peertube_server_factory(serialization_failure_rate=1.0, latency_s=0.05)
+    videos = [server.add_video(f"s{i}") for i in range(16)]
+    headers, _ = _login(server.url)
+
+    def put(video: dict[str, Any]) -> requests.Response:
+        return requests.put(f"{server.url}/api/v1/videos/{video['uuid']}", headers=headers,
+                            json={"category": 13})
+
+    assert [put(v).status_code for v in videos[:3]] == [204] * 3  # one at a time
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(put, videos[3:]))
+    failed = [v for v, a in zip(videos[3:], answers, strict=True) if a.status_code == 500]
+    assert failed
+    assert answers[[a.status_code for a in answers].index(500)].json() == {
+        "type": "https://docs.joinpeertube.org/api-rest-reference.html"
+                "#section/Errors/SequelizeDatabaseError",
+        "detail": "could not serialize access due to read/write dependencies among transactions",
+        "status": 500,
+        "docs": "https://docs.joinpeertube.org/api-rest-reference.html#operation/putVideo",
+        "code": "SequelizeDatabaseError",
+    }
+    assert all(a.status_code in (204, 500) for a in answers)
+    categories = PeerTubeDatabase(server.dsn).categories_of([v["uuid"] for v in failed])
+    assert set(categories.values()) == {None}  # the lost transaction wrote nothing

@@ -1,6 +1,6 @@
 """Push benchmark: throughput against the sandbox PeerTube, and behaviour under a rate limit.
 
-`python -m recon_domains.bench_push [--items 5000] [--latency 0.02] [--json out.json]`
+`python -m recon_domains.bench.push [--items 5000] [--latency 0.02] [--json out.json]`
 
 1. **Throughput**: N categorized documents, a sandbox PeerTube answering every request after
    `latency` seconds, the push engine at its defaults (as many PUTs in flight as
@@ -9,6 +9,9 @@
    with 20 ms latency.
    The same push against a minimal PeerTube stand-in (OAuth, PUT 204 after `latency`, no
    database) gives the engine's own ceiling, apart from the sandbox's per-request cost.
+   The sandbox loses `--serialization-failure-rate` (default 1.5 %) of the PUTs made while
+   another is in flight to PeerTube's serialization-failure 500, as a real PeerTube under
+   load does; the figures count the retries ("retried_after_500").
 2. **Rate limited**: the sandbox's API limit applied to the admin too (real PeerTube lets
    admins bypass it: this emulates a deployment where the push does hit it), PeerTube's
    default 50 requests per 10 s. Reports the settled rate against the allowed one (target
@@ -56,7 +59,9 @@ from recon_domains.sandbox.postgres import (
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAINS, PLUGIN_NPM_NAME, Status
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "peertube-plugin" / PLUGIN_NPM_NAME
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "peertube-plugin" / PLUGIN_NPM_NAME
+# What PeerTube 8.0.1 showed at 4–12 PUTs in flight (PEERTUBE-FACTS.md: 1–2 %).
+DEFAULT_SERIALIZATION_FAILURE_RATE = 0.015
 
 
 @dataclass(frozen=True)
@@ -139,7 +144,7 @@ class _ChildServer:
         config = json.dumps({"dsn": dsn, "knobs": knobs,
                              "password": self.admin_password})
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from recon_domains.bench_push import _serve; _serve()",
+            [sys.executable, "-c", "from recon_domains.bench.push import _serve; _serve()",
              config], stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().strip()
@@ -167,7 +172,7 @@ def _serve() -> None:
     config = json.loads(sys.argv[1])
     running = start_server(config["dsn"], admin_password=config["password"],
                            **config["knobs"])
-    running.app.install_plugin(str(PLUGIN_DIR))
+    running.install_plugin(PLUGIN_DIR)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(running.url, flush=True)
@@ -183,7 +188,7 @@ class _NullPeerTube:
     def __init__(self, latency_s: float) -> None:
         self.admin_username, self.admin_password = "root", "null-admin-password"
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from recon_domains.bench_push import _serve_null; "
+            [sys.executable, "-c", "from recon_domains.bench.push import _serve_null; "
              "_serve_null()", str(latency_s)], stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         self.url = self._proc.stdout.readline().strip()
@@ -271,10 +276,12 @@ def run_benchmarks(
     workers: int = DEFAULTS.peertube.push_max_in_flight,
     rate_limit_items: int = 197, rate_limit_max: int = 50, rate_limit_window_s: float = 10.0,
     api_items: int = 1000, workdir: str | Path | None = None,
+    serialization_failure_rate: float = DEFAULT_SERIALIZATION_FAILURE_RATE,
 ) -> dict[str, Any]:
     """Run both benchmarks against fresh sandbox servers; returns the figures."""
     # Figures depend on what else the machine runs: keep the load next to them.
     figures: dict[str, Any] = {"items": items, "latency_s": latency_s, "workers": workers,
+                               "serialization_failure_rate": serialization_failure_rate,
                                "cpus": os.cpu_count(),
                                "load_average_before": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="bench-push-", dir=workdir) as tmp, \
@@ -287,7 +294,8 @@ def run_benchmarks(
             names.append(name)
             dsn = create_database(pg.admin_dsn, name)
             _no_fsync_wait(dsn, name)
-            return _ChildServer(dsn, knobs)
+            return _ChildServer(dsn, {"serialization_failure_rate": serialization_failure_rate,
+                                      **knobs})
 
         try:
             # 1. throughput, database reads (the configuration the runbook uses)
@@ -355,20 +363,25 @@ def _figures(result: PushResult, client: PeerTubeClient) -> dict[str, Any]:
         "items_per_s": round(result.items_per_second, 1),
         "logins": client.login_count,
         "retries": client.retry_count,
+        "retried_after_500": result.retried_after_500,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the push benchmarks and print the figures (JSON)."""
-    parser = argparse.ArgumentParser(prog="python -m recon_domains.bench_push")
+    parser = argparse.ArgumentParser(prog="python -m recon_domains.bench.push")
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--workers", type=int, default=DEFAULTS.peertube.push_max_in_flight)
     parser.add_argument("--rate-limit-items", type=int, default=197)
+    parser.add_argument("--serialization-failure-rate", type=float,
+                        default=DEFAULT_SERIALIZATION_FAILURE_RATE,
+                        help="fraction of concurrent PUTs answered PeerTube's 500 (0: off)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
     figures = run_benchmarks(items=args.items, latency_s=args.latency, workers=args.workers,
-                             rate_limit_items=args.rate_limit_items)
+                             rate_limit_items=args.rate_limit_items,
+                             serialization_failure_rate=args.serialization_failure_rate)
     text = json.dumps(figures, indent=2)
     print(text)
     if args.json:
