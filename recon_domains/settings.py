@@ -85,8 +85,11 @@ class PeerTubeSettings:
     plugin_path: str | None = None  # a folder on PeerTube's host, not necessarily this one
     db_dsn: SecretStr | None = None
     db_dump_command: str | None = None
-    # The most PUTs the push keeps in flight at once (and the client's connection pool).
+    # The most PUTs the push keeps in flight at once (and the client's connection pool):
+    # the ceiling of its adaptive concurrency.
     push_max_in_flight: int = 8
+    # The most requests per second the push sends (a busy production instance); None: no cap.
+    push_max_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class Settings:
                     "PUT requests",
                     maximum=MAX_PUSH_IN_FLIGHT,
                 ),
+                push_max_rate=read.rate("PEERTUBE_PUSH_MAX_RATE", "requests per second"),
             ),
         )
 
@@ -224,6 +228,19 @@ class _Reader:
         if not (math.isfinite(number) and 0 <= number <= upper):
             limit = "or more" if maximum is None else f"to {maximum:g}"
             raise _invalid(name, value, f"a number of {unit}, 0 {limit}", f"{default:g}")
+        return number
+
+    def rate(self, name: str, unit: str) -> float | None:
+        """A finite number above 0, or None when unset."""
+        value = self.text(name)
+        if value is None:
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number > 0):
+            raise _invalid(name, value, f"a number of {unit} above 0", "no limit")
         return number
 
     def percent(self, name: str, default: float) -> float:

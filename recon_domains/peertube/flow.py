@@ -1,0 +1,416 @@
+"""Push flow control: the fewest requests in flight that reach PeerTube's capacity.
+
+Plain core, no Dagster, no HTTP: the PeerTube client tells a `FlowControl` about each
+request it sends and each answer it gets (`before_request` / `after_request`, from any
+thread), and the push submits no more items than `window`. Real PeerTube's push rate stops
+growing at a few requests in flight while its serialization-failure 500s keep growing with
+concurrency (PEERTUBE-FACTS.md, "Push capacity"), so more in flight than the server needs
+only loads an instance that also serves viewers.
+
+How the window moves, in epochs of `max(8, 2 x window)` answers, measured after the
+requests sent under the previous window have drained (so each figure belongs to one window):
+
+- **Up only while throughput rises.** From 1, the window doubles while each doubling raises
+  the rate of answers by at least half of what the added requests would bring at the
+  current rate per request (`GAIN`); after a doubling that did not, it steps back and tries
+  +1. A step that does not pay is undone, and the next try waits for `HOLD_EPOCHS` epochs,
+  doubling after each failed try (up to `MAX_HOLD_EPOCHS`).
+- **Down when a request is not needed.** Between tries up, the window tries one less; it
+  stays lower when the rate fell by less than that gain. An epoch whose median latency
+  rose by more than `LATENCY_RISE` over the one it held at (the server slowed down: load
+  from elsewhere) tries one less at once.
+- **Back off at once** on a 5xx, a 429 or a request without an answer (timeout, reset):
+  the window drops to `min(window - 1, window x BACKOFF)`, at most once per window's worth
+  of answers (one burst is one signal), and waits before trying up again.
+- **Ceilings.** The window never leaves [`min_in_flight`, `max_in_flight`]; with
+  `max_rate`, requests are spaced at least `1 / max_rate` seconds apart (no bursts), and
+  the window never grows past what already reaches that rate.
+
+Every change is logged and kept in `FlowReport.decisions` with its reason; the report also
+gives the window over time, the achieved rate and the signals seen. The clock is injected,
+so tests drive the controller with made-up times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+GAIN = 0.5  # a larger window must bring at least this share of its proportional gain
+BACKOFF = 0.75  # multiplicative decrease on a congestion signal (and at least -1)
+LATENCY_RISE = 0.5  # +50 % median latency at a held window: the server slowed down
+HOLD_EPOCHS = 2
+MAX_HOLD_EPOCHS = 32
+MIN_EPOCH = 8  # answers per epoch, at least
+AT_RATE = 0.95  # an epoch this close to max_rate has reached it
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One change of the window: when (seconds since the start), to what, and why."""
+
+    at_s: float
+    window: int
+    reason: str
+
+
+@dataclass
+class FlowReport:
+    """What the flow control did during one push."""
+
+    max_in_flight: int
+    max_rate: float | None
+    elapsed_s: float = 0.0
+    requests: int = 0  # answered or not
+    answered: int = 0  # answers that are not congestion signals (2xx-4xx but 429)
+    server_errors: int = 0  # 5xx answers
+    rate_limited: int = 0  # 429 answers
+    no_answer: int = 0  # timeouts and connection errors
+    peak_in_flight: int = 0  # requests between before_request and after_request
+    decisions: list[Decision] = field(default_factory=list)
+    initial_window: int = 1
+    final_window: int = 1
+    mean_window: float = 0.0  # weighted by time
+    settled_window: int = 1  # the window held longest
+
+    @property
+    def achieved_rate(self) -> float:
+        """Requests answered per second (any answer but the congestion signals)."""
+        return self.answered / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    def summary(self) -> str:
+        """One phrase for the push's summary line."""
+        rate = f", max {self.max_rate:g}/s" if self.max_rate else ""
+        return (f"in flight {self.initial_window}→{self.final_window} (settled "
+                f"{self.settled_window}, mean {self.mean_window:.1f}, peak "
+                f"{self.peak_in_flight}, ceiling {self.max_in_flight}{rate}), "
+                f"{self.achieved_rate:.1f} answers/s, {len(self.decisions)} window "
+                f"change(s), signals: {self.server_errors} 5xx, {self.rate_limited} 429, "
+                f"{self.no_answer} no answer")
+
+    def as_metadata(self) -> dict[str, Any]:
+        """Plain values for logs and asset metadata."""
+        return {
+            "in_flight_settled": self.settled_window,
+            "in_flight_mean": round(self.mean_window, 2),
+            "in_flight_peak": self.peak_in_flight,
+            "in_flight_ceiling": self.max_in_flight,
+            "max_rate_per_s": self.max_rate,
+            "achieved_rate_per_s": round(self.achieved_rate, 2),
+            "server_errors": self.server_errors,
+            "rate_limited": self.rate_limited,
+            "no_answer": self.no_answer,
+            # (seconds since the start, window, why): the window over time
+            "in_flight_over_time": [(round(d.at_s, 2), d.window, d.reason)
+                                    for d in self.decisions[:50]],
+        }
+
+
+@dataclass
+class _Probe:
+    """A window being tried: the window before it and that window's rate."""
+
+    before: int
+    before_rate: float
+    up: bool
+
+
+class FlowControl:
+    """The push's window (how many items may be in flight) and its request pacing.
+
+    Thread-safe: the client calls before_request/after_request from its worker threads,
+    the push reads `window` from its own.
+    """
+
+    def __init__(
+        self,
+        max_in_flight: int,
+        max_rate: float | None = None,
+        *,
+        min_in_flight: int = 1,
+        initial: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be 1 or more, got {max_in_flight}")
+        if max_rate is not None and not max_rate > 0:
+            raise ValueError(f"max_rate must be above 0 (or None), got {max_rate}")
+        self.max_in_flight = max_in_flight
+        self.max_rate = max_rate
+        self.min_in_flight = max(1, min(min_in_flight, max_in_flight))
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._started = clock()
+        start = self.min_in_flight if initial is None else initial
+        self._window = min(self.max_in_flight, max(self.min_in_flight, start))
+        self._report = FlowReport(max_in_flight, max_rate, initial_window=self._window)
+        self._in_flight = 0
+        self._next_send = self._started
+        self._slow_start = True  # doubling until a doubling does not pay off
+        self._probe: _Probe | None = None
+        self._try_up_next = True
+        self._hold = HOLD_EPOCHS
+        self._hold_left = HOLD_EPOCHS
+        self._held_latency: float | None = None
+        self._recover_to = 0  # the window before the last back-off, until it is back
+        self._answers = 0  # every after_request
+        self._quiet_until = 0  # no new back-off before this many answers
+        self._measuring = True
+        self._skip = 0  # answers still owed to the previous window
+        self._epoch_start = self._area_at = self._started
+        self._area = 0.0  # integral of the requests in flight over the epoch
+        self._epoch_answered = 0
+        self._epoch_latency = 0.0  # sum of the epoch's latencies
+        self._window_since = self._started
+        self._time_at: dict[int, float] = {}
+
+    # -- what the push asks -----------------------------------------------------------------
+    @property
+    def window(self) -> int:
+        """How many items the push may have in flight now."""
+        return self._window
+
+    def begin_phase(self) -> None:
+        """A new batch of requests starts (a chunk's reads or PUTs): measure afresh."""
+        with self._lock:
+            self._measuring = True
+            self._restart_epoch(self._clock(), skip=0)
+
+    def end_phase(self) -> None:
+        """Nothing more will be sent in this batch: the answers still to come drain a
+        shrinking number in flight and say nothing about the window; a window being tried
+        is given up (back to the one before it, the smaller load)."""
+        with self._lock:
+            self._measuring = False
+            if self._probe is not None:
+                before = self._probe.before
+                self._probe = None
+                if before < self._window:
+                    self._set_window(before, "batch ended before the larger window was "
+                                     "measured", self._clock())
+
+    # -- what the client tells --------------------------------------------------------------
+    def before_request(self) -> float:
+        """A request is about to be sent: seconds to wait first (max_rate), its send time
+        reserved. Its latency, given to after_request, counts from here (so a wait for its
+        turn under max_rate is latency too, as a queue at the server would be)."""
+        with self._lock:
+            now = self._clock()
+            self._advance(now)
+            self._in_flight += 1
+            self._report.requests += 1
+            self._report.peak_in_flight = max(self._report.peak_in_flight, self._in_flight)
+            if self.max_rate is None:
+                return 0.0
+            send = max(now, self._next_send)
+            self._next_send = send + 1.0 / self.max_rate
+            return send - now
+
+    def after_request(self, status: int | None, seconds: float) -> None:
+        """Its answer: HTTP status (None: no answer, e.g. a timeout) and how long it took."""
+        with self._lock:
+            now = self._clock()
+            self._advance(now)
+            self._in_flight -= 1
+            self._answers += 1
+            report = self._report
+            owed = self._skip > 0  # an answer to a request sent under an earlier window
+            if owed:
+                self._skip -= 1
+                if self._skip == 0:
+                    self._restart_epoch(now, skip=0)
+            if status is None or status == 429 or status >= 500:
+                if status is None:
+                    report.no_answer += 1
+                elif status == 429:
+                    report.rate_limited += 1
+                else:
+                    report.server_errors += 1
+                self._back_off(status, now)
+                return
+            report.answered += 1
+            if owed or not self._measuring:
+                return
+            self._epoch_answered += 1
+            self._epoch_latency += seconds
+            if self._epoch_answered >= self._epoch_size():
+                self._end_epoch(now)
+
+    # -- the report -------------------------------------------------------------------------
+    def report(self) -> FlowReport:
+        """The report so far (a copy)."""
+        with self._lock:
+            now = self._clock()
+            report = dataclasses.replace(self._report, decisions=list(self._report.decisions))
+            report.elapsed_s = now - self._started
+            times = dict(self._time_at)
+            times[self._window] = times.get(self._window, 0.0) + now - self._window_since
+            total = sum(times.values())
+            report.final_window = self._window
+            report.settled_window = max(times, key=lambda w: (times[w], -w))
+            report.mean_window = (sum(w * t for w, t in times.items()) / total if total > 0
+                                  else float(self._window))
+            return report
+
+    # -- the rules --------------------------------------------------------------------------
+    def _back_off(self, status: int | None, now: float) -> None:
+        if self._answers < self._quiet_until:
+            return  # an answer to a request sent before the last back-off: the same burst
+        self._quiet_until = self._answers + self._epoch_size()
+        # Recover after one epoch: tries up, one at a time, back to where it was (before
+        # the window being tried, if one was).
+        held = self._window if self._probe is None else self._probe.before
+        self._recover_to = max(self._recover_to, held)
+        self._slow_start = False
+        self._probe = None
+        self._enter_hold()
+        self._hold_left = 1
+        what = "no answer" if status is None else f"HTTP {status}"
+        factor = BACKOFF if status is None or status == 429 else 1.0
+        lower = max(self.min_in_flight, min(self._window - 1, int(self._window * factor)))
+        if lower < self._window:
+            self._set_window(lower, f"back off after {what}", now)
+        else:
+            self._restart_epoch(now, skip=self._in_flight)
+
+    def _end_epoch(self, now: float) -> None:
+        # Little's law: answers per second = mean requests in flight / mean latency. Unlike
+        # answers counted per second of the epoch, it does not depend on where in a burst of
+        # answers the epoch starts and ends.
+        elapsed = now - self._epoch_start
+        latency = self._epoch_latency / self._epoch_answered
+        rate = self._area / elapsed / latency if elapsed > 0 and latency > 0 else 0.0
+        self._restart_epoch(now, skip=0)
+        if rate <= 0:
+            return  # no time passed (a coarse clock): nothing to judge
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            self._judge(probe, rate, now)
+        elif self._slow_start:
+            if not self._try_up(rate, now, f"{rate:.1f}/s at {self._window}"):
+                self._slow_start = False
+                self._enter_hold()
+        else:
+            self._held(rate, latency, now)
+
+    def _judge(self, probe: _Probe, rate: float, now: float) -> None:
+        """End of an epoch at a window being tried: keep it or go back."""
+        tried, before = self._window, probe.before
+        figures = f"{rate:.1f}/s at {tried} against {probe.before_rate:.1f}/s at {before}"
+        if probe.up:
+            if self._worth(before, probe.before_rate, tried, rate):
+                self._hold = HOLD_EPOCHS  # conditions changed: look again sooner
+                if not self._try_up(rate, now, f"{tried} paid off, {figures}"):
+                    self._slow_start = False
+                    self._enter_hold()
+                return
+            if self._slow_start and tried - before > 1:
+                # The doubling overshot: try one step above where it started instead.
+                self._slow_start = False
+                self._probe = _Probe(before, probe.before_rate, up=True)
+                self._set_window(before + 1, f"{tried} did not pay off, {figures}", now)
+                return
+            self._slow_start = False
+            self._set_window(before, f"back: {tried} did not pay off, {figures}", now)
+            self._enter_hold(failed=True)
+            return
+        if self._worth(tried, rate, before, probe.before_rate):
+            self._set_window(before, f"back: {before} is needed, {figures}", now)
+            self._enter_hold(failed=False)
+            return
+        self._hold = HOLD_EPOCHS
+        if not self._try_down(rate, now, f"{before} was not needed, {figures}"):
+            self._enter_hold()
+
+    def _held(self, rate: float, latency: float, now: float) -> None:
+        """End of an epoch at a held window: watch latency, try a neighbour when due."""
+        if self._recover_to > self._window:
+            # Additive increase back to where it was: no need to judge known ground.
+            self._set_window(self._window + 1, f"recover towards {self._recover_to}", now)
+            return
+        self._recover_to = 0
+        if self._held_latency is None:
+            self._held_latency = latency
+        elif latency > self._held_latency * (1 + LATENCY_RISE) and self._try_down(
+            rate, now, f"latency rose to {latency * 1000:.0f} ms from "
+            f"{self._held_latency * 1000:.0f} ms at {self._window}"
+        ):
+            return
+        self._hold_left -= 1
+        if self._hold_left > 0:
+            return
+        why = f"{rate:.1f}/s at {self._window}"
+        first, second = ((self._try_up, self._try_down) if self._try_up_next
+                         else (self._try_down, self._try_up))
+        if not (first(rate, now, why) or second(rate, now, why)):
+            self._enter_hold()
+
+    def _worth(self, low: int, low_rate: float, high: int, high_rate: float) -> bool:
+        """Whether `high` in flight earns its extra load over `low`: its rate is higher by
+        at least GAIN x what the extra requests would add at low's rate per request (under
+        max_rate: at most what is left below it)."""
+        expected = (high - low) * low_rate / low
+        if self.max_rate is not None:
+            expected = min(expected, self.max_rate - low_rate)
+        return expected > 0 and high_rate - low_rate >= GAIN * expected
+
+    def _try_up(self, rate: float, now: float, why: str) -> bool:
+        at_rate = self.max_rate is not None and rate >= AT_RATE * self.max_rate
+        if self._window >= self.max_in_flight or at_rate:
+            return False
+        step = self._window if self._slow_start else 1
+        self._probe = _Probe(self._window, rate, up=True)
+        self._set_window(min(self.max_in_flight, self._window + step), f"try more: {why}",
+                         now)
+        return True
+
+    def _try_down(self, rate: float, now: float, why: str) -> bool:
+        if self._window <= self.min_in_flight:
+            return False
+        self._probe = _Probe(self._window, rate, up=False)
+        self._set_window(self._window - 1, f"try fewer: {why}", now)
+        return True
+
+    def _enter_hold(self, *, failed: bool | None = None) -> None:
+        """Hold the window for a while; `failed`: a try up (True) or down (False) did not
+        pay off, so wait twice as long and try the other way next."""
+        if failed is not None:
+            self._hold = min(MAX_HOLD_EPOCHS, self._hold * 2)
+            self._try_up_next = not failed
+        self._hold_left = self._hold
+        self._held_latency = None  # the hold's first epoch gives it
+
+    def _set_window(self, window: int, reason: str, now: float) -> None:
+        old = self._window
+        self._time_at[old] = self._time_at.get(old, 0.0) + now - self._window_since
+        self._window_since = now
+        self._window = window
+        self._report.decisions.append(Decision(now - self._started, window, reason))
+        log.info("push flow: %d → %d in flight (%s)", old, window, reason)
+        # Requests now in flight were sent under the old window: their answers come first.
+        self._restart_epoch(now, skip=self._in_flight)
+
+    def _epoch_size(self) -> int:
+        """Answers per epoch: whole rounds of the window, at least two and MIN_EPOCH (half
+        that while doubling: the gains it looks for are large)."""
+        least = MIN_EPOCH // 2 if self._slow_start else MIN_EPOCH
+        return self._window * max(2, -(-least // self._window))
+
+    def _advance(self, now: float) -> None:
+        """Add the requests in flight since the last event to the epoch's area."""
+        self._area += self._in_flight * (now - self._area_at)
+        self._area_at = now
+
+    def _restart_epoch(self, now: float, *, skip: int) -> None:
+        self._skip = skip
+        self._epoch_start = self._area_at = now
+        self._area = 0.0
+        self._epoch_answered = 0
+        self._epoch_latency = 0.0
