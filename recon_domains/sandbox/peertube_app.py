@@ -21,6 +21,7 @@ Answers the sandbox makes up rather than derives carry a comment starting "inven
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import email.parser
@@ -219,6 +220,10 @@ class PeerTubeApp:
         self._rng = random.Random(knobs.random_seed)
         self._forced_faults: list[str] = []
         self._puts_in_flight = 0
+        self._slots = threading.Condition()  # the capacity knob's places, in arrival order
+        self._waiting: collections.deque[object] = collections.deque()
+        self._in_service = 0
+        self.peak_in_service = 0  # the most requests worked on at once (capacity knob)
         self.accounts = Accounts()
         self.admin = self.accounts.add_user(admin_username, admin_password, ROLE_ADMINISTRATOR)
         self.api_limiter = FixedWindowLimiter()
@@ -308,11 +313,42 @@ class PeerTubeApp:
                 with self._knob_lock:
                     self._puts_in_flight -= 1
 
+    @contextlib.contextmanager
+    def served(self) -> Iterator[None]:
+        """Work on a request: wait for one of the `capacity` places (first come, first
+        served), hold it at least `service_time_s` (knobs)."""
+        knobs = self.knobs
+        if knobs.capacity:
+            with self._slots:
+                ticket = object()
+                self._waiting.append(ticket)
+                while self._waiting[0] is not ticket or self._in_service >= knobs.capacity:
+                    self._slots.wait()
+                self._waiting.popleft()
+                self._in_service += 1
+                self.peak_in_service = max(self.peak_in_service, self._in_service)
+                self._slots.notify_all()  # the next in line may have a place too
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            rest = knobs.service_time_s - (time.monotonic() - started)
+            if rest > 0:
+                time.sleep(rest)
+            if knobs.capacity:
+                with self._slots:
+                    self._in_service -= 1
+                    self._slots.notify_all()
+
     def _loses_serialization(self) -> bool:
-        """Whether this PUT's transaction loses against a concurrent one (knob)."""
+        """Whether this PUT's transaction loses against a concurrent one (knobs)."""
         with self._knob_lock:
-            rate = self._knobs.serialization_failure_rate
-            return bool(rate) and self._puts_in_flight > 1 and self._rng.random() < rate
+            others = self._puts_in_flight - 1
+            if others < 1:
+                return False
+            chance = 1 - ((1 - self._knobs.serialization_failure_rate)
+                          * (1 - self._knobs.serialization_conflict_rate) ** others)
+            return chance > 0 and self._rng.random() < chance
 
     # the pipeline -------------------------------------------------------------------------------
     def handle(self, req: Request, fault: str | None = None) -> Answer:
