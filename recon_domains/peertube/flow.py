@@ -158,7 +158,9 @@ class FlowControl:
         self._try_up_next = True
         self._hold = HOLD_EPOCHS
         self._hold_left = HOLD_EPOCHS
-        self._held_latency: float | None = None
+        # (window, its latency when first held): a rise at the same window means the
+        # server slowed down; kept across tries that came back to that window.
+        self._held: tuple[int, float] | None = None
         self._recover_to = 0  # the window before the last back-off, until it is back
         self._answers = 0  # every after_request
         self._quiet_until = 0  # no new back-off before this many answers
@@ -298,7 +300,7 @@ class FlowControl:
                 self._slow_start = False
                 self._enter_hold()
         else:
-            self._held(rate, latency, now)
+            self._hold_epoch(rate, latency, now)
 
     def _judge(self, probe: _Probe, rate: float, now: float) -> None:
         """End of an epoch at a window being tried: keep it or go back."""
@@ -329,20 +331,23 @@ class FlowControl:
         if not self._try_down(rate, now, f"{before} was not needed, {figures}"):
             self._enter_hold()
 
-    def _held(self, rate: float, latency: float, now: float) -> None:
+    def _hold_epoch(self, rate: float, latency: float, now: float) -> None:
         """End of an epoch at a held window: watch latency, try a neighbour when due."""
         if self._recover_to > self._window:
             # Additive increase back to where it was: no need to judge known ground.
             self._set_window(self._window + 1, f"recover towards {self._recover_to}", now)
             return
         self._recover_to = 0
-        if self._held_latency is None:
-            self._held_latency = latency
-        elif latency > self._held_latency * (1 + LATENCY_RISE) and self._try_down(
+        if self._held is None or self._held[0] != self._window:
+            self._held = (self._window, latency)
+        elif latency > self._held[1] * (1 + LATENCY_RISE) and self._try_down(
             rate, now, f"latency rose to {latency * 1000:.0f} ms from "
-            f"{self._held_latency * 1000:.0f} ms at {self._window}"
+            f"{self._held[1] * 1000:.0f} ms at {self._window}"
         ):
+            self._held = None
             return
+        else:
+            self._held = (self._window, min(self._held[1], latency))
         self._hold_left -= 1
         if self._hold_left > 0:
             return
@@ -385,7 +390,6 @@ class FlowControl:
             self._hold = min(MAX_HOLD_EPOCHS, self._hold * 2)
             self._try_up_next = not failed
         self._hold_left = self._hold
-        self._held_latency = None  # the hold's first epoch gives it
 
     def _set_window(self, window: int, reason: str, now: float) -> None:
         old = self._window
