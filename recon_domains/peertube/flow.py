@@ -19,9 +19,11 @@ requests sent under the previous window have drained (so each figure belongs to 
   stays lower when the rate fell by less than that gain. An epoch whose median latency
   rose by more than `LATENCY_RISE` over the one it held at (the server slowed down: load
   from elsewhere) tries one less at once.
-- **Back off at once** on a 5xx, a 429 or a request without an answer (timeout, reset):
-  the window drops to `min(window - 1, window x BACKOFF)`, at most once per window's worth
-  of answers (one burst is one signal), and waits before trying up again.
+- **Back off at once** on a 429 or a request without an answer (timeout, reset) to
+  `min(window - 1, window x BACKOFF)`, and on a 5xx to `window - 1`, at most once per
+  epoch (one burst is one signal). A 5xx alone in `ISOLATED_5XX` answers is PeerTube's
+  usual serialization failure, which the client's retry gets past: the second backs off.
+  After one epoch the window climbs back, one at a time, to where it was.
 - **Ceilings.** The window never leaves [`min_in_flight`, `max_in_flight`]; with
   `max_rate`, requests are spaced at least `1 / max_rate` seconds apart (no bursts), and
   the window never grows past what already reaches that rate.
@@ -50,6 +52,7 @@ HOLD_EPOCHS = 2
 MAX_HOLD_EPOCHS = 32
 MIN_EPOCH = 8  # answers per epoch, at least
 AT_RATE = 0.95  # an epoch this close to max_rate has reached it
+ISOLATED_5XX = 100  # answers: a 5xx this far from the previous one does not back off
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ class FlowControl:
         self._held: tuple[int, float] | None = None
         self._recover_to = 0  # the window before the last back-off, until it is back
         self._answers = 0  # every after_request
+        self._last_5xx: int | None = None  # self._answers at the last 5xx
         self._quiet_until = 0  # no new back-off before this many answers
         self._measuring = True
         self._skip = 0  # answers still owed to the previous window
@@ -187,16 +191,10 @@ class FlowControl:
 
     def end_phase(self) -> None:
         """Nothing more will be sent in this batch: the answers still to come drain a
-        shrinking number in flight and say nothing about the window; a window being tried
-        is given up (back to the one before it, the smaller load)."""
+        shrinking number in flight and say nothing about the window (a window being tried
+        is judged in the next batch)."""
         with self._lock:
             self._measuring = False
-            if self._probe is not None:
-                before = self._probe.before
-                self._probe = None
-                if before < self._window:
-                    self._set_window(before, "batch ended before the larger window was "
-                                     "measured", self._clock())
 
     # -- what the client tells --------------------------------------------------------------
     def before_request(self) -> float:
@@ -263,6 +261,12 @@ class FlowControl:
 
     # -- the rules --------------------------------------------------------------------------
     def _back_off(self, status: int | None, now: float) -> None:
+        if status is not None and status != 429:
+            # PeerTube loses about 1 % of concurrent PUTs to serialization failures that a
+            # retry gets past: one 5xx in ISOLATED_5XX answers is not a signal, a second is.
+            previous, self._last_5xx = self._last_5xx, self._answers
+            if previous is None or self._answers - previous > ISOLATED_5XX:
+                return
         if self._answers < self._quiet_until:
             return  # an answer to a request sent before the last back-off: the same burst
         self._quiet_until = self._answers + self._epoch_size()
@@ -340,11 +344,16 @@ class FlowControl:
         self._recover_to = 0
         if self._held is None or self._held[0] != self._window:
             self._held = (self._window, latency)
-        elif latency > self._held[1] * (1 + LATENCY_RISE) and self._try_down(
-            rate, now, f"latency rose to {latency * 1000:.0f} ms from "
-            f"{self._held[1] * 1000:.0f} ms at {self._window}"
-        ):
+        elif latency > self._held[1] * (1 + LATENCY_RISE) and self._window > self.min_in_flight:
+            # The server slowed down (load from elsewhere): one fewer at once, then tries
+            # down, judged on what is measured from now on.
+            why = (f"latency rose to {latency * 1000:.0f} ms from {self._held[1] * 1000:.0f} "
+                   f"ms at {self._window}")
             self._held = None
+            self._hold = HOLD_EPOCHS
+            self._enter_hold()
+            self._try_up_next = False
+            self._set_window(self._window - 1, why, now)
             return
         else:
             self._held = (self._window, min(self._held[1], latency))
@@ -398,14 +407,16 @@ class FlowControl:
         self._window = window
         self._report.decisions.append(Decision(now - self._started, window, reason))
         log.info("push flow: %d → %d in flight (%s)", old, window, reason)
-        # Requests now in flight were sent under the old window: their answers come first.
-        self._restart_epoch(now, skip=self._in_flight)
+        # Requests now in flight were sent under the old window: their answers come first,
+        # then a round of the new window's, whose requests met a queue of the old length.
+        self._restart_epoch(now, skip=self._in_flight + window)
 
     def _epoch_size(self) -> int:
-        """Answers per epoch: whole rounds of the window, at least two and MIN_EPOCH (half
-        that while doubling: the gains it looks for are large)."""
-        least = MIN_EPOCH // 2 if self._slow_start else MIN_EPOCH
-        return self._window * max(2, -(-least // self._window))
+        """Answers per epoch: whole rounds of the window, at least two and MIN_EPOCH (just
+        two while doubling: the gains it looks for are large)."""
+        if self._slow_start:
+            return 2 * self._window
+        return self._window * max(2, -(-MIN_EPOCH // self._window))
 
     def _advance(self, now: float) -> None:
         """Add the requests in flight since the last event to the epoch's area."""

@@ -21,11 +21,11 @@ Answers the sandbox makes up rather than derives carry a comment starting "inven
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import dataclasses
 import email.parser
 import email.policy
+import heapq
 import json
 import logging
 import math
@@ -220,10 +220,10 @@ class PeerTubeApp:
         self._rng = random.Random(knobs.random_seed)
         self._forced_faults: list[str] = []
         self._puts_in_flight = 0
-        self._slots = threading.Condition()  # the capacity knob's places, in arrival order
-        self._waiting: collections.deque[object] = collections.deque()
-        self._in_service = 0
-        self.peak_in_service = 0  # the most requests worked on at once (capacity knob)
+        self._places_lock = threading.Lock()
+        self._places: list[float] = []  # when each place of the capacity knob frees (heap)
+        self._serving: list[tuple[float, float]] = []  # (start, finish) being served
+        self.peak_in_service = 0  # the most requests served at once (service_time_s)
         self.accounts = Accounts()
         self.admin = self.accounts.add_user(admin_username, admin_password, ROLE_ADMINISTRATOR)
         self.api_limiter = FixedWindowLimiter()
@@ -315,30 +315,39 @@ class PeerTubeApp:
 
     @contextlib.contextmanager
     def served(self) -> Iterator[None]:
-        """Work on a request: wait for one of the `capacity` places (first come, first
-        served), hold it at least `service_time_s` (knobs)."""
+        """Work on a request for `service_time_s`, on one of `capacity` places (knobs).
+
+        A request takes the place that frees first (first come, first served), waits until
+        then, is handled, and answers when its service time is over. The places' times are
+        booked, not measured: a thread that wakes late answers late but never delays the
+        next, so the capacity is exactly capacity / service_time_s however busy the machine.
+        """
         knobs = self.knobs
-        if knobs.capacity:
-            with self._slots:
-                ticket = object()
-                self._waiting.append(ticket)
-                while self._waiting[0] is not ticket or self._in_service >= knobs.capacity:
-                    self._slots.wait()
-                self._waiting.popleft()
-                self._in_service += 1
-                self.peak_in_service = max(self.peak_in_service, self._in_service)
-                self._slots.notify_all()  # the next in line may have a place too
-        started = time.monotonic()
+        if not knobs.service_time_s:
+            yield
+            return
+        now = time.monotonic()
+        with self._places_lock:
+            places = self._places
+            while len(places) > knobs.capacity > 0:  # the capacity knob went down
+                heapq.heappop(places)
+            start = now
+            if knobs.capacity and len(places) == knobs.capacity:
+                start = max(now, heapq.heappop(places))
+            finish = start + knobs.service_time_s
+            if knobs.capacity:
+                heapq.heappush(places, finish)
+            self._serving = [(s, f) for s, f in self._serving if f > start]
+            self._serving.append((start, finish))
+            self.peak_in_service = max(self.peak_in_service, len(self._serving))
+        if start > now:
+            time.sleep(start - now)
         try:
             yield
         finally:
-            rest = knobs.service_time_s - (time.monotonic() - started)
+            rest = finish - time.monotonic()
             if rest > 0:
                 time.sleep(rest)
-            if knobs.capacity:
-                with self._slots:
-                    self._in_service -= 1
-                    self._slots.notify_all()
 
     def _loses_serialization(self) -> bool:
         """Whether this PUT's transaction loses against a concurrent one (knobs)."""

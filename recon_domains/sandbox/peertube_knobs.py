@@ -32,11 +32,11 @@ class ServerKnobs:
         number of PUTs in flight (queued ones included: their transactions are open): a PUT
         with n others loses with 1 - (1 - rate) ** n. PEERTUBE_8_CONFLICT_RATE reproduces
         what PeerTube 8.0.1 showed. 0 (off) is the default.
-    capacity: how many requests the server works on at once (0: unlimited); the others wait
-        in arrival order, so latency grows with load and throughput stops at
-        capacity / service_time_s, as on a server whose CPU or database is the limit.
-    service_time_s: the least time each request holds its place (the handling's own time
-        counts towards it).
+    service_time_s: how long the server works on each request (its handling happens within
+        it); 0: no more than the handling itself.
+    capacity: how many requests it works on at once, with service_time_s (0: unlimited); the
+        others wait in arrival order, so latency grows with load and throughput stops at
+        exactly capacity / service_time_s, as on a server whose CPU or database is the limit.
     token_lifetime_s / refresh_token_lifetime_s: OAuth lifetimes (1 day / 2 weeks).
     rate_limit_window_s / rate_limit_max: the API limit per IP (10 s / 50).
     login_limit_window_s / login_limit_max: the token endpoint limit per IP (5 min / 15).
