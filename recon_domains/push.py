@@ -51,7 +51,9 @@ log = logging.getLogger(__name__)
 STAGES: tuple[str, ...] = ("stage-1", "stage-2", "stage-3")
 DEFAULT_FIRST_ATTEMPTS = 5
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
-DEFAULT_CHUNK_SIZE = 200
+# Intents are recorded and categories read per chunk, and the PUTs drain at its end: few
+# chunks per stage keep that fixed cost small (stage-2 is one chunk after the probe).
+DEFAULT_CHUNK_SIZE = 1000
 
 
 class CategoryReader(Protocol):

@@ -7,18 +7,23 @@ growing at a few requests in flight while its serialization-failure 500s keep gr
 concurrency (PEERTUBE-FACTS.md, "Push capacity"), so more in flight than the server needs
 only loads an instance that also serves viewers.
 
-How the window moves, in epochs of `max(8, 2 x window)` answers, measured after the
-requests sent under the previous window have drained (so each figure belongs to one window):
+How the window moves. It is judged in epochs of whole rounds of the window (at least
+`MIN_EPOCH` answers; two rounds while doubling), counted once the requests sent under the
+previous window, and one round of the new one, have been answered, so each figure belongs
+to one window. An epoch's rate is Little's law: mean requests in flight / mean latency.
 
 - **Up only while throughput rises.** From 1, the window doubles while each doubling raises
-  the rate of answers by at least half of what the added requests would bring at the
-  current rate per request (`GAIN`); after a doubling that did not, it steps back and tries
-  +1. A step that does not pay is undone, and the next try waits for `HOLD_EPOCHS` epochs,
-  doubling after each failed try (up to `MAX_HOLD_EPOCHS`).
-- **Down when a request is not needed.** Between tries up, the window tries one less; it
-  stays lower when the rate fell by less than that gain. An epoch whose median latency
-  rose by more than `LATENCY_RISE` over the one it held at (the server slowed down: load
-  from elsewhere) tries one less at once.
+  the rate by at least `GAIN` x what the added requests would bring at the current rate per
+  request (or by `MIN_GAIN` of the rate per added request, if less: PeerTube's rate bends
+  early); after a doubling that did not, it tries one above where it started. A step that
+  does not pay is undone, and the next try waits `HOLD_EPOCHS` epochs, twice as long after
+  each failed try (up to `MAX_HOLD_EPOCHS`).
+- **Down when a request is not needed.** Tries up alternate with tries one fewer, kept when
+  the rate fell by less than that gain, made only while requests queue at the server (by
+  Little's law, from the latency above the least seen: `QUEUED_TO_TRY_FEWER`). When the
+  mean latency at a held window rises by more than `LATENCY_RISE` over what it was at that
+  window (the server slowed down: load from elsewhere), the window drops by one at once
+  and tries fewer from there.
 - **Back off at once** on a 429 or a request without an answer (timeout, reset) to
   `min(window - 1, window x BACKOFF)`, and on a 5xx to `window - 1`, at most once per
   epoch (one burst is one signal). A 5xx alone in `ISOLATED_5XX` answers is PeerTube's
@@ -45,14 +50,16 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-GAIN = 0.5  # a larger window must bring at least this share of its proportional gain
-BACKOFF = 0.75  # multiplicative decrease on a congestion signal (and at least -1)
-LATENCY_RISE = 0.5  # +50 % median latency at a held window: the server slowed down
+GAIN = 0.5  # a larger window must bring at least this share of its proportional gain,
+MIN_GAIN = 0.1  # or this share of the rate per added request, if that is less
+BACKOFF = 0.75  # multiplicative decrease on a 429 or no answer (and at least -1)
+LATENCY_RISE = 0.5  # +50 % mean latency at a held window: the server slowed down
 HOLD_EPOCHS = 2
 MAX_HOLD_EPOCHS = 32
 MIN_EPOCH = 8  # answers per epoch, at least
 AT_RATE = 0.95  # an epoch this close to max_rate has reached it
 ISOLATED_5XX = 100  # answers: a 5xx this far from the previous one does not back off
+QUEUED_TO_TRY_FEWER = 0.5  # requests waiting at the server before one fewer is worth a try
 
 
 @dataclass(frozen=True)
@@ -165,6 +172,7 @@ class FlowControl:
         # server slowed down; kept across tries that came back to that window.
         self._held: tuple[int, float] | None = None
         self._recover_to = 0  # the window before the last back-off, until it is back
+        self._base_latency = float("inf")  # the least epoch latency: nothing queued
         self._answers = 0  # every after_request
         self._last_5xx: int | None = None  # self._answers at the last 5xx
         self._quiet_until = 0  # no new back-off before this many answers
@@ -296,9 +304,10 @@ class FlowControl:
         self._restart_epoch(now, skip=0)
         if rate <= 0:
             return  # no time passed (a coarse clock): nothing to judge
+        self._base_latency = min(self._base_latency, latency)
         probe, self._probe = self._probe, None
         if probe is not None:
-            self._judge(probe, rate, now)
+            self._judge(probe, rate, latency, now)
         elif self._slow_start:
             if not self._try_up(rate, now, f"{rate:.1f}/s at {self._window}"):
                 self._slow_start = False
@@ -306,7 +315,7 @@ class FlowControl:
         else:
             self._hold_epoch(rate, latency, now)
 
-    def _judge(self, probe: _Probe, rate: float, now: float) -> None:
+    def _judge(self, probe: _Probe, rate: float, latency: float, now: float) -> None:
         """End of an epoch at a window being tried: keep it or go back."""
         tried, before = self._window, probe.before
         figures = f"{rate:.1f}/s at {tried} against {probe.before_rate:.1f}/s at {before}"
@@ -332,7 +341,7 @@ class FlowControl:
             self._enter_hold(failed=False)
             return
         self._hold = HOLD_EPOCHS
-        if not self._try_down(rate, now, f"{before} was not needed, {figures}"):
+        if not self._try_down(rate, latency, now, f"{before} was not needed, {figures}"):
             self._enter_hold()
 
     def _hold_epoch(self, rate: float, latency: float, now: float) -> None:
@@ -361,19 +370,23 @@ class FlowControl:
         if self._hold_left > 0:
             return
         why = f"{rate:.1f}/s at {self._window}"
-        first, second = ((self._try_up, self._try_down) if self._try_up_next
-                         else (self._try_down, self._try_up))
-        if not (first(rate, now, why) or second(rate, now, why)):
-            self._enter_hold()
+        tried = (self._try_up(rate, now, why) or self._try_down(rate, latency, now, why)
+                 if self._try_up_next else
+                 self._try_down(rate, latency, now, why) or self._try_up(rate, now, why))
+        if not tried:
+            self._enter_hold(failed=not self._try_up_next)
 
     def _worth(self, low: int, low_rate: float, high: int, high_rate: float) -> bool:
         """Whether `high` in flight earns its extra load over `low`: its rate is higher by
-        at least GAIN x what the extra requests would add at low's rate per request (under
-        max_rate: at most what is left below it)."""
-        expected = (high - low) * low_rate / low
+        GAIN x what the extra requests would add at low's rate per request, or by
+        MIN_GAIN of low's rate per extra request if that is less (a server whose rate bends
+        early); under max_rate, by GAIN x what is left below it at most."""
+        needed = (high - low) * low_rate * min(GAIN / low, MIN_GAIN)
         if self.max_rate is not None:
-            expected = min(expected, self.max_rate - low_rate)
-        return expected > 0 and high_rate - low_rate >= GAIN * expected
+            if low_rate >= AT_RATE * self.max_rate:
+                return False  # the smaller window reaches the cap already
+            needed = min(needed, GAIN * (self.max_rate - low_rate))
+        return high_rate - low_rate >= needed
 
     def _try_up(self, rate: float, now: float, why: str) -> bool:
         at_rate = self.max_rate is not None and rate >= AT_RATE * self.max_rate
@@ -385,8 +398,11 @@ class FlowControl:
                          now)
         return True
 
-    def _try_down(self, rate: float, now: float, why: str) -> bool:
-        if self._window <= self.min_in_flight:
+    def _try_down(self, rate: float, latency: float, now: float, why: str) -> bool:
+        # Little again: of `window` requests in flight, window x (1 - base / latency) wait
+        # in a queue. With none waiting, every one is being served: none to spare.
+        queued = self._window * (1 - self._base_latency / latency)
+        if self._window <= self.min_in_flight or queued < QUEUED_TO_TRY_FEWER:
             return False
         self._probe = _Probe(self._window, rate, up=False)
         self._set_window(self._window - 1, f"try fewer: {why}", now)
@@ -408,8 +424,10 @@ class FlowControl:
         self._report.decisions.append(Decision(now - self._started, window, reason))
         log.info("push flow: %d → %d in flight (%s)", old, window, reason)
         # Requests now in flight were sent under the old window: their answers come first,
-        # then a round of the new window's, whose requests met a queue of the old length.
-        self._restart_epoch(now, skip=self._in_flight + window)
+        # then a round of the new window's, whose requests met a queue of the old length
+        # (not while doubling: its gains are large, and a small stage needs them soon).
+        settle = 0 if self._slow_start else window
+        self._restart_epoch(now, skip=self._in_flight + settle)
 
     def _epoch_size(self) -> int:
         """Answers per epoch: whole rounds of the window, at least two and MIN_EPOCH (just
