@@ -175,12 +175,17 @@ class _ReadTally:
     skipped_files: Counter[str] = field(default_factory=Counter)  # reason -> files
     skipped_items: Counter[str] = field(default_factory=Counter)  # reason -> items/files
     states: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> its first skip
 
     def add(self, counts: ConceptCounts) -> None:
         self.files_read += counts.files_read
         for skip in counts.skipped:
             self.skipped_files[skip.reason] += 1
             self.skipped_items[skip.reason] += skip.count
+            if skip.reason not in self.examples:
+                self.examples[skip.reason] = (
+                    f"{skip.file}: {skip.detail}" if skip.detail else skip.file
+                )
 
 
 def _pct(part: int, whole: int) -> float:
@@ -200,6 +205,8 @@ class Pass1Result:
     states: dict[str, int]  # concept folder state -> documents
     written: int
     dry_run: bool
+    # skip reason -> its first file and detail (e.g. a file above the size cap and what to do)
+    skip_examples: dict[str, str] = field(default_factory=dict)
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -260,9 +267,11 @@ class UnreadableConceptsError(RuntimeError):
     would be incomplete, so it is not decided."""
 
 
-def _read_checked(concepts_root: Path, doc_hash: str, tally: _ReadTally) -> ConceptCounts:
+def _read_checked(
+    concepts_root: Path, doc_hash: str, tally: _ReadTally, max_file_mb: float
+) -> ConceptCounts:
     """Read one document; raise UnreadableConceptsError if some files could not be read."""
-    counts = read_domain_counts(concepts_root, doc_hash)
+    counts = read_domain_counts(concepts_root, doc_hash, max_file_mb=max_file_mb)
     tally.add(counts)
     bad = counts.unreadable
     if bad:
@@ -334,11 +343,13 @@ def run_pass1(
     dry_run: bool = False,
     batch_size: int = 500,
     documents: Sequence[StreamDocument] | None = None,
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> Pass1Result:
     """Pass 1 over the backfill candidates (or an explicit list, for the steady state).
 
-    Reads each document's window files once, decides with :func:`decide_pass1`, and
-    writes decisions in batches of ``batch_size`` unless ``dry_run``.
+    Reads each document's window files once (skipping those above ``max_window_file_mb``),
+    decides with :func:`decide_pass1`, and writes decisions in batches of ``batch_size``
+    unless ``dry_run``.
     """
     docs = list(store.backfill_candidates() if documents is None else documents)
     root = Path(concepts_root)
@@ -348,7 +359,7 @@ def run_pass1(
     errors: list[DocumentError] = []
     for doc in docs:
         try:
-            counts = _read_checked(root, doc.hash, tally)
+            counts = _read_checked(root, doc.hash, tally, max_window_file_mb)
             decision = decide_pass1(counts.counts)
         except Exception as exc:  # one bad document never aborts the pass (SPEC §4)
             errors.append(DocumentError(str(doc.hash), _error_reason(exc)))
@@ -378,6 +389,7 @@ def run_pass1(
         states=dict(tally.states),
         written=writer.written,
         dry_run=dry_run,
+        skip_examples=tally.examples,
     )
 
 
@@ -389,6 +401,7 @@ def _channel_total(
     known: Mapping[str, Counter[str]],
     problems: list[DocumentError],
     channel: str,
+    max_file_mb: float,
     failed: set[str] | None = None,
 ) -> Counter[str]:
     """Sum valid-domain counts over a channel's members, reusing counts already read.
@@ -404,7 +417,7 @@ def _channel_total(
         counts = known.get(member)
         if counts is None:
             try:
-                counts = _read_checked(concepts_root, member, tally).counts
+                counts = _read_checked(concepts_root, member, tally, max_file_mb).counts
             except Exception as exc:
                 problems.append(
                     DocumentError(str(member), f"channel {channel!r}: {_error_reason(exc)}")
@@ -445,6 +458,7 @@ def run_tiebreaker(
     dry_run: bool = False,
     batch_size: int = 500,
     documents: Sequence[StreamDocument] | None = None,
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> TiebreakResult:
     """Pass 2 (and pass 3) over every tied_pass_1 document of the store's stream source.
 
@@ -491,7 +505,7 @@ def run_tiebreaker(
     # 1. own recount
     for doc in tied_docs:
         try:
-            counts = _read_checked(root, doc.hash, tally)
+            counts = _read_checked(root, doc.hash, tally, max_window_file_mb)
         except Exception as exc:
             errors.append(DocumentError(str(doc.hash), _error_reason(exc)))
             failed.add(doc.hash)
@@ -514,7 +528,9 @@ def run_tiebreaker(
         try:
             members = members_of.get(channel, [])
             member_set = frozenset(members)
-            total = _channel_total(members, root, tally, own, problems, channel, failed)
+            total = _channel_total(
+                members, root, tally, own, problems, channel, max_window_file_mb, failed
+            )
             channels_counted += 1
             again: list[StreamDocument] = []
             for doc in docs:
@@ -545,11 +561,15 @@ def run_tiebreaker(
             fresh: dict[str, Counter[str]] = {}
             for doc in again:
                 try:
-                    fresh[doc.hash] = _read_checked(root, doc.hash, tally).counts
+                    fresh[doc.hash] = _read_checked(
+                        root, doc.hash, tally, max_window_file_mb
+                    ).counts
                 except Exception as exc:
                     errors.append(DocumentError(str(doc.hash), _error_reason(exc)))
                     failed.add(doc.hash)
-            total = _channel_total(members, root, tally, fresh, problems, channel, failed)
+            total = _channel_total(
+                members, root, tally, fresh, problems, channel, max_window_file_mb, failed
+            )
             channels_recounted += 1
             for doc in again:
                 if doc.hash not in fresh:
@@ -603,6 +623,8 @@ def rederive_decision(
     store: ReconStore,
     doc_hash: str,
     skip_channels: Iterable[str] = DEFAULT_SKIP_CHANNELS,
+    *,
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> Rederived:
     """Re-derive one document's decision independently from its files (spot-check gates).
 
@@ -614,7 +636,7 @@ def rederive_decision(
     """
     root = Path(concepts_root)
     tally = _ReadTally()
-    mine = _read_checked(root, doc_hash, tally).counts
+    mine = _read_checked(root, doc_hash, tally, max_window_file_mb).counts
     channel = store.channel_of(doc_hash)
     p1 = decide_pass1(mine)
     top = ranked(mine, max(_TOP_N, len(p1.tied_domains) + 1))
@@ -628,7 +650,7 @@ def rederive_decision(
         dec = decide_tiebreak(mine, None, channel_on_skip_list=channel in skip)
     else:
         others = [m for m in store.channel_members(channel) if m != doc_hash]
-        total = _channel_total(others, root, tally, {}, problems, channel)
+        total = _channel_total(others, root, tally, {}, problems, channel, max_window_file_mb)
         # Its own hash was left out of `others`, so nothing is subtracted.
         dec = decide_tiebreak(
             mine, _others(total, mine, doc_hash, frozenset()), channel_on_skip_list=False,
@@ -673,6 +695,7 @@ def spot_check(
     skip_channels: Iterable[str] = DEFAULT_SKIP_CHANNELS,
     *,
     seed: int | None = None,
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> list[SpotCheckRow]:
     """Sample up to ``sample_size`` documents with ``status`` and re-derive each (runbook
     Step 4: 20 assigned after pass 1, 5 tied_pass_2 after pass 2). A row disagrees when
@@ -686,7 +709,10 @@ def spot_check(
         s_status = stored["recon_domain_status"] if stored is not None else None
         s_domain = stored["recon_domain"] if stored is not None else None
         try:
-            r = rederive_decision(concepts_root, store, doc.hash, skip_channels)
+            r = rederive_decision(
+                concepts_root, store, doc.hash, skip_channels,
+                max_window_file_mb=max_window_file_mb,
+            )
         except Exception as exc:
             rows.append(
                 SpotCheckRow(

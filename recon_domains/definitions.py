@@ -1,10 +1,53 @@
-"""The one Dagster Definitions object of the project (workspace.yaml and [tool.dagster] load it)."""
+"""The project's Dagster Definitions: every area's, merged, with the resources bound once
+(workspace.yaml, `dg` and `-m recon_domains.definitions` load `defs`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import dagster as dg
+
+from recon_domains.defs import (
+    assignment,
+    jobs,
+    plugin,
+    predeploy,
+    push,
+    reprocess,
+    rollback,
+    schema,
+    steady_state,
+    verify,
+)
+from recon_domains.defs.resources import resources_from_settings
+from recon_domains.settings import Settings
+
+# The migration's graph, in runbook order, and its jobs.
+MIGRATION: tuple[dg.Definitions, ...] = (
+    predeploy.defs,
+    plugin.defs,
+    schema.defs,
+    assignment.defs,
+    push.defs,
+    verify.defs,
+    reprocess.defs,
+    jobs.defs,
+)
+# After it: the way out and the steady state.
+AREAS: tuple[dg.Definitions, ...] = (*MIGRATION, rollback.defs, steady_state.defs)
+
+
+def build_definitions(
+    resources: Mapping[str, Any] | None = None, areas: Sequence[dg.Definitions] = AREAS
+) -> dg.Definitions:
+    """The given areas (default: all) merged, with `resources` (default: the settings of
+    the environment, read now; see resources_from_settings)."""
+    if resources is None:
+        resources = resources_from_settings(Settings.from_env())
+    return dg.Definitions.merge(*areas, dg.Definitions(resources=dict(resources)))
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    from recon_domains.defs import build_definitions
-
     return build_definitions()

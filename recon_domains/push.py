@@ -43,12 +43,14 @@ from recon_domains.peertube.client import (
 from recon_domains.peertube.flow import FlowControl, FlowReport
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import PushCandidate, ReconStore
+from recon_domains.runbook import step
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import CATEGORY_ID_RANGE, DOMAIN_IDS, DOMAINS
 
 log = logging.getLogger(__name__)
 
-STAGES: tuple[str, ...] = ("stage-1", "stage-2", "stage-3")
+# The runbook's three stages (its table names the partitions).
+STAGES: tuple[str, ...] = step("peertube_category_push").partition_keys
 DEFAULT_FIRST_ATTEMPTS = 5
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
 # Intents are recorded and categories read per chunk, and the PUTs drain at its end: few
@@ -69,11 +71,8 @@ def _stage_bounds(sizes: Sequence[int]) -> dict[str, tuple[int, int | None]]:
     first, second = (int(s) for s in sizes)
     if first < 1 or second < 1:
         raise ValueError(f"stage sizes must be positive, got {tuple(sizes)}")
-    return {
-        "stage-1": (0, first),
-        "stage-2": (first, first + second),
-        "stage-3": (first + second, None),
-    }
+    return dict(zip(STAGES, [(0, first), (first, first + second), (first + second, None)],
+                    strict=True))
 
 
 def plan_stages(
@@ -123,7 +122,7 @@ class PushResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # never attempted: bad URL
     aborted: bool = False
     abort_reason: str | None = None
-    login_count: int = 0  # password grants during this push
+    login_count: int = 0  # logins (accepted password grants) during this push
     retried_after_500: int = 0  # requests the client retried after PeerTube answered 500
     elapsed: float = 0.0
     already_in_place: list[str] = field(default_factory=list)  # subset of succeeded, no PUT
@@ -204,6 +203,14 @@ _CAUSES: dict[str, str] = {
     "server": "PeerTube answers 5xx server errors: check PeerTube's log and health",
     "other": "unexpected failures: see the per-item reasons",
 }
+# The client's own messages for these already say what to check.
+_SELF_EXPLAINED = frozenset({"auth", "forbidden", "unreachable"})
+
+
+def _explain(exc: BaseException) -> str:
+    """`exc` with its cause and what to do, each said once."""
+    kind = _failure_kind(exc)
+    return str(exc) if kind in _SELF_EXPLAINED else f"{_CAUSES[kind]}. {exc}"
 
 
 class _FailureTracker:
@@ -347,7 +354,7 @@ def push_items(
             with client.flow_controlled(flow):
                 client.require_admin()
         except PeerTubeError as exc:
-            tracker.abort_reason = f"before any attempt: {_CAUSES[_failure_kind(exc)]}. {exc}"
+            tracker.abort_reason = f"before any attempt: {_explain(exc)}"
             result.not_attempted = len(work)
             return finish()
 

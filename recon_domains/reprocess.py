@@ -34,6 +34,7 @@ from recon_domains.recon.concepts import (
     REASON_NON_OBJECT_ITEM,
     REASON_NOT_A_FILE,
     REASON_NOT_A_LIST,
+    REASON_TOO_LARGE,
     STATE_MISSING_FOLDER,
     STATE_NO_VALID_DOMAINS,
     STATE_NO_WINDOW_FILES,
@@ -51,6 +52,7 @@ from recon_domains.recon.quarantine import (
     write_entry,
 )
 from recon_domains.recon.store import DOMAIN_COLUMNS, ReconStore
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import MID_PIPELINE_STATUSES, Status
 
 # documents.status values past 'queued': RECON has already picked the document up again.
@@ -137,6 +139,11 @@ def _why_stale(counts) -> tuple[bool, str]:
         return False, "has valid domains now: run pass 1 again instead of reprocessing"
     assert counts.state == STATE_NO_VALID_DOMAINS
     reasons = {s.reason for s in counts.skipped}
+    if REASON_TOO_LARGE in reasons:
+        return True, (
+            "window files above RECON_MAX_WINDOW_FILE_MB, not read (raise it instead if RECON "
+            "really writes files this large)"
+        )
     legacy = REASON_LEGACY_DOMAIN in reasons
     malformed = bool(
         reasons
@@ -193,7 +200,11 @@ def _check_roots(concepts_root: Path, quarantine_root: Path) -> None:
 
 
 def plan_reprocess(
-    store: ReconStore, concepts_root: str | os.PathLike[str], limit: int | None = None
+    store: ReconStore,
+    concepts_root: str | os.PathLike[str],
+    limit: int | None = None,
+    *,
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> list[ReprocessItem]:
     """The dry run: each `needs_reprocess` stream document (oldest hash order, up to `limit`
     stale ones) with its folder's state and why it is stale. Writes nothing.
@@ -207,7 +218,7 @@ def plan_reprocess(
     for doc in store.documents_with_status(Status.NEEDS_REPROCESS):
         if limit is not None and stale >= limit:
             break
-        counts = read_domain_counts(root, doc.hash)
+        counts = read_domain_counts(root, doc.hash, max_file_mb=max_window_file_mb)
         is_stale, why = _why_stale(counts)
         folder = concept_folder(root, doc.hash)
         items.append(
@@ -265,6 +276,7 @@ def _process_one(
     doc_hash: str,
     reason: str,
     result: ReprocessResult,
+    max_window_file_mb: float,
 ) -> None:
     folder = concept_folder(concepts_root, doc_hash)
     doc = store.row_snapshot("documents", doc_hash)
@@ -283,7 +295,7 @@ def _process_one(
     entry: QuarantineEntry | None = _unfinished_entry(store, quarantine_root, doc_hash)
     resumed = entry is not None
     if entry is None:
-        counts = read_domain_counts(concepts_root, doc_hash)
+        counts = read_domain_counts(concepts_root, doc_hash, max_file_mb=max_window_file_mb)
         stale, why = _why_stale(counts)
         if not stale:
             result.skipped.append((doc_hash, why))
@@ -339,6 +351,8 @@ def run_reprocess_batch(
     quarantine_root: str | os.PathLike[str],
     items: Iterable[ReprocessItem | str],
     reason: str,
+    *,
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> ReprocessResult:
     """Quarantine the stale folders of `items` and re-queue their documents (see the module
     docstring for the crash-safe order). Items with `stale=False` are skipped; every document
@@ -359,7 +373,7 @@ def run_reprocess_batch(
         else:
             doc_hash = item
         try:
-            _process_one(store, croot, qroot, doc_hash, reason, result)
+            _process_one(store, croot, qroot, doc_hash, reason, result, max_window_file_mb)
         except (OSError, ReprocessError, sqlite3.Error, ValueError) as exc:
             result.errors.append((doc_hash, str(exc)))
     return result
@@ -370,11 +384,14 @@ def resume_interrupted(
     concepts_root: str | os.PathLike[str],
     quarantine_root: str | os.PathLike[str],
     reason: str = "resume",
+    *,
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> ReprocessResult:
     """Finish every document a previous batch left between quarantine and reset."""
     qroot = Path(quarantine_root)
     return run_reprocess_batch(
-        store, concepts_root, qroot, sorted(_pending_hashes(store, qroot)), reason
+        store, concepts_root, qroot, sorted(_pending_hashes(store, qroot)), reason,
+        max_window_file_mb=max_window_file_mb,
     )
 
 

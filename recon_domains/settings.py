@@ -41,7 +41,13 @@ MAX_PUSH_IN_FLIGHT = 64
 
 
 class ConfigError(RuntimeError):
-    """A missing or invalid setting; the message names the variable and what to set."""
+    """A missing or invalid setting; the message names the variable and what to set.
+
+    `variable` is that variable's name (`recon-domains check` reports each one)."""
+
+    def __init__(self, message: str, *, variable: str | None = None) -> None:
+        super().__init__(message)
+        self.variable = variable
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,9 @@ class Settings:
     benchmarks: Benchmarks = field(default_factory=Benchmarks)
     offsite_max_lag_hours: float = 6.0
     stage_sizes: tuple[int, int] = (100, 1000)  # stage-1, stage-2; stage-3 is the rest
+    # Window files above this many MB (1 MB = 1,048,576 bytes) are skipped unread: RECON's
+    # are kilobytes, and parsing one takes several times its size in memory.
+    max_window_file_mb: int = 16
     is_copy: bool = False
     node: str = "node"
     pg_bin_dir: Path | None = None  # None: pg_dump / pg_restore from PATH (or Debian's dirs)
@@ -143,6 +152,9 @@ class Settings:
                 read.count("RECON_PUSH_STAGE1_SIZE", d.stage_sizes[0], "documents"),
                 read.count("RECON_PUSH_STAGE2_SIZE", d.stage_sizes[1], "documents"),
             ),
+            max_window_file_mb=read.count(
+                "RECON_MAX_WINDOW_FILE_MB", d.max_window_file_mb, "megabytes"
+            ),
             is_copy=read.flag("RECON_IS_COPY", d.is_copy),
             node=read.text("RECON_NODE") or d.node,
             pg_bin_dir=read.path("RECON_PG_BIN_DIR"),
@@ -174,11 +186,32 @@ class Settings:
 DEFAULTS = Settings()  # every setting at its default: what an empty environment gives
 
 
+def setting_names() -> tuple[str, ...]:
+    """Every variable `Settings.from_env` reads, in its order (`recon-domains check` names
+    each one)."""
+    env = _RecordingEnv()
+    Settings.from_env(env)
+    return tuple(dict.fromkeys(env.asked))
+
+
 def require(value: T | None, variable: str) -> T:
     """`value`, or a ConfigError naming the unset `variable`."""
     if value is None or value == "":
-        raise ConfigError(f"{variable} is not set. Set it in the environment or in .env.")
+        raise ConfigError(f"{variable} is not set. Set it in the environment or in .env.",
+                          variable=variable)
     return value
+
+
+class _RecordingEnv(dict[str, str]):
+    """An empty environment that notes each variable asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.asked.append(key)
+        return default
 
 
 class _Reader:
@@ -264,5 +297,6 @@ class _Reader:
 def _invalid(name: str, value: str, expected: str, default: str) -> ConfigError:
     return ConfigError(
         f"{name} is {value!r}, which is not valid: expected {expected}. Set {name} to such a "
-        f"value, or unset it for the default ({default})."
+        f"value, or unset it for the default ({default}).",
+        variable=name,
     )

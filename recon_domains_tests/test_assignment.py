@@ -3,11 +3,11 @@ recon.db (SQLite) and real concept folders."""
 
 from __future__ import annotations
 
-import builtins
 import json
 import os
 import shutil
 import sqlite3
+import tracemalloc
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +36,9 @@ from recon_domains.assignment import (
     spot_check,
 )
 from recon_domains.recon import concepts
+from recon_domains.recon.concepts import REASON_TOO_LARGE
 from recon_domains.recon.store import ReconStore
+from recon_domains.reprocess import plan_reprocess
 from recon_domains.sandbox.corpus import RECON_SCHEMA
 from recon_domains.settings import Benchmarks
 from recon_domains.taxonomy import CATEGORIZED, DOMAINS, Status
@@ -221,7 +223,7 @@ def patch_concept_open(
     """Count every file the concept reader opens, by path; opening a path that contains
     ``failing`` raises ``error`` instead (running as root, chmod 000 would not stop us)."""
     seen: Counter[str] = Counter()
-    real_open = builtins.open
+    real_open = os.open
 
     def counting_open(path, *args, **kwargs):
         seen[os.fspath(path)] += 1
@@ -229,7 +231,7 @@ def patch_concept_open(
             raise error
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(concepts, "open", counting_open, raising=False)
+    monkeypatch.setattr(concepts.os, "open", counting_open)
     return seen
 
 
@@ -348,6 +350,76 @@ def test_benchmark_deviation_of_a_pass1_result(world: World) -> None:
     checks = {c.name: c for c in benchmark_deviation(result)}
     assert checks["assigned"].actual == 66.67 and not checks["assigned"].ok
     assert checks["needs_reprocess"].deviation == 30.5
+
+
+# -- window files above the size cap (RECON_MAX_WINDOW_FILE_MB) ------------------------------
+MB = 1024 * 1024
+
+
+def test_pass1_decides_from_the_other_files_and_never_reads_one_above_the_cap(world: World):
+    world.add("big", "C", [[MED], [MED, NAV]])
+    with open(world.root / "big" / "window_0003.json", "wb") as fh:
+        fh.truncate(200 * MB)  # sparse: 200 MB that take no disk and no time to make
+    world.add("only", "C", [])
+    with open(world.root / "only" / "window_0001.json", "wb") as fh:
+        fh.truncate(200 * MB)
+    tracemalloc.start()
+    try:
+        result = run_pass1(world.store, world.root)  # the default cap, 16 MB
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * MB  # neither file was read (reading one allocates its 200 MB)
+    assert result.errors == [] and result.skipped_files == {REASON_TOO_LARGE: 2}
+    assert world.row("big") == (Status.ASSIGNED, MED)  # decided from its other two files
+    # Nothing else to count: no valid concept, so needs_reprocess (SPEC §4), like a folder
+    # of malformed files; Step 7 says why and what else to do.
+    assert world.row("only") == (Status.NEEDS_REPROCESS, None)
+    example = result.skip_examples[REASON_TOO_LARGE]
+    assert example.startswith("big/window_0003.json: 209,715,200 bytes (200.0 MB), above")
+    assert "raise RECON_MAX_WINDOW_FILE_MB" in example
+    (item,) = plan_reprocess(world.store, world.root)
+    assert item.hash == "only" and item.stale
+    assert item.why.startswith("window files above RECON_MAX_WINDOW_FILE_MB, not read")
+
+
+def test_the_configured_cap_reaches_pass1_the_tiebreaker_the_spot_check_and_reprocess(
+    world: World,
+) -> None:
+    """A real 2 MB window file of Navigation: counted under the default cap (16 MB), not
+    under a cap of 1 MB — each entry point decides by the cap it is given."""
+    navigation = "[" + ", ".join([json.dumps(concept(NAV))] * 60_000) + "]"
+    assert 1 * MB < len(navigation) < 16 * MB
+    world.add("big", "C", [[MED], [MED, NAV]])
+    (world.root / "big" / "window_0003.json").write_text(navigation)
+    world.add("tie", "C", [[MED, NAV]])
+    world.add("only", "D", [])
+    (world.root / "only" / "window_0001.json").write_text(navigation)
+
+    result = run_pass1(world.store, world.root, max_window_file_mb=1)
+    assert {(d.hash, d.status, d.domain) for d in result.decisions} == {
+        ("big", Status.ASSIGNED, MED),
+        ("tie", Status.TIED_PASS_1, None),
+        ("only", Status.NEEDS_REPROCESS, None),
+    }
+    # The tie's channel context is "big" without its big file (MED 2, NAV 1) ...
+    tie = run_tiebreaker(world.store, world.root, dry_run=True, max_window_file_mb=1)
+    assert [(d.hash, d.status, d.domain) for d in tie.decisions] == [
+        ("tie", Status.TIED_PASS_2, MED)
+    ]
+    # ... and with it under the default cap.
+    tie = run_tiebreaker(world.store, world.root, dry_run=True)
+    assert [(d.hash, d.domain) for d in tie.decisions] == [("tie", NAV)]
+
+    (row,) = spot_check(world.store, world.root, Status.ASSIGNED, 5, max_window_file_mb=1)
+    assert row.agrees
+    (row,) = spot_check(world.store, world.root, Status.ASSIGNED, 5)
+    assert not row.agrees and row.expected_domain == NAV
+
+    (item,) = plan_reprocess(world.store, world.root, max_window_file_mb=1)
+    assert item.stale and "RECON_MAX_WINDOW_FILE_MB" in item.why
+    (item,) = plan_reprocess(world.store, world.root)
+    assert not item.stale and item.why.startswith("has valid domains now")
 
 
 # -- tiebreaker ------------------------------------------------------------------------------

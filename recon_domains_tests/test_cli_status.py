@@ -45,7 +45,7 @@ def test_status_reports_breakdown_distribution_and_unpushed(small_corpus, capsys
 
 def test_status_errors_are_clear(tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RECON_DB_PATH", raising=False)
-    assert main(["status"]) == 2
+    assert main(["status"]) == 3  # a configuration error
     assert "RECON_DB_PATH is not set" in capsys.readouterr().err
-    assert main(["status", "--db", str(tmp_path / "missing.db")]) == 2
+    assert main(["status", "--db", str(tmp_path / "missing.db")]) == 3
     assert "RECON database not found" in capsys.readouterr().err

@@ -13,16 +13,12 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from recon_domains.defs.rehearsal import (
-    PLUGIN_DIR,
-    REPO_ROOT,
-    RUNBOOK_STEPS,
-    RehearsalReport,
-    run_runbook,
-)
+from recon_domains.definitions import build_definitions
+from recon_domains.defs.runner import JobRunner
+from recon_domains.rehearsal import PLUGIN_DIR, REPO_ROOT, RehearsalReport, run_runbook
+from recon_domains.runbook import runs
 from recon_domains.sandbox.corpus import add_completed_documents
 from recon_domains.sandbox.postgres import pg_bin_dir
 from recon_domains_tests.fixtures.peertube import SANDBOX_ADMIN_PASSWORD
@@ -89,10 +85,10 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    migration = [s for s in RUNBOOK_STEPS if not s[1].startswith("reprocess")]
+    migration = [r for r in runs() if r.job != "reprocess_job"]
     report = RehearsalReport(str(tmp_path), str(home))
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        run_runbook(report, instance, steps=migration)
+    with JobRunner(build_definitions(), home) as runner:
+        run_runbook(report, runner, migration)
     assert report.ok, report.failure
     for name in settings:
         monkeypatch.delenv(name)
@@ -128,3 +124,37 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
     assert all(status is not None for status, _ in rows)  # every new document decided
     categorized = [p for s, p in rows if s in ("assigned", "tied_pass_2")]
     assert categorized and all(p is not None for p in categorized)  # and pushed
+
+
+def test_readme_crontab_line_without_dagster_home_refuses_naming_it(tmp_path: Path) -> None:
+    """The usual cron mistake: no DAGSTER_HOME. Dagster then runs on a throwaway instance
+    where every gate looks never-run; the job must say so, not send the operator back to
+    re-run a migration that passed."""
+    install = tmp_path / "recon_domains"
+    (install / "logs").mkdir(parents=True)
+    (install / ".venv").symlink_to(REPO_ROOT / ".venv")
+    # Every setting present (placeholders: the refusal comes before anything is opened).
+    settings = {
+        "RECON_DB_PATH": str(tmp_path / "recon.db"),
+        "RECON_CONCEPTS_DIR": str(tmp_path / "concepts"),
+        "PEERTUBE_URL": "http://127.0.0.1:9",
+        "PEERTUBE_PASSWORD": "not-used-here",
+        "PEERTUBE_DB_DSN": "postgresql://127.0.0.1:9/peertube",
+    }
+    (install / ".env").write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+    cron_env, commands = crontab_from_readme()
+    steady = next(c for c in commands if "steady_state_assignment" in c)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOGNAME": "root"}
+    env.update({k: v.replace(INSTALL_PLACEHOLDER, str(install)) for k, v in cron_env.items()})
+    del env["DAGSTER_HOME"]
+    result = subprocess.run(
+        [env.get("SHELL", "/bin/sh"), "-c", steady], env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+    log = (install / "logs" / "steady_state.log").read_text()
+    assert result.returncode != 0, log[-3000:]
+    assert "Refusing steady_state_assignment" in log
+    assert "DAGSTER_HOME is not set" in log
+    assert "set DAGSTER_HOME to the instance the migration ran against" in log
+    assert "CLOSED" not in log and "never materialized" not in log
+    assert not [p for p in install.iterdir() if p.name.startswith(".tmp_dagster_home_")]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from recon_domains.bench_push import PLUGIN_DIR, PushDoc, build_push_corpus
+from recon_domains.bench.push import PLUGIN_DIR, PushDoc, build_push_corpus
 from recon_domains.peertube.client import PeerTubeClient, RetryPolicy
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.push import (
@@ -305,6 +305,9 @@ def test_wrong_password_aborts_with_the_cause_and_no_password(tmp_path, peertube
                             stage="stage-1")
     assert result.aborted and "PEERTUBE_PASSWORD" in result.abort_reason
     assert "not-the-Passw0rd" not in result.abort_reason + result.summary()
+    # The advice once, and the refused login not counted as a login.
+    assert result.abort_reason.count("PEERTUBE_PASSWORD") == 1
+    assert result.login_count == 0 and "1 login(s)" not in result.summary()
 
 
 def test_token_expiring_mid_push_is_refreshed_without_a_new_login(

@@ -93,12 +93,12 @@ def test_rehearse_stops_at_the_first_failed_gate(corpus_factory, tmp_path: Path,
 def test_rehearse_refuses_a_used_workdir_and_bad_paths(corpus_factory, tmp_path: Path,
                                                         capsys) -> None:
     assert main(["rehearse", "--recon-db", str(tmp_path / "nope.db"), "--concepts",
-                 str(tmp_path), "--workdir", str(tmp_path / "w")]) == 2
+                 str(tmp_path), "--workdir", str(tmp_path / "w")]) == 3
     assert "is not a file" in capsys.readouterr().err
     corpus = corpus_factory(docs=100)
     used = tmp_path / "used"
     (used / "recon").mkdir(parents=True)
     (used / "recon" / "recon.db").write_bytes(b"")
     assert main(["rehearse", "--recon-db", str(corpus.recon_db), "--concepts",
-                 str(corpus.concepts_dir), "--workdir", str(used)]) == 2
+                 str(corpus.concepts_dir), "--workdir", str(used)]) == 3
     assert "already holds a rehearsal" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from recon_domains.settings import (
     ReviewSettings,
     Settings,
     require,
+    setting_names,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +47,7 @@ FULL_ENV = {
     "RECON_OFFSITE_MAX_LAG_HOURS": "12",
     "RECON_PUSH_STAGE1_SIZE": "50",
     "RECON_PUSH_STAGE2_SIZE": "2000",
+    "RECON_MAX_WINDOW_FILE_MB": "64",
     "RECON_IS_COPY": "1",
     "RECON_REVIEW_HOSTS": "review.example, proxy.example",
     "RECON_REVIEW_TOKEN": TOKEN,
@@ -95,6 +97,7 @@ def test_an_empty_environment_gives_every_default():
     assert s.benchmarks == Benchmarks(94.8, 5.2, 19.5, 5.0)
     assert s.offsite_max_lag_hours == 6.0
     assert s.stage_sizes == (100, 1000)
+    assert s.max_window_file_mb == 16
     assert s.is_copy is False
     assert s.node == "node"
     assert s.review == ReviewSettings("http://127.0.0.1:8765/", (), None)
@@ -127,6 +130,7 @@ def test_every_variable_is_parsed():
     assert s.benchmarks == Benchmarks(assigned=90, tied=7.5, needs_reprocess=20, tolerance=3)
     assert s.offsite_max_lag_hours == 12
     assert s.stage_sizes == (50, 2000)
+    assert s.max_window_file_mb == 64
     assert s.is_copy is True
     assert s.node == "/opt/node/bin/node"
     assert s.pg_bin_dir == Path("/usr/lib/postgresql/16/bin")
@@ -202,6 +206,9 @@ def test_benchmarks_expected_are_keyed_like_the_pass1_percentages():
         ("PEERTUBE_PUSH_MAX_RATE", "-5"),
         ("PEERTUBE_PUSH_MAX_RATE", "inf"),
         ("PEERTUBE_PUSH_MAX_RATE", "fast"),
+        ("RECON_MAX_WINDOW_FILE_MB", "0"),
+        ("RECON_MAX_WINDOW_FILE_MB", "-16"),
+        ("RECON_MAX_WINDOW_FILE_MB", "16MB"),
         ("RECON_IS_COPY", "maybe"),
     ],
 )
@@ -211,12 +218,18 @@ def test_an_invalid_value_names_the_variable_what_it_got_and_what_to_set(name, v
     message = str(caught.value)
     assert message.startswith(f"{name} is {value!r}")
     assert "expected" in message and f"Set {name}" in message and "unset it" in message
+    assert caught.value.variable == name
 
 
 def test_require_names_the_unset_variable():
     assert require(Path("/x"), "RECON_DB_PATH") == Path("/x")
-    with pytest.raises(ConfigError, match="RECON_DB_PATH is not set"):
+    with pytest.raises(ConfigError, match="RECON_DB_PATH is not set") as caught:
         require(DEFAULTS.db_path, "RECON_DB_PATH")
+    assert caught.value.variable == "RECON_DB_PATH"
+
+
+def test_setting_names_are_the_variables_the_model_reads():
+    assert set(setting_names()) == set(FULL_ENV)
 
 
 # -- secrets -------------------------------------------------------------------------------
@@ -258,6 +271,7 @@ def test_resources_carry_the_settings_and_keep_secrets_and_required_paths_env_va
         assert isinstance(value, dg.EnvVar) and value.env_var_name == variable
     assert recon.benchmarks() == Benchmarks(90, 7.5, 20, 3)
     assert recon.push_stage_sizes == (50, 2000)
+    assert recon.max_window_file_mb == 64
     assert recon.offsite_max_lag_hours == 12
     assert recon.skip_channel_set == {"Transcript", "Uploads"}
     assert (recon.stream_source, recon.is_copy) == ("video.example", True)
@@ -273,6 +287,7 @@ def test_resources_of_an_empty_environment_take_the_defaults():
     res = resources_from_settings(Settings.from_env({}))
     assert res["recon"].benchmarks() == Benchmarks(94.8, 5.2, 19.5, 5.0)
     assert res["recon"].push_stage_sizes == (100, 1000)
+    assert res["recon"].max_window_file_mb == 16
     assert res["peertube"].push_max_in_flight == 8
     assert res["peertube_db"].dump_command == ""  # unset: not even an EnvVar
 

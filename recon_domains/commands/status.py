@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from recon_domains.commands import EXIT_CONFIG, EXIT_OK
 from recon_domains.recon.store import ReconStore, ReconStoreError
 from recon_domains.settings import ConfigError, Settings, require
 from recon_domains.taxonomy import ALL_STATUSES, CATEGORIZED
@@ -50,5 +51,5 @@ def run(args: argparse.Namespace) -> int:
             print(format_status(store))
     except (ConfigError, ReconStoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+        return EXIT_CONFIG
+    return EXIT_OK

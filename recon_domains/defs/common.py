@@ -1,34 +1,25 @@
-"""Shared bits of the Dagster layer: blast-radius tags, the writers' pool, metadata helpers."""
+"""Shared bits of the Dagster layer: the runbook table turned into asset and check
+decorators, blast-radius tags, the writers' pool, and the core's verdicts and tables turned
+into Dagster metadata."""
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from recon_domains.runbook import TIERS, step
 from recon_domains.taxonomy import Status
-
-# Partitioned asset checks (stage_verified, requeued) are a 1.13 preview feature, used
-# deliberately (DESIGN.md §4); the warning would repeat on every code-location load.
-warnings.filterwarnings(
-    "ignore",
-    message="Specifying a partitions_def on an AssetCheckSpec",
-    category=dg.PreviewWarning,
-)
+from recon_domains.verdicts import Cell, Table, Verdict
 
 # Every writing asset takes a slot of this pool; dagster.yaml gives pools a limit of 1 (op
 # granularity), so two runs never write at once (also for CLI-launched runs).
 WRITES_POOL = "recon_writes"
-
 TIER_TAG = "blast_radius"
-READ_ONLY = "read-only"
-RECON_DB_REVERSIBLE = "recon-db-reversible"
-EXTERNAL_WRITE = "external-write"
-DESTRUCTIVE = "destructive"
-TIERS = (READ_ONLY, RECON_DB_REVERSIBLE, EXTERNAL_WRITE, DESTRUCTIVE)
 
 
 def tier(value: str) -> dict[str, str]:
@@ -37,8 +28,43 @@ def tier(value: str) -> dict[str, str]:
     return {TIER_TAG: value}
 
 
+@functools.cache
+def partitions_def(name: str) -> dg.StaticPartitionsDefinition | None:
+    """The partitions of a runbook step (None when it has none)."""
+    keys = step(name).partition_keys
+    return dg.StaticPartitionsDefinition(list(keys)) if keys else None
+
+
+def step_asset(name: str, **kwargs: Any) -> Callable[..., dg.AssetsDefinition]:
+    """`@dg.asset` for the runbook step `name`: its key, group, deps, partitions and tier
+    tag from the runbook table; a writing step takes the writers' pool."""
+    s = step(name)
+    return dg.asset(
+        name=name,
+        group_name=s.group,
+        deps=list(s.deps),
+        partitions_def=partitions_def(name),
+        tags=tier(s.tier),
+        pool=WRITES_POOL if s.writes else None,
+        **kwargs,
+    )
+
+
+def step_check(name: str, *, description: str) -> Callable[..., dg.AssetChecksDefinition]:
+    """`@dg.asset_check` for the gate of runbook step `name` (blocking, its partitions)."""
+    s = step(name)
+    assert s.check is not None, f"{name} has no gate"
+    return dg.asset_check(
+        asset=dg.AssetKey(name),
+        name=s.check,
+        partitions_def=partitions_def(name),
+        blocking=True,
+        description=description,
+    )
+
+
 @contextmanager
-def operator_errors(step: str) -> Iterator[None]:
+def operator_errors(step_name: str) -> Iterator[None]:
     """Turn the core's operator-readable errors into a clean dg.Failure (no traceback noise).
 
     The core raises RuntimeError/ValueError subclasses whose message says what to do; any
@@ -50,27 +76,58 @@ def operator_errors(step: str) -> Iterator[None]:
         raise
     except Exception as exc:
         if type(exc).__module__.startswith("recon_domains"):
-            raise dg.Failure(description=f"{step} failed: {exc}", allow_retries=False) from exc
+            raise dg.Failure(
+                description=f"{step_name} failed: {exc}", allow_retries=False
+            ) from exc
         raise
 
 
-def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A Markdown table (for MetadataValue.md)."""
+# -- core values -> Dagster metadata ----------------------------------------------------------
+def _column_type(values: Sequence[Cell]) -> str:
+    kinds = {type(v) for v in values if v is not None}
+    if kinds == {bool}:
+        return "bool"
+    if kinds and kinds <= {int}:
+        return "int"
+    if kinds and kinds <= {int, float}:
+        return "float"
+    return "string"
 
-    def cell(v: Any) -> str:
-        return str("" if v is None else v).replace("|", "\\|").replace("\n", " ")
 
-    lines = [
-        "| " + " | ".join(headers) + " |",
-        "|" + "|".join("---" for _ in headers) + "|",
+def table(t: Table) -> dg.TableMetadataValue:
+    """A native Dagster table: one record per row, a schema typed from the cells."""
+    columns = [
+        dg.TableColumn(name, _column_type([row[i] for row in t.rows]))
+        for i, name in enumerate(t.columns)
     ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
+    return dg.MetadataValue.table(
+        records=[dg.TableRecord(r) for r in t.records()], schema=dg.TableSchema(columns=columns)
+    )
 
 
-def counts_table(counts: Mapping[str, int], key: str = "status") -> str:
-    rows = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return md_table([key, "count"], rows)
+def metadata(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The core's metadata as Dagster's: Tables as tables, paths as paths, lists and dicts as
+    JSON; numbers, text and Dagster values as they are."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Table):
+            out[key] = table(value)
+        elif isinstance(value, Path):
+            out[key] = dg.MetadataValue.path(str(value))
+        elif isinstance(value, list | tuple | dict):
+            out[key] = dg.MetadataValue.json(value)
+        else:
+            out[key] = value
+    return out
+
+
+def check_result(verdict: Verdict) -> dg.AssetCheckResult:
+    """A gate's core verdict as the check's result."""
+    return dg.AssetCheckResult(
+        passed=verdict.passed,
+        description=verdict.description,
+        metadata=metadata(verdict.metadata),
+    )
 
 
 def review_metadata(status_counts: Mapping[str, int], review_url: str) -> dict[str, Any]:
@@ -86,23 +143,3 @@ def review_metadata(status_counts: Mapping[str, int], review_url: str) -> dict[s
             else "No tied videos await review."
         ),
     }
-
-
-def link(url: str | None, text: str | None = None) -> str:
-    """A Markdown link when the url looks like one, else the text."""
-    if url and url.startswith(("http://", "https://")):
-        return f"[{text or url}]({url})"
-    return text or (url or "")
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
-def fmt_top(counts: Sequence[tuple[str, int]]) -> str:
-    return ", ".join(f"{d} {n}" for d, n in counts)

@@ -2,9 +2,11 @@
 
 Why this exists (DESIGN.md §4): a blocking asset check only blocks *within one run*. A later
 run that selects only a downstream asset is not stopped by Dagster. So every asset that
-writes starts with `require_gates(...)`, which reads the latest evaluation of each upstream
-gate from `context.instance` and refuses (`dg.Failure`) when the gate failed, never ran, or
-was evaluated against an older materialization than the current one.
+writes starts with `require_gates(context, <its own name>)`, which looks up in the runbook
+table (recon_domains.runbook) the gates it needs, reads the latest evaluation of each from
+`context.instance` and refuses (`dg.Failure`) when a gate failed, never ran, or was evaluated
+against an older materialization than the current one — or, first of all, when the instance
+is a throwaway one that cannot hold the gates' history (DAGSTER_HOME unset).
 
 Storage independence: everything here goes through `DagsterInstance` methods that every
 event-log storage implements (SQLite, PostgreSQL, ...). Freshness is decided by comparing
@@ -17,35 +19,31 @@ call (`event_log_storage.get_asset_check_execution_history`) is wrapped in
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
+from recon_domains.defs.common import partitions_def
+from recon_domains.runbook import Gate, required_gates, required_partitions, step
+
 # How many recent executions to scan for the latest *completed* one (planned rows of runs
 # that were skipped or crashed sit above it).
 _HISTORY_SCAN = 50
+# The folder Dagster's CLI (and `dagster dev`) makes for a throwaway instance when
+# DAGSTER_HOME is unset (dagster._cli.utils.TMP_DAGSTER_HOME_PREFIX); it is deleted on exit.
+_THROWAWAY_HOME_PREFIX = ".tmp_dagster_home_"
+_DAGSTER_HOME_HINT = (
+    "set DAGSTER_HOME to the instance the migration ran against, e.g. "
+    "/opt/recon_domains/dagster_home; without it Dagster uses a throwaway instance and every "
+    "gate looks never-run"
+)
 
 
-@dataclass(frozen=True)
-class Gate:
-    """An upstream gate: an asset check (optionally one partition of it)."""
-
-    asset: str
-    check: str
-    partition: str | None = None
-    # What the operator should do when this gate refuses (named in the Failure message).
-    remedy: str = ""
-
-    @property
-    def key(self) -> dg.AssetCheckKey:
-        return dg.AssetCheckKey(dg.AssetKey(self.asset), self.check)
-
-    @property
-    def label(self) -> str:
-        where = f"[{self.partition}]" if self.partition else ""
-        return f"{self.asset}{where}:{self.check}"
+def _check_key(gate: Gate) -> dg.AssetCheckKey:
+    return dg.AssetCheckKey(dg.AssetKey(gate.asset), gate.check)
 
 
 @dataclass(frozen=True)
@@ -57,9 +55,7 @@ class GateState:
     reason: str  # operator-readable: why it is (not) open
 
 
-def _check_executions(
-    instance: dg.DagsterInstance, key: dg.AssetCheckKey, partition: str | None
-) -> Sequence[Any]:
+def _check_executions(instance: dg.DagsterInstance, gate: Gate) -> Sequence[Any]:
     """Recent executions of one check (newest first), for one partition or unpartitioned.
 
     The only non-public Dagster call of the project (1.13: EventLogStorage method, implemented
@@ -68,7 +64,9 @@ def _check_executions(
     from dagster._core.event_api import PartitionKeyFilter
 
     return instance.event_log_storage.get_asset_check_execution_history(
-        key, limit=_HISTORY_SCAN, partition_filter=PartitionKeyFilter(key=partition)
+        _check_key(gate),
+        limit=_HISTORY_SCAN,
+        partition_filter=PartitionKeyFilter(key=gate.partition),
     )
 
 
@@ -113,7 +111,7 @@ def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
 
     completed = [
         r
-        for r in _check_executions(instance, gate.key, gate.partition)
+        for r in _check_executions(instance, gate)
         if r.status in (Status.SUCCEEDED, Status.FAILED)
     ]
     if not completed:
@@ -146,7 +144,23 @@ def gate_state(instance: dg.DagsterInstance, gate: Gate) -> GateState:
     return GateState(gate, True, f"check {gate.check} passed on {target}")
 
 
-def require_gates(
+def require_persistent_instance(instance: dg.DagsterInstance, what: str) -> None:
+    """Refuse at once when the instance cannot hold gate history: an ephemeral one, or the
+    throwaway one Dagster makes when DAGSTER_HOME is unset (every gate would look never-run,
+    sending the operator to re-run steps that passed)."""
+    throwaway = os.path.basename(instance.root_directory).startswith(_THROWAWAY_HOME_PREFIX)
+    if not (instance.is_ephemeral or throwaway):
+        return
+    home = os.environ.get("DAGSTER_HOME")
+    found = f"DAGSTER_HOME is {home!r} but" if home else "DAGSTER_HOME is not set, so"
+    raise dg.Failure(
+        description=f"Refusing {what}: {found} this run has a throwaway Dagster instance "
+        f"without the migration's gate history.\n  What to do: {_DAGSTER_HOME_HINT}.",
+        allow_retries=False,
+    )
+
+
+def require_open(
     context: dg.AssetExecutionContext | dg.OpExecutionContext,
     gates: Iterable[Gate],
     *,
@@ -154,8 +168,7 @@ def require_gates(
 ) -> list[GateState]:
     """Refuse (raise dg.Failure) unless every gate is open; return their states otherwise.
 
-    `step` names what is being refused (e.g. "pass1_assignments (runbook Step 4)"). Called
-    first thing by every writing asset, so the refusal also happens in a separate, later run.
+    `step` names what is being refused (e.g. "pass1_assignments (Step 4: pass 1)").
     """
     instance = context.instance
     states = [gate_state(instance, g) for g in gates]
@@ -176,29 +189,42 @@ def require_gates(
     return states
 
 
-def require_partition_materialized(
-    context: dg.AssetExecutionContext,
-    asset: str,
-    partitions_def: dg.PartitionsDefinition,
-    partition: str,
-    *,
-    step: str,
-    remedy: str,
-) -> None:
-    """Refuse unless `partition` of `asset` is MATERIALIZED (public instance API)."""
+def require_gates(
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, name: str
+) -> list[GateState]:
+    """The guard of runbook step `name` (of the run's partition): refuse unless the
+    instance keeps gate history, every partition it needs is materialized, and every gate
+    the runbook table says it needs is open.
+
+    Called first thing by every writing asset, so the refusal also happens in a separate,
+    later run that skipped the checks.
+    """
+    partition = context.partition_key if context.has_partition_key else None
+    what = step(name).refusal_name(partition)
+    require_persistent_instance(context.instance, what)
+    for needed in required_partitions(name, partition):
+        _require_materialized(context.instance, needed, what)
+    return require_open(context, required_gates(name, partition), step=what)
+
+
+def _require_materialized(instance: dg.DagsterInstance, gate: Gate, what: str) -> None:
+    """Refuse unless the gate's partition of its asset is MATERIALIZED (public instance API)."""
     from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
+    assert gate.partition is not None
     statuses: Mapping[str, Any] = (
-        context.instance.get_status_by_partition(dg.AssetKey(asset), [partition], partitions_def)
+        instance.get_status_by_partition(
+            dg.AssetKey(gate.asset), [gate.partition], partitions_def(gate.asset)
+        )
         or {}
     )
-    status = statuses.get(partition)
+    status = statuses.get(gate.partition)
     if status != AssetPartitionStatus.MATERIALIZED:
         found = status.value.lower() if status is not None else "never materialized"
         raise dg.Failure(
             description=(
-                f"Refusing {step}: {asset} partition {partition} must be materialized and "
-                f"verified first (found: {found}).\n  What to do: {remedy}"
+                f"Refusing {what}: {gate.asset} partition {gate.partition} must be materialized "
+                f"and verified first (found: {found}).\n  What to do: {gate.remedy}"
             ),
             allow_retries=False,
         )

@@ -72,6 +72,11 @@ class ReconResource(dg.ConfigurableResource):
         default=DEFAULTS.offsite_max_lag_hours,
         description="how far the off-site mirror may lag (RECON_OFFSITE_MAX_LAG_HOURS)",
     )
+    max_window_file_mb: int = Field(
+        default=DEFAULTS.max_window_file_mb,
+        description="window files above this many MB are skipped unread "
+        "(RECON_MAX_WINDOW_FILE_MB)",
+    )
     push_stage1_size: int = Field(
         default=DEFAULTS.stage_sizes[0],
         description="runbook Step 5: stage-1 size (RECON_PUSH_STAGE1_SIZE)",
@@ -244,6 +249,7 @@ def resources_from_settings(
             is_copy=settings.is_copy,
             review_url=settings.review.url,
             offsite_max_lag_hours=settings.offsite_max_lag_hours,
+            max_window_file_mb=settings.max_window_file_mb,
             push_stage1_size=settings.stage_sizes[0],
             push_stage2_size=settings.stage_sizes[1],
             benchmark_assigned_pct=settings.benchmarks.assigned,
@@ -265,6 +271,16 @@ def resources_from_settings(
         "peertube_db": PeerTubeDbResource(
             dsn=dsn, dump_command=dump_command, pg_bin_dir=_text(settings.pg_bin_dir)
         ),
+    }
+
+
+def hardcoded_resources(settings: Settings) -> dict[str, dg.ResourceDefinition]:
+    """Resources holding `settings`' values (none from the environment), hard-coded rather
+    than configured: a configured resource's values (a sandbox's password among them) would
+    be stored with every run's snapshot in the instance. For the rehearsal's copy."""
+    return {
+        key: dg.ResourceDefinition.hardcoded_resource(resource)
+        for key, resource in resources_from_settings(settings, env_vars=False).items()
     }
 
 

@@ -229,7 +229,7 @@ class PeerTubeClient:
         self._pause_lock = threading.Lock()
         self._pause_until = 0.0  # shared 429 pause: every thread waits, not just the one hit
         self._counter_lock = threading.Lock()
-        self.login_count = 0  # password grants attempted by this client
+        self.login_count = 0  # logins (password grants PeerTube accepted) by this client
         self.refresh_count = 0  # refresh grants attempted by this client
         self.rate_limited_count = 0  # 429 answers seen (then waited out)
         self.retry_count = 0  # retries after 5xx / connection errors / timeouts
@@ -411,21 +411,20 @@ class PeerTubeClient:
 
     def _login(self) -> _Tokens:
         """Password grant. Caller holds _auth_lock."""
-        with self._counter_lock:
-            self.login_count += 1
         log.info("logging in to PeerTube at %s as %s", self.base_url, self.username)
         form = {"grant_type": "password", "username": self.username,
                 "password": self.__password}
         try:
-            return self._token_request(form)
+            tokens = self._token_request(form)
         except PeerTubeAuthError as exc:
-            if exc.code == "invalid_client" and self._client_credentials is not None:
-                # Cached OAuth client from another PeerTube install: fetch it again once.
-                self._client_credentials = None
-                with self._counter_lock:
-                    self.login_count += 1
-                return self._token_request(form)
-            raise
+            if exc.code != "invalid_client" or self._client_credentials is None:
+                raise
+            # Cached OAuth client from another PeerTube install: fetch it again once.
+            self._client_credentials = None
+            tokens = self._token_request(form)
+        with self._counter_lock:
+            self.login_count += 1
+        return tokens
 
     def _refresh(self, refresh_token: str) -> _Tokens:
         with self._counter_lock:

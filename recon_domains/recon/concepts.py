@@ -11,12 +11,18 @@ Counting rule:
   "Medical", "Legacy"]`` adds 1 to Medical): SPEC §4 says "each valid element once", and a
   repeated element is the same claim by the same concept, not extra evidence;
 - anything else (legacy names, missing/non-string domain) counts nothing and is recorded
-  as a skip, as are malformed JSON, non-list files, non-object items, unreadable files.
+  as a skip, as are malformed JSON, non-list files, non-object items, unreadable files, and
+  files above the size cap (``RECON_MAX_WINDOW_FILE_MB``), which are never read.
 
 This is the hot path of the backfill (~22,000 documents × ~10 files), so the reader opens
-each window file once, parses it with ``json.load`` and does nothing else expensive. It
-never raises on bad data; it raises only :class:`UnsafeHashError` for a hash that is not a
-plain folder name or whose folder resolves outside the concepts root.
+each window file once, reads it with one ``os.read`` of the size ``fstat`` gives (never more
+than the cap + 1 bytes, so memory stays flat whatever a file holds), parses it with orjson
+and does nothing else expensive. orjson is stricter than ``json.loads`` (it refuses NaN, a
+UTF-8 BOM, UTF-16, lone surrogates): what it refuses, ``json.loads`` decides, so a file
+counts as the standard library reads it. (The one difference: orjson parses nesting up to
+1,024 levels, where ``json.loads`` stops at Python's recursion limit and calls the file
+malformed.) It never raises on bad data; it raises only :class:`UnsafeHashError` for a hash
+that is not a plain folder name or whose folder resolves outside the concepts root.
 """
 
 from __future__ import annotations
@@ -25,8 +31,12 @@ import json
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
+import orjson
+
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DOMAINS
 
 # A plain frozenset: membership is the innermost operation of the whole backfill.
@@ -49,6 +59,7 @@ REASON_NOT_A_LIST = "not a list"
 REASON_NON_OBJECT_ITEM = "non-object item"
 REASON_LEGACY_DOMAIN = "legacy domain"
 REASON_NO_DOMAIN = "no domain"
+REASON_TOO_LARGE = "above size cap"
 
 # Reasons that mean "we could not look", not "the data is bad": deciding on such a
 # document could mark it needs_reprocess (a destructive path) or pick a wrong winner.
@@ -56,6 +67,10 @@ UNREADABLE_REASONS: frozenset[str] = frozenset({REASON_UNREADABLE})
 
 _WINDOW_PREFIX = "window_"
 _WINDOW_SUFFIX = ".json"
+_name = attrgetter("name")
+_MB = 1024 * 1024
+# Read size after a file changed between fstat and read: bounded, however far it grew.
+_CHUNK = _MB
 
 
 class UnsafeHashError(ValueError):
@@ -135,18 +150,61 @@ def _safe_folder(concepts_root: Path | str, doc_hash: str) -> str:
     return folder
 
 
-def _count_file(path: str, rel: str, counts: Counter[str], skipped: list[Skip]) -> int:
+def _read_capped(fd: int, size: int, cap: int) -> bytes | None:
+    """The bytes of an open file that fstat gave ``size`` bytes, or None when it holds more
+    than ``cap`` bytes. Never reads more than cap + 1 bytes."""
+    if size > cap:
+        return None
+    data = os.read(fd, size + 1)  # the +1 sees a file that grew since fstat
+    if len(data) == size:
+        return data
+    # It changed since fstat (RECON writing it) or the read came back short: read to the end.
+    parts, total = [data], len(data)
+    while total <= cap and (chunk := os.read(fd, min(_CHUNK, cap + 1 - total))):
+        parts.append(chunk)
+        total += len(chunk)
+    return None if total > cap else b"".join(parts)
+
+
+def _too_large(size: int, cap: int) -> str:
+    """The skip detail of a file above the cap; ``size`` is fstat's (within the cap when
+    the file grew past it while being read)."""
+    what = f"{size:,} bytes ({size / _MB:.1f} MB)" if size > cap else "grew while being read"
+    return (
+        f"{what}, above RECON_MAX_WINDOW_FILE_MB ({cap / _MB:g} MB): not read, its concepts "
+        "not counted. RECON's window files are kilobytes: check this one, and if it is "
+        "genuine raise RECON_MAX_WINDOW_FILE_MB (parsing takes several times a file's size "
+        "in memory)"
+    )
+
+
+def _count_file(
+    path: str, rel: str, counts: Counter[str], skipped: list[Skip], cap: int
+) -> int:
     """Parse one window file into counts; return the number of concept objects seen."""
     try:
-        with open(path, "rb") as fh:
-            data = json.load(fh)
+        # O_NONBLOCK: a FIFO swapped in after the scan must not hang the pass.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            size = os.fstat(fd).st_size
+            raw = _read_capped(fd, size, cap)
+        finally:
+            os.close(fd)
     except OSError as exc:
         skipped.append(Skip(rel, REASON_UNREADABLE, 1, f"{type(exc).__name__}: {exc.strerror}"))
         return 0
-    except (ValueError, RecursionError) as exc:
-        # JSONDecodeError and UnicodeDecodeError are both ValueErrors.
-        skipped.append(Skip(rel, REASON_MALFORMED_JSON, 1, str(exc)[:200]))
+    if raw is None:
+        skipped.append(Skip(rel, REASON_TOO_LARGE, 1, _too_large(size, cap)))
         return 0
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError) as exc:
+            # JSONDecodeError and UnicodeDecodeError are both ValueErrors.
+            skipped.append(Skip(rel, REASON_MALFORMED_JSON, 1, str(exc)[:200]))
+            return 0
     if not isinstance(data, list):
         skipped.append(Skip(rel, REASON_NOT_A_LIST, 1, f"top level is {type(data).__name__}"))
         return 0
@@ -183,20 +241,32 @@ def _count_file(path: str, rel: str, counts: Counter[str], skipped: list[Skip]) 
     return seen
 
 
-def read_domain_counts(concepts_root: Path, doc_hash: str) -> ConceptCounts:
+def read_domain_counts(
+    concepts_root: Path,
+    doc_hash: str,
+    *,
+    max_file_mb: float = DEFAULTS.max_window_file_mb,
+) -> ConceptCounts:
     """Count the valid domains over every ``window_*.json`` file of one document.
 
     Never raises on bad data (missing folder, malformed or non-UTF-8 JSON, non-list files,
-    directories named like window files, permission errors): those become ``skipped``
-    entries and a ``state``. Raises UnsafeHashError for a hash that is not a plain folder
-    name, or whose folder is a symlink resolving outside ``concepts_root``.
+    directories named like window files, permission errors, files above ``max_file_mb``):
+    those become ``skipped`` entries and a ``state``. Raises UnsafeHashError for a hash that
+    is not a plain folder name, or whose folder is a symlink resolving outside
+    ``concepts_root``.
     """
     folder = _safe_folder(concepts_root, doc_hash)
+    cap = int(max_file_mb * _MB)
     counts: Counter[str] = Counter()
     skipped: list[Skip] = []
     try:
         with os.scandir(folder) as it:
-            entries = [e for e in it if _is_window_name(e.name)]
+            # Inlined name test: it runs for every file of every folder.
+            entries = [
+                e
+                for e in it
+                if e.name.startswith(_WINDOW_PREFIX) and e.name.endswith(_WINDOW_SUFFIX)
+            ]
     except FileNotFoundError:
         return ConceptCounts(doc_hash, counts, False, 0, 0, (), STATE_MISSING_FOLDER)
     except NotADirectoryError:
@@ -206,7 +276,7 @@ def read_domain_counts(concepts_root: Path, doc_hash: str) -> ConceptCounts:
         skip = Skip(doc_hash, REASON_UNREADABLE, 1, f"{type(exc).__name__}: {exc.strerror}")
         return ConceptCounts(doc_hash, counts, True, 0, 0, (skip,), STATE_UNREADABLE_FOLDER)
 
-    entries.sort(key=lambda e: e.name)
+    entries.sort(key=_name)
     files_read = concepts_seen = 0
     root_real: str | None = None
     for entry in entries:
@@ -229,7 +299,7 @@ def read_domain_counts(concepts_root: Path, doc_hash: str) -> ConceptCounts:
                 )
                 continue
         files_read += 1
-        concepts_seen += _count_file(entry.path, rel, counts, skipped)
+        concepts_seen += _count_file(entry.path, rel, counts, skipped, cap)
 
     if not entries:
         state = STATE_NO_WINDOW_FILES
@@ -240,7 +310,3 @@ def read_domain_counts(concepts_root: Path, doc_hash: str) -> ConceptCounts:
     return ConceptCounts(
         doc_hash, counts, True, files_read, concepts_seen, tuple(skipped), state, len(entries)
     )
-
-
-def _is_window_name(name: str) -> bool:
-    return name.startswith(_WINDOW_PREFIX) and name.endswith(_WINDOW_SUFFIX)

@@ -104,6 +104,11 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
         empty database that every later step would then "migrate".
         """
         db_path = Path(path).expanduser()
+        if db_path.is_dir():
+            raise ReconStoreError(
+                f"{db_path} is a folder, not RECON's database. Set RECON_DB_PATH (or --db) to "
+                "the recon.db file itself, e.g. /opt/recon/data/recon.db."
+            )
         if not db_path.is_file():
             raise ReconStoreError(
                 f"RECON database not found at {db_path}. Set RECON_DB_PATH (or --db) to the "

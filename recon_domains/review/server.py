@@ -22,6 +22,7 @@ push is the push engine (ledger included). Safe by default:
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import hmac
 import ipaddress
@@ -49,6 +50,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
+from recon_domains.commands import EXIT_CONFIG, EXIT_OK
 from recon_domains.recon.store import PushCandidate, ReconStore, ReconStoreError
 from recon_domains.review.tied import (
     SORTS,
@@ -59,7 +61,7 @@ from recon_domains.review.tied import (
     assign_domain,
     tied_page,
 )
-from recon_domains.settings import ConfigError, Settings, require
+from recon_domains.settings import DEFAULTS, ConfigError, Settings, require
 from recon_domains.taxonomy import ALL_STATUSES
 
 log = logging.getLogger(__name__)
@@ -111,9 +113,11 @@ class Review:
         token: str | None,
         allowed_hosts: frozenset[str] | None,
         port: int,
+        max_window_file_mb: float,
     ) -> None:
         self.store_path = store_path
         self.concepts_root = concepts_root
+        self.max_window_file_mb = max_window_file_mb
         self.source = source
         self.push = push
         self.token = token
@@ -239,7 +243,10 @@ def _tied_page(request: Request) -> TiedPage | Response:
         return _error(request, 400, str(exc))
     try:
         with review.open_store() as store:
-            return tied_page(store, review.concepts_root, query)
+            return tied_page(
+                store, review.concepts_root, query,
+                max_window_file_mb=review.max_window_file_mb,
+            )
     except ReconStoreError as exc:
         return _error(request, 500, str(exc), changed="")
 
@@ -416,12 +423,13 @@ def build(
     port: int = 0,
     token: str | None = None,
     extra_hosts: Sequence[str] = (),
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> tuple[uvicorn.Server, socket.socket, Review]:
     """Check the settings and the database, bind the socket, and build the server.
 
-    Raises ReviewConfigError for a non-loopback bind without a token (or a short token) and
-    ReconStoreError when store_path is not a migrated RECON database: at start, not on the
-    first page load.
+    Raises ReviewConfigError for a non-loopback bind without a token (or a short token) or
+    an address it cannot listen on (a port in use), and ReconStoreError when store_path is
+    not a migrated RECON database: at start, not on the first page load.
     """
     token = token or None
     if token is not None and len(token) < MIN_TOKEN_LENGTH:
@@ -444,9 +452,15 @@ def build(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        if exc.errno == errno.EADDRINUSE:
+            raise ReviewConfigError(
+                f"port {port} on {host} is already in use: another process (maybe another "
+                "`recon-domains review`) holds it. Stop that one, or choose a free port with "
+                "--port."
+            ) from None
+        raise ReviewConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     bound_port = int(sock.getsockname()[1])
     # On loopback, answer loopback names only (any port, so an SSH tunnel works) and the
     # operator's extra names (a reverse proxy's). Exposed, any name: the token guards.
@@ -457,6 +471,7 @@ def build(
     review = Review(
         store_path, Path(concepts_root).expanduser(), source,
         push=push, token=token, allowed_hosts=allowed, port=bound_port,
+        max_window_file_mb=max_window_file_mb,
     )
     config = uvicorn.Config(
         create_app(review), log_level="warning", access_log=False, lifespan="off",
@@ -546,17 +561,18 @@ def cli_main(args: argparse.Namespace) -> int:
             push=push, host=args.host, port=args.port,
             token=token.get_secret_value() if token else None,
             extra_hosts=settings.review.hosts,
+            max_window_file_mb=settings.max_window_file_mb,
         )
     except (ConfigError, ReviewConfigError, ReconStoreError, OSError) as exc:
         print(f"recon-domains review: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except Exception as exc:  # e.g. PeerTubeConfigError: an operator-readable message
         print(f"recon-domains review: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     guarded = " (token required)" if review.token else ""
     print(f"Review page: {_url(args.host, review.port)}{guarded}  "
           f"(source {settings.stream_source}; {push_note})")
     # The link Dagster shows on tiebreaker_assignments; say it, so a mismatch is noticed.
     print(f"Dagster links operators to {settings.review.url} (RECON_REVIEW_URL)", flush=True)
     server.run(sockets=[sock])  # until Ctrl-C
-    return 0
+    return EXIT_OK

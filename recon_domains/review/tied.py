@@ -23,6 +23,7 @@ from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.concepts import UnsafeHashError, read_domain_counts
 from recon_domains.recon.review_queries import TiedRow
 from recon_domains.recon.store import DomainDecision, PushCandidate, ReconStore, utc_now
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DOMAINS, Status, category_id, is_domain
 
 CHANNEL_TOP_N = 5  # how many of the channel's domains the page shows
@@ -165,7 +166,11 @@ class TiedPage:
 
 
 def tied_page(
-    store: ReconStore, concepts_root: Path, query: ReviewQuery | None = None
+    store: ReconStore,
+    concepts_root: Path,
+    query: ReviewQuery | None = None,
+    *,
+    max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> TiedPage:
     """One page of the store's tied_manual stream videos with fresh concept counts.
 
@@ -189,7 +194,9 @@ def tied_page(
                 if row.channel is not None
                 else ((), 0)
             )
-        videos.append(_tied_video(row, concepts_root, *contexts[row.channel]))
+        videos.append(
+            _tied_video(row, concepts_root, max_window_file_mb, *contexts[row.channel])
+        )
     return TiedPage(
         videos=videos,
         query=query,
@@ -203,11 +210,12 @@ def tied_page(
 def _tied_video(
     row: TiedRow,
     concepts_root: Path,
+    max_window_file_mb: float,
     channel_top: tuple[tuple[str, int], ...],
     channel_size: int,
 ) -> TiedVideo:
     try:
-        recount = read_domain_counts(concepts_root, row.hash)
+        recount = read_domain_counts(concepts_root, row.hash, max_file_mb=max_window_file_mb)
         counts = tuple(sorted(recount.counts.items(), key=lambda kv: (-kv[1], kv[0])))
         state = recount.state
     except UnsafeHashError as exc:

@@ -8,7 +8,7 @@ the reprocess audit table, their rows are copied into it.
 
 Every function is safe to re-run: it reads the current state first and only acts on what
 is still to be done (a second run reports "nothing to do"). A new rollback is one module
-here plus its job line in ``recon_domains.defs.rollback``.
+here plus its job line in ``recon_domains.defs.rollback.jobs``.
 """
 
 from recon_domains.rollback.assignments import rollback_assignments

@@ -32,6 +32,8 @@ from typing import Any
 
 import requests
 
+from recon_domains.commands import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
+
 RECORD_8_0_1 = Path(__file__).with_name("data") / "real-peertube-8.0.1.json"
 GOOD_PLUGIN = "peertube-plugin-conformance-cats"
 BAD_PLUGIN = "peertube-plugin-conformance-nobugs"
@@ -448,7 +450,7 @@ def _sandbox_target(plugin_dir: Path, dsn: str | None) -> Iterator[Target]:
 
 def cli_main(args: argparse.Namespace) -> int:
     """``recon-domains sandbox conformance``: replay, print the differences; exit 0 when
-    there are none, 1 when there are, 2 when the replay could not run."""
+    there are none, 1 when there are, 3 when the replay could not run."""
     try:
         expected = load_sequence(args.sequence)
         with contextlib.ExitStack() as stack:
@@ -461,7 +463,7 @@ def cli_main(args: argparse.Namespace) -> int:
             observed = replay(target, [s["step"] for s in expected])
     except ConformanceError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     if args.write:
         Path(args.write).write_text(json.dumps(observed, indent=1) + "\n", encoding="utf-8")
         print(f"observed answers written to {args.write}")
@@ -470,12 +472,12 @@ def cli_main(args: argparse.Namespace) -> int:
     source = args.sequence or f"PeerTube 8.0.1's record ({RECORD_8_0_1.name})"
     if not differences:
         print(f"{len(observed)} steps replayed against {where}: same answers as {source}")
-        return 0
+        return EXIT_OK
     print(f"{len(observed)} steps replayed against {where}: {len(differences)} "
           f"difference(s) from {source}")
     for difference in differences:
         print(f"  {difference}")
-    return 1
+    return EXIT_REFUSED
 
 
 def _remote_target(args: argparse.Namespace, plugin_dir: Path) -> Target:

@@ -33,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from recon_domains.commands import EXIT_CONFIG, EXIT_OK
 from recon_domains.peertube.urls import uuid_to_short
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAINS, is_domain
 
@@ -1002,7 +1003,7 @@ def cli_main(args: argparse.Namespace) -> int:
         summary = generate_corpus(args.out, args.docs, seed=args.seed, skewed=args.skewed)
     except CorpusError as exc:
         print(f"recon-domains sandbox corpus: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     rates = summary.expected_rates()
     print(f"wrote {summary.recon_db} and {summary.concepts_dir} in {summary.elapsed_seconds:.1f} s")
     print(
@@ -1028,4 +1029,4 @@ def cli_main(args: argparse.Namespace) -> int:
     data = summary.as_dict()
     data.pop("elapsed_seconds")
     summary_file.write_text(json.dumps(data, indent=2) + "\n")
-    return 0
+    return EXIT_OK

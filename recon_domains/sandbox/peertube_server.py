@@ -51,6 +51,7 @@ from typing import Any
 
 import psycopg2
 
+from recon_domains.commands import EXIT_CONFIG, EXIT_OK
 from recon_domains.sandbox.peertube_app import PeerTubeApp, Request
 from recon_domains.sandbox.peertube_auth import User
 from recon_domains.sandbox.peertube_knobs import ServerKnobs, checked_knobs
@@ -357,10 +358,10 @@ def cli_main(args: argparse.Namespace) -> int:
             )
         except psycopg2.Error as exc:
             print(f"error: cannot use PostgreSQL at {mask_dsn(dsn)}: {db_error_text(exc)}")
-            return 2
+            return EXIT_CONFIG
         except OSError as exc:
             print(f"error: cannot listen on {args.host}:{args.port}: {exc}")
-            return 2
+            return EXIT_CONFIG
         stack.callback(running.stop)
         if args.videos_from:
             report = running.seed_videos_from_recon(args.videos_from, source)
@@ -393,4 +394,4 @@ def cli_main(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         print("stopping")
-    return 0
+    return EXIT_OK

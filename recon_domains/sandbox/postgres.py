@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -67,9 +66,7 @@ def pg_bin_dir() -> Path | None:
     pgserver's binaries are PostgreSQL 16: they dump servers of version <= 16.
     """
     try:
-        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
-            warnings.simplefilter("ignore")
-            from pgserver._commands import POSTGRES_BIN_PATH
+        from pgserver._commands import POSTGRES_BIN_PATH
     except ImportError:  # pragma: no cover - pgserver is a dependency
         POSTGRES_BIN_PATH = None
     if POSTGRES_BIN_PATH is not None and (Path(POSTGRES_BIN_PATH) / "pg_dump").exists():
@@ -106,9 +103,7 @@ def embedded_postgres(workdir: str | Path | None = None) -> Iterator[str]:
     """Start an embedded PostgreSQL (pgserver) and yield its admin DSN; stopped and deleted
     when the block exits. ``workdir``: where its data folder goes (default: a temp folder)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            import pgserver
+        import pgserver
     except ImportError as exc:  # pragma: no cover - pgserver is a dependency
         raise PostgresUnavailableError(
             f"no PostgreSQL at {SYSTEM_DSN} and the pgserver package is missing; set "

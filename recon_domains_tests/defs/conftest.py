@@ -14,9 +14,10 @@ import dagster as dg
 import pytest
 import yaml
 
-from recon_domains.defs import PHASE_MODULES, build_definitions
+from recon_domains import definitions
 from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
 from recon_domains.recon.store import ReconStore
+from recon_domains.runbook import runs
 from recon_domains.sandbox.corpus import CorpusSummary
 from recon_domains.sandbox.postgres import pg_bin_dir
 
@@ -226,7 +227,7 @@ def rollout_factory(
             instance = cm.__enter__()
             instances.append(cm)
         # The migration graph only: other areas (rollback, steady state) have their own tests.
-        defs = build_definitions(resources, modules=PHASE_MODULES)
+        defs = definitions.build_definitions(resources, areas=definitions.MIGRATION)
         return Rollout(corpus, server, instance, work, defs)
 
     yield make
@@ -235,25 +236,15 @@ def rollout_factory(
 
 
 # The runbook's jobs in order, as the end-to-end tests run them (a partitioned job as
-# (job, partition)).
-THROUGH_TIEBREAKER = (
-    "predeploy_job",
-    "plugin_job",
-    "schema_job",
-    "pass1_dry_run_job",
-    "pass1_job",
-    "tiebreaker_job",
-)
-MIGRATION = (
-    *THROUGH_TIEBREAKER,
-    "push_plan_job",
-    ("push_job", "stage-1"),
-    ("push_job", "stage-2"),
-    ("push_job", "stage-3"),
-    "verify_job",
-)
-MIGRATION_AND_FIRST_REPROCESS = (
-    *MIGRATION,
-    ("reprocess_job", "dry-run"),
-    ("reprocess_job", "batch-10"),
-)
+# (job, partition)), from the runbook table; test_definitions pins that order.
+RUNBOOK = tuple(r.job if r.partition is None else (r.job, r.partition) for r in runs())
+
+
+def through(last: str | tuple[str, str]) -> tuple[str | tuple[str, str], ...]:
+    """The runbook's runs up to and including `last`."""
+    return RUNBOOK[: RUNBOOK.index(last) + 1]
+
+
+THROUGH_TIEBREAKER = through("tiebreaker_job")
+MIGRATION = through("verify_job")
+MIGRATION_AND_FIRST_REPROCESS = through(("reprocess_job", "batch-10"))

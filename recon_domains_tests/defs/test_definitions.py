@@ -1,5 +1,7 @@
 """The Definitions as shipped: every asset key, check, partition and job of the contract
-(issue 4's table), blast-radius tags, the writers' pool, and the instance config files."""
+(issue 4's table; the groups renamed by issue 12 to sort in runbook order), blast-radius
+tags, the writers' pool, the runbook table they derive from, the README's copy of it, and
+the instance config files."""
 
 from __future__ import annotations
 
@@ -12,38 +14,40 @@ import dagster as dg
 import pytest
 import yaml
 
-from recon_domains.defs.common import TIER_TAG, TIERS, WRITES_POOL
+from recon_domains import runbook
+from recon_domains.defs.common import TIER_TAG, WRITES_POOL
 from recon_domains.defs.resources import resources_from_settings
+from recon_domains.runbook import TIERS
 from recon_domains.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
-# asset key -> (group, blocking check, partitions or None, tier)
+# asset key -> (group, blocking check, partitions or None, tier), in runbook order
 CONTRACT: dict[str, tuple[str, str | None, tuple[str, ...] | None, str]] = {
-    "recon_db_backup": ("predeploy", "backup_verified", None, "read-only"),
-    "peertube_db_backup": ("predeploy", "dump_verified", None, "read-only"),
-    "offsite_concept_backup": ("predeploy", "backup_fresh", None, "read-only"),
-    "recon_idle": ("predeploy", "no_active_workers", None, "read-only"),
-    "peertube_plugin": ("plugin", "categories_registered", None, "external-write"),
-    "recon_schema": ("schema", "schema_verified", None, "recon-db-reversible"),
-    "pass1_dry_run": ("assignment", "distribution_within_benchmarks", None, "read-only"),
-    "pass1_assignments": ("assignment", "assigned_spot_check", None, "recon-db-reversible"),
+    "recon_db_backup": ("step0_predeploy", "backup_verified", None, "read-only"),
+    "peertube_db_backup": ("step0_predeploy", "dump_verified", None, "read-only"),
+    "offsite_concept_backup": ("step0_predeploy", "backup_fresh", None, "read-only"),
+    "recon_idle": ("step0_predeploy", "no_active_workers", None, "read-only"),
+    "peertube_plugin": ("step1_plugin", "categories_registered", None, "external-write"),
+    "recon_schema": ("step3_schema", "schema_verified", None, "recon-db-reversible"),
+    "pass1_dry_run": ("step4_assignment", "distribution_within_benchmarks", None, "read-only"),
+    "pass1_assignments": ("step4_assignment", "assigned_spot_check", None, "recon-db-reversible"),
     "tiebreaker_assignments": (
-        "assignment",
+        "step4_assignment",
         "tiebreaker_spot_check",
         None,
         "recon-db-reversible",
     ),
-    "push_plan": ("push", None, None, "read-only"),
+    "push_plan": ("step5_push", None, None, "read-only"),
     "peertube_category_push": (
-        "push",
+        "step5_push",
         "stage_verified",
         ("stage-1", "stage-2", "stage-3"),
         "external-write",
     ),
-    "rollout_verification": ("verify", "peertube_matches_recon", None, "read-only"),
+    "rollout_verification": ("step6_verify", "peertube_matches_recon", None, "read-only"),
     "reprocess_batch": (
-        "reprocess",
+        "step7_reprocess",
         "requeued",
         ("dry-run", "batch-10", "batch-100", "all"),
         "destructive",
@@ -74,6 +78,26 @@ JOBS = {
     "verify_job": {"rollout_verification"},
     "reprocess_job": {"reprocess_batch"},
 }
+
+
+# The runbook as the operator runs it: (job, partition), in order.
+RUNS = (
+    ("predeploy_job", None),
+    ("plugin_job", None),
+    ("schema_job", None),
+    ("pass1_dry_run_job", None),
+    ("pass1_job", None),
+    ("tiebreaker_job", None),
+    ("push_plan_job", None),
+    ("push_job", "stage-1"),
+    ("push_job", "stage-2"),
+    ("push_job", "stage-3"),
+    ("verify_job", None),
+    ("reprocess_job", "dry-run"),
+    ("reprocess_job", "batch-10"),
+    ("reprocess_job", "batch-100"),
+    ("reprocess_job", "all"),
+)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +156,78 @@ def test_jobs_bundle_each_step_with_its_gate_checks(repo):
         assert nodes == expected, name
     assert repo.get_job("push_job").partitions_def is not None
     assert repo.get_job("reprocess_job").partitions_def is not None
+
+
+def test_the_runbook_table_is_the_contract():
+    rows = {
+        s.asset: (s.group, s.check, s.partition_keys or None, s.tier) for s in runbook.STEPS
+    }
+    assert list(rows) == list(CONTRACT)  # same steps, same order
+    assert rows == CONTRACT
+    assert {job: {s.asset for s in steps} for job, steps in runbook.jobs().items()} == JOBS
+    assert [(r.job, r.partition) for r in runbook.runs()] == list(RUNS)
+    assert runbook.runs()[0].label == "Pre-deploy 1–4"
+    assert {s.asset for s in runbook.STEPS if s.writes} == WRITERS
+
+
+def test_groups_sort_in_runbook_order(repo):
+    graph = repo.asset_graph
+    in_order = []
+    for key in CONTRACT:
+        group = graph.get(dg.AssetKey(key)).group_name
+        if group not in in_order:
+            in_order.append(group)
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert sorted(groups) == in_order  # the UI lists groups alphabetically
+
+
+def readme_runbook_table() -> list[list[str]]:
+    """The README's runbook table: each row's cells, code marks stripped."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- runbook:begin -->", 1)[1].split("<!-- runbook:end -->", 1)[0]
+    lines = [ln for ln in block.strip().splitlines() if ln.startswith("|")]
+    return [[c.strip().replace("`", "") for c in ln.strip("|").split("|")] for ln in lines[2:]]
+
+
+def test_readme_table_is_the_runbook_table():
+    expected = [
+        [
+            s.label,
+            s.asset,
+            s.group,
+            s.check or "—",
+            s.job,
+            ", ".join(s.partition_keys) or "—",
+            s.tier,
+        ]
+        for s in runbook.STEPS
+    ]
+    assert readme_runbook_table() == expected
+
+
+def test_writing_assets_depend_on_the_gates_they_read(repo):
+    graph = repo.asset_graph
+    # What the guards read and what the graph shows are the same edges.
+    for key in CONTRACT:
+        parents = {p.to_user_string() for p in graph.get(dg.AssetKey(key)).parent_keys}
+        gated = {g.asset for part in (None, *(CONTRACT[key][2] or ()))
+                 for g in runbook.required_gates(key, part)} - {key}
+        assert gated <= parents, key
+    assert {g.label for g in runbook.required_gates("peertube_category_push", "stage-2")} == {
+        "peertube_category_push[stage-1]:stage_verified",
+        "tiebreaker_assignments:tiebreaker_spot_check",
+        "peertube_plugin:categories_registered",
+    }
+    assert runbook.required_gates("reprocess_batch", "dry-run") == ()
+    assert {g.label for g in runbook.required_gates("reprocess_batch", "batch-10")} == {
+        "reprocess_batch[dry-run]:requeued",
+        "rollout_verification:peertube_matches_recon",
+        "offsite_concept_backup:backup_fresh",
+        "recon_idle:no_active_workers",
+    }
+    assert [g.label for g in runbook.required_gates("rollout_verification")] == [
+        "peertube_category_push[stage-3]:stage_verified"
+    ]
 
 
 def resources_from_env(env: dict[str, str]) -> dict[str, dg.ConfigurableResource]:

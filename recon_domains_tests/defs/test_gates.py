@@ -4,7 +4,8 @@ every way a gate can be closed, and the one way it is open."""
 import dagster as dg
 import pytest
 
-from recon_domains.defs.gates import Gate, gate_state, require_gates
+from recon_domains.defs.gates import gate_state, require_open
+from recon_domains.runbook import Gate
 
 # Toy graph: `upstream` with a check whose verdict is config, `downstream` guarded by it.
 parts = dg.StaticPartitionsDefinition(["p1", "p2"])
@@ -31,7 +32,7 @@ GATE = Gate("upstream", "upstream_ok", remedy="fix upstream")
 
 @dg.asset(deps=[upstream])
 def downstream(context: dg.AssetExecutionContext) -> None:
-    require_gates(context, [GATE], step="downstream")
+    require_open(context, [GATE], step="downstream")
 
 
 @dg.asset(partitions_def=parts)
@@ -141,3 +142,24 @@ def test_partitioned_gates_are_per_partition(instance):
     _run(instance, ["staged", "staged_ok"], partition="p2", passed=False)
     assert gate_state(instance, g1).ok
     assert not gate_state(instance, g2).ok
+
+
+def test_a_project_job_on_an_ephemeral_instance_refuses_naming_dagster_home():
+    """Without a persistent instance every gate would look never-run: the guard says what
+    is wrong instead (here: execute_in_process's in-memory instance)."""
+    from recon_domains.definitions import MIGRATION, build_definitions
+    from recon_domains.defs.resources import PeerTubeDbResource, PeerTubeResource, ReconResource
+
+    resources = {
+        "recon": ReconResource(db_path="/nonexistent/recon.db", concepts_dir="/nonexistent"),
+        "peertube": PeerTubeResource(url="http://127.0.0.1:9", password="unused"),
+        "peertube_db": PeerTubeDbResource(),
+    }
+    job = build_definitions(resources, MIGRATION).resolve_job_def("schema_job")
+    result = job.execute_in_process(raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.is_step_failure)
+    message = failure.step_failure_data.user_failure_data.description
+    assert message.startswith("Refusing recon_schema (Step 3: schema migration): ")
+    assert "throwaway Dagster instance" in message and "set DAGSTER_HOME" in message
+    assert "never" not in message.split("What to do")[0]

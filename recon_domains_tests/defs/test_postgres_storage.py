@@ -12,7 +12,8 @@ import pytest
 import yaml
 from psycopg2.extensions import parse_dsn
 
-from recon_domains.defs.gates import Gate, gate_state
+from recon_domains.defs.gates import gate_state
+from recon_domains.runbook import Gate
 from recon_domains_tests.defs.conftest import failure_text
 
 pytestmark = pytest.mark.slow

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from recon_domains.defs import build_definitions
+from recon_domains.definitions import build_definitions
 from recon_domains.recon.store import ReconStore
 from recon_domains.rollback import AUDIT_FILE_NAME, AuditLog
 from recon_domains.taxonomy import Status

@@ -11,9 +11,10 @@ import psycopg2
 import pytest
 
 from recon_domains.assignment import run_pass1
-from recon_domains.defs import build_definitions
+from recon_domains.definitions import build_definitions
 from recon_domains.defs.resources import ReconResource
-from recon_domains.defs.steady_state import steady_state_hourly, steady_state_sensor
+from recon_domains.defs.steady_state.schedules import steady_state_hourly
+from recon_domains.defs.steady_state.sensors import steady_state_sensor
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import ReconStore

@@ -75,6 +75,7 @@ def test_wrong_password_is_a_clear_error_that_never_shows_the_password(
     for text in (str(err), repr(err), repr(client), str(vars(err)), caplog.text):
         assert secret not in text
     assert not cache.exists() or secret not in cache.read_text()
+    assert client.login_count == 0  # a refused password grant is not a login
 
 
 def test_password_never_reaches_the_cache_file_or_logs(

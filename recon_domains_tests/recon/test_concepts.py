@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import json
 import os
+import threading
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from recon_domains.recon.concepts import (
     REASON_NOT_A_FOLDER,
     REASON_NOT_A_LIST,
     REASON_OUTSIDE_ROOT,
+    REASON_TOO_LARGE,
     REASON_UNREADABLE,
     STATE_MISSING_FOLDER,
     STATE_NO_VALID_DOMAINS,
@@ -196,6 +198,16 @@ def test_malformed_json_non_utf8_and_deep_nesting_are_skipped(tmp_path: Path) ->
     assert r.files_read == 5
 
 
+def test_files_json_loads_reads_count_though_the_fast_parser_refuses_them(tmp_path: Path):
+    """orjson refuses these; the standard library reads them, and so they count."""
+    write(tmp_path, H, "window_0001.json", '[{"domain": "Medical", "confidence": NaN}]')
+    write(tmp_path, H, "window_0002.json", b'\xef\xbb\xbf[{"domain": "Medical"}]')  # BOM
+    write(tmp_path, H, "window_0003.json", '[{"domain": "Medical"}]'.encode("utf-16"))
+    write(tmp_path, H, "window_0004.json", '[{"domain": "Medical", "summary": "\\ud800"}]')
+    r = read_domain_counts(tmp_path, H)
+    assert r.counts == Counter({MED: 4}) and r.skipped == ()
+
+
 def test_non_list_file_and_non_object_items(tmp_path: Path) -> None:
     write(tmp_path, H, "window_0001.json", {"domain": MED})  # an object, not a list
     write(tmp_path, H, "window_0002.json", "null")
@@ -219,7 +231,7 @@ def test_directory_named_like_a_window_file_and_broken_symlink(tmp_path: Path) -
 def test_unreadable_file_is_reported_not_raised(tmp_path: Path, monkeypatch) -> None:
     write(tmp_path, H, "window_0001.json", [concept(MED)])
     bad = write(tmp_path, H, "window_0002.json", [concept(NAV)])
-    real_open = builtins.open
+    real_open = os.open
 
     def fake_open(path, *args, **kwargs):
         if os.fspath(path) == os.fspath(bad):
@@ -227,7 +239,7 @@ def test_unreadable_file_is_reported_not_raised(tmp_path: Path, monkeypatch) -> 
         return real_open(path, *args, **kwargs)
 
     # Running as root, chmod 000 would not stop us: simulate the OS refusing instead.
-    monkeypatch.setattr(concepts, "open", fake_open, raising=False)
+    monkeypatch.setattr(concepts.os, "open", fake_open)
     r = read_domain_counts(tmp_path, H)
     assert r.counts == Counter({MED: 1})
     assert [(s.file, s.reason) for s in r.unreadable] == [
@@ -246,6 +258,100 @@ def test_unreadable_folder_is_reported_not_raised(tmp_path: Path, monkeypatch) -
     r = read_domain_counts(tmp_path, H)
     assert r.state == STATE_UNREADABLE_FOLDER and r.folder_exists
     assert r.unreadable and r.counts == Counter()
+
+
+# -- the size cap (RECON_MAX_WINDOW_FILE_MB) --------------------------------------------------
+MB = 1024 * 1024
+
+
+def sparse(path: Path, size: int) -> Path:
+    """A file of `size` bytes (all zero) that takes no disk space: quick however large."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.truncate(size)
+    return path
+
+
+def traced_peak(fn):
+    """(fn(), the most memory Python allocated while it ran)."""
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_window_file_above_the_cap_is_skipped_unread_with_its_size_and_what_to_do(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, H, "window_0001.json", [concept(MED)])
+    sparse(tmp_path / H / "window_0002.json", 200 * MB)
+    write(tmp_path, H, "window_0003.json", [concept(NAV), concept(MED)])
+    r, peak = traced_peak(lambda: read_domain_counts(tmp_path, H, max_file_mb=16))
+    assert r.counts == Counter({MED: 2, NAV: 1}) and r.state == STATE_OK
+    assert reasons(r) == {REASON_TOO_LARGE: 1}
+    (skip,) = r.skipped
+    assert skip.file == f"{H}/window_0002.json"
+    assert skip.detail.startswith("209,715,200 bytes (200.0 MB), above RECON_MAX_WINDOW_FILE_MB")
+    assert "(16 MB)" in skip.detail and "raise RECON_MAX_WINDOW_FILE_MB" in skip.detail
+    # Never read: reading it would have allocated its 200 MB (and parsing it much more).
+    assert peak < MB
+
+
+def test_the_cap_is_inclusive(tmp_path: Path) -> None:
+    items = [concept(MED), {"pad": ""}]
+    items[1]["pad"] = "x" * (MB - len(json.dumps(items)))
+    path = write(tmp_path, H, "window_0001.json", items)
+    assert path.stat().st_size == MB
+    assert read_domain_counts(tmp_path, H, max_file_mb=1).counts == Counter({MED: 1})
+    with open(path, "a") as fh:
+        fh.write(" ")  # still valid JSON, one byte over
+    r = read_domain_counts(tmp_path, H, max_file_mb=1)
+    assert r.counts == Counter() and r.state == STATE_NO_VALID_DOMAINS
+    assert reasons(r) == {REASON_TOO_LARGE: 1}
+    assert r.skipped[0].detail.startswith("1,048,577 bytes (1.0 MB)")
+
+
+def test_a_file_that_changed_since_fstat_is_read_to_its_end_within_the_cap(tmp_path: Path):
+    """RECON may write a file between fstat and read: the reader reads to the end, but
+    never more than cap + 1 bytes (a race, so the stale size is handed in directly)."""
+    path = tmp_path / "window_0001.json"
+    path.write_bytes(b"x" * 5000)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert concepts._read_capped(fd, 10, 8192) == b"x" * 5000  # grew since fstat
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert concepts._read_capped(fd, 6000, 8192) == b"x" * 5000  # shrank
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert concepts._read_capped(fd, 9000, 8192) is None  # fstat said too large
+    finally:
+        os.close(fd)
+    sparse(path, 64 * MB)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        grown, peak = traced_peak(lambda: concepts._read_capped(fd, 10, MB))
+    finally:
+        os.close(fd)
+    assert grown is None and peak < 3 * MB  # grew past the cap: stopped near cap + 1 bytes
+    assert concepts._too_large(10, MB).startswith(
+        "grew while being read, above RECON_MAX_WINDOW_FILE_MB (1 MB): not read"
+    )
+
+
+def test_a_fifo_swapped_in_after_the_scan_does_not_hang_the_reader(tmp_path: Path) -> None:
+    fifo = tmp_path / "window_0001.json"
+    os.mkfifo(fifo)
+    skipped: list = []
+    reader = threading.Thread(
+        target=concepts._count_file,
+        args=(os.fspath(fifo), "h/window_0001.json", Counter(), skipped, MB),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(timeout=10)
+    assert not reader.is_alive(), "opening a FIFO with no writer blocked the reader"
+    assert [s.reason for s in skipped] == [REASON_MALFORMED_JSON]  # empty: nothing to parse
 
 
 # -- unsafe hashes and symlinks ----------------------------------------------------------------
@@ -309,13 +415,13 @@ def test_each_window_file_is_opened_exactly_once_in_name_order(tmp_path: Path, m
         write(tmp_path, H, f"window_{i:04d}.json", [concept(MED)])
     write(tmp_path, H, "meta.json", {"windows": 4})
     opened: list[str] = []
-    real_open = builtins.open
+    real_open = os.open
 
     def counting_open(path, *args, **kwargs):
         opened.append(os.path.basename(os.fspath(path)))
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(concepts, "open", counting_open, raising=False)
+    monkeypatch.setattr(concepts.os, "open", counting_open)
     r = read_domain_counts(tmp_path, H)
     assert opened == [
         "window_0001.json",

@@ -321,6 +321,20 @@ def test_counts_are_reread_from_the_concept_files_on_every_load(review, recon) -
     assert "Water Systems is now alone on top" in client.get("/").text
 
 
+def test_counts_use_the_configured_window_file_cap(review, recon) -> None:
+    _, client = review
+    db, concepts = recon
+    before = {v["hash"]: v for v in client.tied()["videos"]}["tie_alpha"]
+    big = json.dumps([{"domain": "Water Systems"}] * 100_000)  # about 2.8 MB
+    (concepts / "tie_alpha" / "window_0004.json").write_text(big)
+    with start_review_server(db, concepts, SOURCE, max_window_file_mb=1) as capped:
+        shown = {v["hash"]: v for v in Client(capped.url).tied()["videos"]}["tie_alpha"]
+    assert shown["concept_counts"] == before["concept_counts"]  # the big file not counted
+    read = {v["hash"]: v for v in client.tied()["videos"]}["tie_alpha"]  # default cap: 16 MB
+    assert read["concept_counts"][0]["domain"] == "Water Systems"
+    assert read["concept_counts"][0]["concepts"] >= 100_000
+
+
 def test_filter_by_channel(review, recon) -> None:
     _, client = review
     db, concepts = recon
@@ -708,7 +722,7 @@ def test_cli_reports_missing_settings(monkeypatch, capsys, recon) -> None:
 
     db, _ = recon
     monkeypatch.delenv("RECON_CONCEPTS_DIR", raising=False)
-    assert main(["review", "--db", str(db), "--port", "0"]) == 2
+    assert main(["review", "--db", str(db), "--port", "0"]) == 3
     assert "RECON_CONCEPTS_DIR is not set" in capsys.readouterr().err
 
 
@@ -718,5 +732,5 @@ def test_cli_refuses_an_exposed_page_without_a_token(monkeypatch, capsys, recon)
     db, concepts = recon
     monkeypatch.setenv("RECON_CONCEPTS_DIR", str(concepts))
     monkeypatch.delenv("RECON_REVIEW_TOKEN", raising=False)
-    assert main(["review", "--db", str(db), "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert main(["review", "--db", str(db), "--host", "0.0.0.0", "--port", "0"]) == 3
     assert "without RECON_REVIEW_TOKEN" in capsys.readouterr().err

@@ -104,7 +104,7 @@ def test_what_stops_a_replay_is_said_plainly(capsys, monkeypatch, argv, env, mes
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     code, _, err = _run(capsys, *argv)
-    assert code == 2
+    assert code == 3
     assert message in err and "Traceback" not in err
 
 
@@ -117,5 +117,5 @@ def test_a_bad_sequence_file_is_refused(tmp_path, capsys, content, message):
     sequence = tmp_path / "seq.json"
     sequence.write_text(content)
     code, _, err = _run(capsys, "--against", "sandbox", "--sequence", str(sequence))
-    assert code == 2
+    assert code == 3
     assert message in err

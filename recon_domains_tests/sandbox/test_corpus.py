@@ -383,7 +383,7 @@ def test_cli_writes_corpus_and_refuses_second_run(tmp_path, capsys):
     assert (out / "recon.db").is_file() and (out / "concepts").is_dir()
     summary = json.loads((out / "corpus-summary.json").read_text())
     assert summary["docs"] == 300 and summary["seed"] == 1
-    assert cli(["sandbox", "corpus", "--out", str(out), "--docs", "300"]) == 2
+    assert cli(["sandbox", "corpus", "--out", str(out), "--docs", "300"]) == 3
     assert "already exists" in capsys.readouterr().err
 
 

@@ -1,6 +1,6 @@
 """Push benchmark: throughput against the sandbox PeerTube, its load, and rate limits.
 
-`python -m recon_domains.bench_push [--items 5000] [--latency 0.02] [--json out.json]`
+`python -m recon_domains.bench.push [--items 5000] [--latency 0.02] [--json out.json]`
 
 Every sandbox loses PUTs to PeerTube's serialization-failure 500 as PeerTube 8.0.1 does:
 more the more PUTs are in flight (`--conflict-rate`, PEERTUBE-FACTS.md); the figures count
@@ -70,7 +70,7 @@ from recon_domains.sandbox.postgres import (
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAINS, PLUGIN_NPM_NAME, Status
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "peertube-plugin" / PLUGIN_NPM_NAME
+PLUGIN_DIR = Path(__file__).resolve().parents[2] / "peertube-plugin" / PLUGIN_NPM_NAME
 # The admin's PUTs use up the per-IP API quota (PEERTUBE-FACTS.md), so the next run's
 # anonymous OAuth-client call would wait for the window: throughput runs lift the limits
 # (the rate-limited run keeps them).
@@ -157,7 +157,7 @@ class _ChildServer:
         config = json.dumps({"dsn": dsn, "knobs": knobs,
                              "password": self.admin_password})
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from recon_domains.bench_push import _serve; _serve()",
+            [sys.executable, "-c", "from recon_domains.bench.push import _serve; _serve()",
              config], stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline().strip()
@@ -201,7 +201,7 @@ class _NullPeerTube:
     def __init__(self, latency_s: float) -> None:
         self.admin_username, self.admin_password = "root", "null-admin-password"
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from recon_domains.bench_push import _serve_null; "
+            [sys.executable, "-c", "from recon_domains.bench.push import _serve_null; "
              "_serve_null()", str(latency_s)], stdout=subprocess.PIPE, text=True)
         assert self._proc.stdout is not None
         self.url = self._proc.stdout.readline().strip()
@@ -603,7 +603,7 @@ def flow_targets(figures: dict[str, Any]) -> dict[str, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the push benchmarks and print the figures (JSON)."""
-    parser = argparse.ArgumentParser(prog="python -m recon_domains.bench_push")
+    parser = argparse.ArgumentParser(prog="python -m recon_domains.bench.push")
     parser.add_argument("--items", type=int, default=5000)
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--workers", type=int, default=DEFAULTS.peertube.push_max_in_flight)

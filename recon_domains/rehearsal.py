@@ -6,8 +6,9 @@ sandbox PeerTube seeded with the copy's videos, and then runs the runbook's jobs
 against a Dagster instance in the work folder. It stops at the first gate that fails, and
 writes a JSON report an operator can read before doing the real thing.
 
-It drives the Dagster jobs, so it lives in the Dagster layer; the plain core never imports
-dagster. `defs/__init__.py` does not load it as a phase: it defines no assets.
+It sits beside the CLI: it runs the jobs through the Dagster layer's runner
+(recon_domains.defs.runner) in the order of the runbook table (recon_domains.runbook),
+without importing dagster itself.
 """
 
 from __future__ import annotations
@@ -19,48 +20,27 @@ import secrets
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 from pydantic import SecretStr
 
-from recon_domains.defs import build_definitions
-from recon_domains.defs.resources import resources_from_settings
+from recon_domains.commands import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
+from recon_domains.definitions import build_definitions
+from recon_domains.defs.resources import hardcoded_resources
+from recon_domains.defs.runner import JobRunner
 from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
+from recon_domains.runbook import Run, runs
 from recon_domains.settings import ConfigError, PeerTubeSettings, Settings
 from recon_domains.taxonomy import FIRST_CATEGORY_ID
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO_ROOT / "peertube-plugin" / "peertube-plugin-recon-domains"
 DEMO_MARKER = ".recon-domains-demo"
-
-# Dagster's console log at WARNING: the summary and the report say what matters; every
-# event is still in the instance for the UI.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-
-# The runbook in order: (what the operator would call it, job, partition).
-RUNBOOK_STEPS: tuple[tuple[str, str, str | None], ...] = (
-    ("Pre-deploy backups and checks", "predeploy_job", None),
-    ("Steps 1–2: plugin", "plugin_job", None),
-    ("Step 3: schema migration", "schema_job", None),
-    ("Step 4: pass-1 dry run", "pass1_dry_run_job", None),
-    ("Step 4: pass 1", "pass1_job", None),
-    ("Step 4: tiebreaker", "tiebreaker_job", None),
-    ("Step 5: push plan (dry run: confirm counts)", "push_plan_job", None),
-    ("Step 5: push stage 1", "push_job", "stage-1"),
-    ("Step 5: push stage 2", "push_job", "stage-2"),
-    ("Step 5: push stage 3", "push_job", "stage-3"),
-    ("Step 6: verify", "verify_job", None),
-    ("Step 7: reprocess dry run", "reprocess_job", "dry-run"),
-    ("Step 7: reprocess batch of 10", "reprocess_job", "batch-10"),
-    ("Step 7: reprocess batch of 100", "reprocess_job", "batch-100"),
-    ("Step 7: reprocess the rest", "reprocess_job", "all"),
-)
 
 
 class RehearsalError(RuntimeError):
@@ -193,52 +173,25 @@ def copy_settings(
 
 
 # -- running the runbook ----------------------------------------------------------------------
-def _step_failure(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
-        if event.event_type_value == "STEP_FAILURE":
-            error = event.event_specific_data.error
-            return (error.message or "").strip() if error else event.message or "step failed"
-    return "the run failed"
-
-
-def _gate_outcomes(step: str, result: dg.ExecuteInProcessResult) -> list[GateOutcome]:
-    outcomes = []
-    for evaluation in result.get_asset_check_evaluations():
-        partition = getattr(evaluation, "partition", None)
-        gate = evaluation.asset_key.to_user_string()
-        gate += f"[{partition}]" if partition else ""
-        outcomes.append(
-            GateOutcome(step, f"{gate}:{evaluation.check_name}", evaluation.passed,
-                        evaluation.description or ("passed" if evaluation.passed else "failed"))
+def run_runbook(
+    report: RehearsalReport, runner: JobRunner, steps: Sequence[Run] | None = None
+) -> None:
+    """Run each step's job (asset plus its blocking gate checks) in runbook order (or just
+    `steps`); stop at the first failure."""
+    for step in runs() if steps is None else steps:
+        outcome = runner.run(step.job, step.partition)
+        report.step_seconds[step.label] = round(outcome.seconds, 2)
+        report.gates.extend(
+            GateOutcome(step.label, g.gate, g.passed, g.description) for g in outcome.gates
         )
-    return outcomes
-
-
-def run_runbook(report: RehearsalReport, instance: dg.DagsterInstance,
-                steps=RUNBOOK_STEPS, definitions: dg.Definitions | None = None) -> None:
-    """Run each step's job (asset plus its blocking gate checks); stop at the first failure.
-
-    `definitions` default: the project's, configured by the environment.
-    """
-    if definitions is None:
-        definitions = build_definitions()
-    for label, job_name, partition in steps:
-        job = definitions.resolve_job_def(job_name)
-        started = time.monotonic()
-        result = job.execute_in_process(
-            run_config=QUIET, instance=instance, partition_key=partition, raise_on_error=False
-        )
-        report.step_seconds[label] = round(time.monotonic() - started, 2)
-        outcomes = _gate_outcomes(label, result)
-        report.gates.extend(outcomes)
-        failed = [o for o in outcomes if not o.passed]
+        failed = [g for g in outcome.gates if not g.passed]
         if failed:
-            report.failed_step = label
-            report.failure = f"gate {failed[0].gate} failed: {failed[0].message}"
+            report.failed_step = step.label
+            report.failure = f"gate {failed[0].gate} failed: {failed[0].description}"
             return
-        if not result.success:
-            report.failed_step = label
-            report.failure = _step_failure(result)
+        if not outcome.success:
+            report.failed_step = step.label
+            report.failure = outcome.failure
             return
 
 
@@ -294,48 +247,31 @@ def rehearse(
     )
     with sandbox_peertube(paths["postgres"], paths["recon_db"], source) as pt:
         settings = copy_settings(environment, paths, source, pt)
-        # Hard-coded, not configured: a configured resource's values (the sandbox's password
-        # among them) would be stored with every run's snapshot in the copy's instance.
-        resources = {
-            key: dg.ResourceDefinition.hardcoded_resource(resource)
-            for key, resource in resources_from_settings(settings, env_vars=False).items()
-        }
-        definitions = build_definitions(resources)
+        definitions = build_definitions(hardcoded_resources(settings))
         # The copy's own instance, whatever DAGSTER_HOME says.
-        instance = dg.DagsterInstance.from_config(str(paths["dagster_home"]))
-        try:
-            run_runbook(report, instance, definitions=definitions)
+        with JobRunner(definitions, paths["dagster_home"]) as runner:
+            run_runbook(report, runner)
             # Counts as the migration left them (removing the feature drops the columns).
             _collect_recon_state(report, paths["recon_db"], source)
             if then_remove_feature and report.ok:
-                remove = (("Fully remove feature", "remove_feature", None),)
-                _run_configured(report, instance, remove, definitions)
-                report.removed_feature = report.ok
-                report.notes.append(
-                    "Status and push counts are from before remove_feature; video "
-                    "categories and the histogram are after it."
-                )
-        finally:
-            instance.dispose()
+                _remove_feature(report, runner)
         _collect_peertube_state(report, pt["dsn"])
     return report
 
 
-def _run_configured(report: RehearsalReport, instance: dg.DagsterInstance, steps,
-                    definitions: dg.Definitions) -> None:
-    """Run confirmed rollback jobs (their ops read `confirm` from run config)."""
-    for label, job_name, _ in steps:
-        job = definitions.resolve_job_def(job_name)
-        op_names = [node.name for node in job.graph.nodes]
-        config = {**QUIET, "ops": {name: {"config": {"confirm": True}} for name in op_names}}
-        started = time.monotonic()
-        result = job.execute_in_process(instance=instance, run_config=config,
-                                        raise_on_error=False)
-        report.step_seconds[label] = round(time.monotonic() - started, 2)
-        if not result.success:
-            report.failed_step = label
-            report.failure = _step_failure(result)
-            return
+def _remove_feature(report: RehearsalReport, runner: JobRunner) -> None:
+    """A confirmed remove_feature: the way out, rehearsed."""
+    label = "Fully remove feature"
+    outcome = runner.run("remove_feature", confirm=True)
+    report.step_seconds[label] = round(outcome.seconds, 2)
+    if not outcome.success:
+        report.failed_step = label
+        report.failure = outcome.failure
+    report.removed_feature = report.ok
+    report.notes.append(
+        "Status and push counts are from before remove_feature; video categories and the "
+        "histogram are after it."
+    )
 
 
 # -- command line -----------------------------------------------------------------------------
@@ -374,8 +310,8 @@ def _finish(report: RehearsalReport, report_path: str | None) -> int:
     print(_summary(report))
     if not report.ok:
         print(f"rehearsal stopped at {report.failed_step}: {report.failure}", file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_REFUSED
+    return EXIT_OK
 
 
 def rehearse_main(args: argparse.Namespace) -> int:
@@ -384,7 +320,7 @@ def rehearse_main(args: argparse.Namespace) -> int:
                           then_remove_feature=args.then_remove_feature)
     except (RehearsalError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     return _finish(report, args.report or str(Path(args.workdir) / "report.json"))
 
 
@@ -397,7 +333,7 @@ def demo_main(args: argparse.Namespace) -> int:
         if not (workdir / DEMO_MARKER).exists():
             print(f"error: {workdir} exists and is not a demo folder; choose --workdir",
                   file=sys.stderr)
-            return 2
+            return EXIT_CONFIG
         shutil.rmtree(workdir)  # a previous demo's output, ours to replace
     workdir.mkdir(parents=True)
     (workdir / DEMO_MARKER).write_text("made by `recon-domains demo`; safe to delete\n")
@@ -409,5 +345,5 @@ def demo_main(args: argparse.Namespace) -> int:
         report = rehearse(summary.recon_db, summary.concepts_dir, workdir / "rehearsal")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     return _finish(report, str(workdir / "report.json"))
