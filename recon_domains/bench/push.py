@@ -329,7 +329,8 @@ def run_benchmarks(
                                                              figures["throughput_db"])
             finally:
                 srv.stop()
-            # 1c. a sandbox with a fixed capacity: against it, and under PEERTUBE_PUSH_MAX_RATE
+            # 2, 3. a sandbox with a fixed capacity: a small stage, the push against it,
+            # and under PEERTUBE_PUSH_MAX_RATE
             srv = server(capacity=capacity, service_time_s=service_time_s, **NO_LIMITS)
             try:
                 figures["stage_overhead"] = _stage_overhead(srv, work, workers)
@@ -347,7 +348,7 @@ def run_benchmarks(
                 figures["throughput_engine_only"] = _figures(result, client)
             finally:
                 null.stop()
-            # 2. rate limited
+            # 4. rate limited
             # Real PeerTube exempts admins from the API limit; a proxy in front may not.
             srv = server(rate_limit_max=rate_limit_max, rate_limit_window_s=rate_limit_window_s,
                          admins_bypass_rate_limit=False)
@@ -557,7 +558,7 @@ def _stage_overhead(server: _ChildServer, work: Path, workers: int,
         "admin_check": client.seconds.get("admin_check", 0.0),
         "plugin_check": client.seconds.get("plugin_check", 0.0),
         "categories_before": database.seconds,
-        **{k: v for k, v in store.seconds.items()},
+        **store.seconds,
         "verification_read_back": verification,
     }
     # Ledger completions happen between PUTs (the calling thread, while others are in
@@ -577,6 +578,29 @@ def _stage_overhead(server: _ChildServer, work: Path, workers: int,
             round((outside - verification) / put_span, 3) if put_span else None,
         "in_flight_settled": result.flow.settled_window if result.flow else None,
     }
+
+
+def flow_lines(figures: dict[str, Any]) -> list[str]:
+    """The flow control's figures, one line each, as ratios to what bounds them."""
+    cap, lat, rate = figures["capacity"], figures["latency_vs_fixed"], figures["max_rate"]
+    stage = figures["stage_overhead"]
+    adaptive, fixed = cap["adaptive"], cap["fixed"]
+    return [
+        f"capacity sandbox ({cap['capacity_per_s']:g}/s): push / capacity "
+        f"{cap['rate_vs_capacity']:.2f} at {adaptive['in_flight_settled']} in flight "
+        f"(mean {adaptive['in_flight_mean']}), {adaptive['server_errors']} 500s; fixed "
+        f"{fixed['in_flight_peak']}: {cap['fixed_rate_vs_capacity']:.2f}, "
+        f"{fixed['server_errors']} 500s",
+        f"20 ms latency: push / fixed {lat['fixed']['in_flight_peak']} in flight "
+        f"{lat['rate_vs_fixed']:.2f} at {figures['throughput_db']['in_flight_settled']} in "
+        f"flight, {lat['server_errors_adaptive']} 500s against {lat['server_errors_fixed']}",
+        f"max rate {rate['max_rate_per_s']:g}/s: requests / limit {rate['rate_vs_limit']:.2f} "
+        f"at {rate['in_flight_settled']} in flight, {rate['logins']} login(s)",
+        f"{stage['items']}-item stage: overhead / PUT time "
+        f"{stage['overhead_without_verification_vs_put_span']:.2f} (PUTs "
+        f"{stage['put_span_s']:.2f}s), with stage-1's read-back of every video "
+        f"{stage['overhead_vs_put_span']:.2f}",
+    ]
 
 
 def flow_targets(figures: dict[str, Any]) -> dict[str, bool]:
@@ -640,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
         "rate limited: exactly one login": rate["logins"] == 1,
         **flow_targets(figures),
     }
+    for line in flow_lines(figures):
+        print(line)
     for name, met in targets.items():
         print(f"{'met    ' if met else 'NOT MET'}  {name}")
     ok = all(targets.values())
