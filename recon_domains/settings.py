@@ -253,10 +253,7 @@ class _Reader:
         value = self.text(name)
         if value is None:
             return default
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
+        number = _float(value)
         upper = math.inf if maximum is None else maximum
         if not (math.isfinite(number) and 0 <= number <= upper):
             limit = "or more" if maximum is None else f"to {maximum:g}"
@@ -268,10 +265,7 @@ class _Reader:
         value = self.text(name)
         if value is None:
             return None
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
+        number = _float(value)
         if not (math.isfinite(number) and number > 0):
             raise _invalid(name, value, f"a number of {unit} above 0", "no limit")
         return number
@@ -292,6 +286,14 @@ class _Reader:
             limit = "or more" if maximum is None else f"to {maximum}"
             raise _invalid(name, value, f"a whole number of {unit}, 1 {limit}", str(default))
         return number
+
+
+def _float(value: str) -> float:
+    """The number `value` says, NaN when it is none."""
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan
 
 
 def _invalid(name: str, value: str, expected: str, default: str) -> ConfigError:
