@@ -40,7 +40,8 @@ demo: $(STAMP)
 	$(BIN)/recon-domains demo
 
 # Speed and memory, measured (never asserted in tests): the migration on 22,000 documents,
-# then the push against a sandbox answering after 20 ms, and under a rate limit.
+# then the push against a sandbox answering after 20 ms, one with a fixed capacity, under
+# a rate cap and a rate limit.
 bench: $(STAMP)
 	$(BIN)/python -m recon_domains.bench.migration
 	$(BIN)/python -m recon_domains.bench.push

@@ -14,6 +14,9 @@ Plain core, no Dagster. What it guarantees:
   and the category from before our first push is never lost.
 - **Bounded concurrency** over one keep-alive client; only the calling thread touches the
   SQLite store (a connection must not be shared between threads): workers do HTTP only.
+  Within the bound (PEERTUBE_PUSH_MAX_IN_FLIGHT, and PEERTUBE_PUSH_MAX_RATE when set) the
+  number in flight adapts: the fewest that reach PeerTube's capacity, fewer on 5xx, 429
+  and timeouts (recon_domains.peertube.flow).
 - **Systemic failure** stops the run early with a cause an operator can act on: the first
   5 attempts all failing (they run before full concurrency), or later a long run of
   consecutive failures. A single 404 is that item's failure, not the run's.
@@ -43,6 +46,7 @@ from recon_domains.peertube.client import (
     PeerTubeRateLimited,
     PeerTubeUnreachable,
 )
+from recon_domains.peertube.flow import FlowControl, FlowReport
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.recon.store import PushCandidate, ReconLocked, ReconStore
 from recon_domains.runbook import step
@@ -55,7 +59,9 @@ log = logging.getLogger(__name__)
 STAGES: tuple[str, ...] = step("peertube_category_push").partition_keys
 DEFAULT_FIRST_ATTEMPTS = 5
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 25
-DEFAULT_CHUNK_SIZE = 200
+# Intents are recorded and categories read per chunk, and the PUTs drain at its end: few
+# chunks per stage keep that fixed cost small (stage-2 is one chunk after the probe).
+DEFAULT_CHUNK_SIZE = 1000
 
 
 class CategoryReader(Protocol):
@@ -130,6 +136,9 @@ class PushResult:
     not_attempted: int = 0  # left for a later run because the push aborted
     # PeerTube has the category, recon.db stayed locked: the next run marks them
     unmarked: list[str] = field(default_factory=list)
+    retries: int = 0  # every retry of the client: after a 5xx, a timeout or a reset
+    rate_limited: int = 0  # 429 answers the client waited out
+    flow: FlowReport | None = None  # how many were in flight, over time, and why
 
     @property
     def ok(self) -> bool:
@@ -149,9 +158,20 @@ class PushResult:
                 f"{self.retried_after_500} retried after PeerTube 500, "
                 f"{len(self.unmarked)} pushed but not yet marked, "
                 f"{self.login_count} login(s), {self.elapsed:.1f}s")
+        if self.flow is not None:
+            text += f"; {self.flow.summary()}"
         if self.aborted:
             text += f"; ABORTED: {self.abort_reason}"
         return text
+
+    def flow_metadata(self) -> dict[str, object]:
+        """The push's concurrency and load on PeerTube, as plain values for metadata."""
+        figures: dict[str, object] = {"retries": self.retries,
+                                      "retried_after_500": self.retried_after_500,
+                                      "rate_limited_answers": self.rate_limited}
+        if self.flow is not None:
+            figures.update(self.flow.as_metadata())
+        return figures
 
 
 # -- failure accounting --------------------------------------------------------------------
@@ -281,6 +301,8 @@ def push_items(
     stage: str,
     database: CategoryReader | None = None,
     workers: int = DEFAULTS.peertube.push_max_in_flight,
+    max_rate: float | None = DEFAULTS.peertube.push_max_rate,
+    adaptive: bool = True,
     first_attempts: int = DEFAULT_FIRST_ATTEMPTS,
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
@@ -293,11 +315,18 @@ def push_items(
     PeerTube's PostgreSQL in one query per chunk; otherwise with one API GET per video.
     check_admin: verify first that the account is an administrator (one GET) so a wrong
     account aborts before any attempt.
+    workers: the most items in flight (PEERTUBE_PUSH_MAX_IN_FLIGHT); max_rate: the most
+    requests per second (PEERTUBE_PUSH_MAX_RATE, None: no cap). adaptive: keep the fewest in
+    flight that reach PeerTube's capacity (recon_domains.peertube.flow); False: always
+    `workers` (the benchmark's comparison).
     on_progress(done, total) is called from this (the calling) thread.
     """
     started = time.monotonic()
     logins_before = client.login_count
     retried_before = client.retried_after_500
+    retries_before, limited_before = client.retry_count, client.rate_limited_count
+    flow = FlowControl(max(1, workers), max_rate,
+                       min_in_flight=1 if adaptive else max(1, workers))
     items = list(items)
     result = PushResult(stage=stage, total=len(items))
     work = _prepare(items, result)
@@ -309,6 +338,9 @@ def push_items(
         result.abort_reason = tracker.abort_reason
         result.login_count = client.login_count - logins_before
         result.retried_after_500 = client.retried_after_500 - retried_before
+        result.retries = client.retry_count - retries_before
+        result.rate_limited = client.rate_limited_count - limited_before
+        result.flow = flow.report()
         result.elapsed = time.monotonic() - started
         log.log(logging.WARNING if result.aborted else logging.INFO, "push %s", result.summary())
         return result
@@ -328,7 +360,8 @@ def push_items(
                     "build it with pool_size >= workers", workers, client.pool_size)
     if check_admin:
         try:
-            client.require_admin()
+            with client.flow_controlled(flow):
+                client.require_admin()
         except PeerTubeError as exc:
             tracker.abort_reason = f"before any attempt: {_explain(exc)}"
             result.not_attempted = len(work)
@@ -338,8 +371,8 @@ def push_items(
     remaining = len(work)
     with ThreadPoolExecutor(max_workers=max(1, workers),
                             thread_name_prefix="peertube-push") as pool:
-        run = _Run(store, client, database, pool, max(1, workers), stage, open_before,
-                   tracker, result, progress)
+        run = _Run(store, client, database, pool, flow, stage, open_before, tracker, result,
+                   progress)
         try:
             for chunk in _chunks(work, max(1, first_attempts), max(1, chunk_size)):
                 if tracker.abort_reason is not None:
@@ -372,8 +405,8 @@ class _Run:
     store: ReconStore
     client: PeerTubeClient
     database: CategoryReader | None
-    pool: ThreadPoolExecutor
-    workers: int
+    pool: ThreadPoolExecutor  # as many threads as the flow's ceiling
+    flow: FlowControl
     stage: str
     open_before: dict[str, int | None]
     tracker: _FailureTracker
@@ -411,27 +444,34 @@ class _Run:
         works: Sequence[_Work],
         on_done: Callable[[_Work, object, BaseException | None], None],
     ) -> None:
-        """call(w) on the pool for each w, at most 2 x workers in flight (workers never wait
-        for the next submission, and an abort leaves little started); on_done runs here, in
-        the calling thread, as each finishes. After an abort nothing new is submitted."""
+        """call(w) on the pool for each w, as many in flight as the flow's window (it moves
+        as answers come; an abort leaves little started); on_done runs here, in the calling
+        thread, as each finishes. After an abort nothing new is submitted."""
         queue = iter(works)
         pending: dict[Future[object], _Work] = {}
+        exhausted = False
 
         def fill() -> None:
-            while len(pending) < 2 * self.workers and self.tracker.abort_reason is None:
+            nonlocal exhausted
+            while (not exhausted and len(pending) < self.flow.window
+                   and self.tracker.abort_reason is None):
                 w = next(queue, None)
                 if w is None:
+                    exhausted = True
+                    self.flow.end_phase()  # the rest only drains: nothing to learn from
                     return
                 pending[self.pool.submit(call, w)] = w
 
-        fill()
-        while pending:
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                w = pending.pop(future)
-                exc = future.exception()
-                on_done(w, None if exc is not None else future.result(), exc)
+        with self.client.flow_controlled(self.flow):
+            self.flow.begin_phase()
             fill()
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    w = pending.pop(future)
+                    exc = future.exception()
+                    on_done(w, None if exc is not None else future.result(), exc)
+                fill()
         self.result.not_attempted += sum(1 for _ in queue)  # left by an abort
 
     def read_current(self, chunk: list[_Work]) -> dict[str, int | None] | None:

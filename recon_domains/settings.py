@@ -91,8 +91,11 @@ class PeerTubeSettings:
     plugin_path: str | None = None  # a folder on PeerTube's host, not necessarily this one
     db_dsn: SecretStr | None = None
     db_dump_command: str | None = None
-    # The most PUTs the push keeps in flight at once (and the client's connection pool).
+    # The most PUTs the push keeps in flight at once (and the client's connection pool):
+    # the ceiling of its adaptive concurrency.
     push_max_in_flight: int = 8
+    # The most requests per second the push sends (a busy production instance); None: no cap.
+    push_max_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,7 @@ class Settings:
                     "PUT requests",
                     maximum=MAX_PUSH_IN_FLIGHT,
                 ),
+                push_max_rate=read.rate("PEERTUBE_PUSH_MAX_RATE", "requests per second"),
             ),
         )
 
@@ -254,14 +258,21 @@ class _Reader:
         value = self.text(name)
         if value is None:
             return default
-        try:
-            number = float(value)
-        except ValueError:
-            number = math.nan
+        number = _float(value)
         upper = math.inf if maximum is None else maximum
         if not (math.isfinite(number) and 0 <= number <= upper):
             limit = "or more" if maximum is None else f"to {maximum:g}"
             raise _invalid(name, value, f"a number of {unit}, 0 {limit}", f"{default:g}")
+        return number
+
+    def rate(self, name: str, unit: str) -> float | None:
+        """A finite number above 0, or None when unset."""
+        value = self.text(name)
+        if value is None:
+            return None
+        number = _float(value)
+        if not (math.isfinite(number) and number > 0):
+            raise _invalid(name, value, f"a number of {unit} above 0", "no limit")
         return number
 
     def percent(self, name: str, default: float) -> float:
@@ -280,6 +291,14 @@ class _Reader:
             limit = "or more" if maximum is None else f"to {maximum}"
             raise _invalid(name, value, f"a whole number of {unit}, 1 {limit}", str(default))
         return number
+
+
+def _float(value: str) -> float:
+    """The number `value` says, NaN when it is none."""
+    try:
+        return float(value)
+    except ValueError:
+        return math.nan
 
 
 def _invalid(name: str, value: str, expected: str, default: str) -> ConfigError:

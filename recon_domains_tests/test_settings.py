@@ -64,6 +64,7 @@ FULL_ENV = {
     "PEERTUBE_DB_DUMP_COMMAND": "ssh root@pve 'pct exec 110 -- pg_dump -Fc peertube_prod'",
     "PEERTUBE_PLUGIN_PATH": "/var/www/peertube/plugins/peertube-plugin-recon-domains",
     "PEERTUBE_PUSH_MAX_IN_FLIGHT": "4",
+    "PEERTUBE_PUSH_MAX_RATE": "12.5",
 }
 
 
@@ -105,6 +106,7 @@ def test_an_empty_environment_gives_every_default():
     assert s.peertube == PeerTubeSettings(
         url=None, host_header=None, username="root", password=None, token_cache=None,
         plugin_path=None, db_dsn=None, db_dump_command=None, push_max_in_flight=8,
+        push_max_rate=None,
     )
 
 
@@ -148,6 +150,7 @@ def test_every_variable_is_parsed():
     assert pt.db_dump_command == FULL_ENV["PEERTUBE_DB_DUMP_COMMAND"]
     assert pt.plugin_path == FULL_ENV["PEERTUBE_PLUGIN_PATH"]
     assert pt.push_max_in_flight == 4
+    assert pt.push_max_rate == 12.5
 
 
 def test_review_url_defaults_to_the_review_commands_bind():
@@ -202,6 +205,10 @@ def test_benchmarks_expected_are_keyed_like_the_pass1_percentages():
         ("PEERTUBE_PUSH_MAX_IN_FLIGHT", "0"),
         ("PEERTUBE_PUSH_MAX_IN_FLIGHT", "800"),
         ("PEERTUBE_PUSH_MAX_IN_FLIGHT", "eight"),
+        ("PEERTUBE_PUSH_MAX_RATE", "0"),
+        ("PEERTUBE_PUSH_MAX_RATE", "-5"),
+        ("PEERTUBE_PUSH_MAX_RATE", "inf"),
+        ("PEERTUBE_PUSH_MAX_RATE", "fast"),
         ("RECON_MAX_WINDOW_FILE_MB", "0"),
         ("RECON_MAX_WINDOW_FILE_MB", "-16"),
         ("RECON_MAX_WINDOW_FILE_MB", "16MB"),

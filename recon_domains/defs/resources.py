@@ -173,7 +173,13 @@ class PeerTubeResource(dg.ConfigurableResource):
     push_max_in_flight: int = Field(
         default=DEFAULTS.peertube.push_max_in_flight,
         description="PEERTUBE_PUSH_MAX_IN_FLIGHT: the most PUTs the push keeps in flight at "
-        "once; also the client's connection pool",
+        "once (it keeps the fewest that reach PeerTube's capacity); also the client's "
+        "connection pool",
+    )
+    push_max_rate: float | None = Field(
+        default=DEFAULTS.peertube.push_max_rate,
+        description="PEERTUBE_PUSH_MAX_RATE: the most requests per second the push sends; "
+        "unset = no limit",
     )
 
     def client(self) -> PeerTubeClient:
@@ -267,6 +273,7 @@ def resources_from_settings(
             plugin_path=_text(peertube.plugin_path),
             node=settings.node,
             push_max_in_flight=peertube.push_max_in_flight,
+            push_max_rate=peertube.push_max_rate,
         ),
         "peertube_db": PeerTubeDbResource(
             dsn=dsn, dump_command=dump_command, pg_bin_dir=_text(settings.pg_bin_dir)

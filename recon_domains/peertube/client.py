@@ -10,6 +10,10 @@ act on. Behaviour follows PEERTUBE-FACTS.md (observed on PeerTube 8.0.1):
   (and optionally cached on disk, mode 0600) so repeated runs do not log in again;
 - 429 answers carry `Retry-After` (seconds); admin tokens bypass the API limit.
 
+While a flow control is attached (`flow_controlled`, the push's), every request attempt,
+retries and the login included, is announced to it first (it may make the request wait
+for its turn) and reported to it with its status and latency.
+
 The password is kept in one private attribute and sent only in the token request body: it
 never appears in logs, exception messages, reprs or the token cache.
 """
@@ -26,10 +30,10 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -104,6 +108,18 @@ class PeerTubeRateLimited(PeerTubeHTTPError):
 
 
 # -- settings ------------------------------------------------------------------------------
+class RequestFlow(Protocol):
+    """What a flow control (recon_domains.peertube.flow.FlowControl) hears of requests."""
+
+    def before_request(self) -> float:
+        """A request is about to be sent: seconds to wait first."""
+        ...
+
+    def after_request(self, status: int | None, seconds: float) -> None:
+        """Its HTTP status (None: no answer) and seconds since before_request."""
+        ...
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How hard one call tries before giving up.
@@ -220,6 +236,7 @@ class PeerTubeClient:
         # Of those, retries after a 500: under concurrent PUTs PeerTube's serializable
         # transactions answer some with a 500 that the same PUT retried gets past.
         self.retried_after_500 = 0
+        self._flow: RequestFlow | None = None
         self._load_cached_tokens()
 
     # -- representation: never the password or a token -------------------------------------
@@ -230,6 +247,32 @@ class PeerTubeClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.session.close()
+
+    @contextlib.contextmanager
+    def flow_controlled(self, flow: RequestFlow) -> Iterator[None]:
+        """Announce and report every request to `flow` until the block ends."""
+        self._flow = flow
+        try:
+            yield
+        finally:
+            self._flow = None
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One attempt on the session, told to the flow control when one is attached."""
+        flow = self._flow
+        if flow is None:
+            return self.session.request(method, url, **kwargs)
+        started = time.monotonic()
+        delay = flow.before_request()
+        if delay > 0:
+            self._sleep(delay)
+        status: int | None = None
+        try:
+            resp = self.session.request(method, url, **kwargs)
+            status = resp.status_code
+            return resp
+        finally:
+            flow.after_request(status, time.monotonic() - started)
 
     def __enter__(self) -> PeerTubeClient:
         return self
@@ -513,7 +556,7 @@ class PeerTubeClient:
                 headers["Authorization"] = f"Bearer {token}"
             self._wait_for_rate_limit()
             try:
-                resp = self.session.request(
+                resp = self._send(
                     method, url, headers=headers, json=json_body, data=data, params=params,
                     timeout=self.timeout,
                 )

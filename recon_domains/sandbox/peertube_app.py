@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import email.parser
 import email.policy
+import heapq
 import json
 import logging
 import math
@@ -219,6 +220,10 @@ class PeerTubeApp:
         self._rng = random.Random(knobs.random_seed)
         self._forced_faults: list[str] = []
         self._puts_in_flight = 0
+        self._places_lock = threading.Lock()
+        self._places: list[float] = []  # when each place of the capacity knob frees (heap)
+        self._serving: list[tuple[float, float]] = []  # (start, finish) being served
+        self.peak_in_service = 0  # the most requests served at once (service_time_s)
         self.accounts = Accounts()
         self.admin = self.accounts.add_user(admin_username, admin_password, ROLE_ADMINISTRATOR)
         self.api_limiter = FixedWindowLimiter()
@@ -308,11 +313,51 @@ class PeerTubeApp:
                 with self._knob_lock:
                     self._puts_in_flight -= 1
 
+    @contextlib.contextmanager
+    def served(self) -> Iterator[None]:
+        """Work on a request for `service_time_s`, on one of `capacity` places (knobs).
+
+        A request takes the place that frees first (first come, first served), waits until
+        then, is handled, and answers when its service time is over. The places' times are
+        booked, not measured: a thread that wakes late answers late but never delays the
+        next, so the capacity is exactly capacity / service_time_s however busy the machine.
+        """
+        knobs = self.knobs
+        if not knobs.service_time_s:
+            yield
+            return
+        now = time.monotonic()
+        with self._places_lock:
+            places = self._places
+            while len(places) > knobs.capacity > 0:  # the capacity knob went down
+                heapq.heappop(places)
+            start = now
+            if knobs.capacity and len(places) == knobs.capacity:
+                start = max(now, heapq.heappop(places))
+            finish = start + knobs.service_time_s
+            if knobs.capacity:
+                heapq.heappush(places, finish)
+            self._serving = [(s, f) for s, f in self._serving if f > start]
+            self._serving.append((start, finish))
+            self.peak_in_service = max(self.peak_in_service, len(self._serving))
+        if start > now:
+            time.sleep(start - now)
+        try:
+            yield
+        finally:
+            rest = finish - time.monotonic()
+            if rest > 0:
+                time.sleep(rest)
+
     def _loses_serialization(self) -> bool:
-        """Whether this PUT's transaction loses against a concurrent one (knob)."""
+        """Whether this PUT's transaction loses against a concurrent one (knobs)."""
         with self._knob_lock:
-            rate = self._knobs.serialization_failure_rate
-            return bool(rate) and self._puts_in_flight > 1 and self._rng.random() < rate
+            others = self._puts_in_flight - 1
+            if others < 1:
+                return False
+            chance = 1 - ((1 - self._knobs.serialization_failure_rate)
+                          * (1 - self._knobs.serialization_conflict_rate) ** others)
+            return chance > 0 and self._rng.random() < chance
 
     # the pipeline -------------------------------------------------------------------------------
     def handle(self, req: Request, fault: str | None = None) -> Answer:

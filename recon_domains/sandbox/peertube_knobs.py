@@ -6,6 +6,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+# Chance that a category PUT's serializable transaction conflicts with each other PUT in
+# flight: a PUT with n others fails with 1 - (1 - rate) ** n. Fitted to PeerTube 8.0.1
+# (PEERTUBE-FACTS.md, measured per 300 PUTs: 0 at 1 in flight, 1–9 at 4, 5–7 at 8, 10–12 at
+# 16): this rate gives 0, 2.2, 5.2 and 11.0.
+PEERTUBE_8_CONFLICT_RATE = 0.0025
+
 
 @dataclass
 class ServerKnobs:
@@ -22,6 +28,15 @@ class ServerKnobs:
         PUT is in flight: sequential PUTs never see it, as on the real server
         (PEERTUBE-FACTS.md, "Concurrent PUTs sometimes answer 500": 1–2 % at 4–12 in
         flight). 0 (off) is the default.
+    serialization_conflict_rate: the same 500, drawn with a chance that rises with the
+        number of PUTs in flight (queued ones included: their transactions are open): a PUT
+        with n others loses with 1 - (1 - rate) ** n. PEERTUBE_8_CONFLICT_RATE reproduces
+        what PeerTube 8.0.1 showed. 0 (off) is the default.
+    service_time_s: how long the server works on each request (its handling happens within
+        it); 0: no more than the handling itself.
+    capacity: how many requests it works on at once, with service_time_s (0: unlimited); the
+        others wait in arrival order, so latency grows with load and throughput stops at
+        exactly capacity / service_time_s, as on a server whose CPU or database is the limit.
     token_lifetime_s / refresh_token_lifetime_s: OAuth lifetimes (1 day / 2 weeks).
     rate_limit_window_s / rate_limit_max: the API limit per IP (10 s / 50).
     login_limit_window_s / login_limit_max: the token endpoint limit per IP (5 min / 15).
@@ -38,6 +53,9 @@ class ServerKnobs:
     fault_methods: frozenset[str] | None = None
     fault_path_prefix: str = "/api/v1/"
     serialization_failure_rate: float = 0.0
+    serialization_conflict_rate: float = 0.0
+    capacity: int = 0
+    service_time_s: float = 0.0
     token_lifetime_s: float = 86400.0
     refresh_token_lifetime_s: float = 1209600.0
     rate_limit_window_s: float = 10.0

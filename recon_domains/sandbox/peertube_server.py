@@ -27,9 +27,11 @@ client is persisted. A restart re-registers the categories recorded at install i
 running ``register()`` again. No upload, federation or static files.
 
 Test knobs (peertube_knobs.ServerKnobs): latency, injected 500s, dropped connections,
-PeerTube's serialization-failure 500 under concurrent PUTs, token lifetimes, rate-limit
-windows and maxima, a required Host header. Change them on a running server with
-``RunningPeerTube.set_knobs(...)``; ``fail_next(n, mode)`` injects deterministic faults.
+PeerTube's serialization-failure 500 under concurrent PUTs (flat, or rising with the number
+in flight as measured), a fixed capacity (requests beyond it queue, each held for a service
+time), token lifetimes, rate-limit windows and maxima, a required Host header. Change them
+on a running server with ``RunningPeerTube.set_knobs(...)``; ``fail_next(n, mode)`` injects
+deterministic faults.
 """
 
 from __future__ import annotations
@@ -102,13 +104,14 @@ class _Handler(BaseHTTPRequestHandler):
             knobs = app.knobs
             if knobs.latency_s > 0:
                 time.sleep(knobs.latency_s)
-            fault = app.fault_for(req.method, req.path)
-            if fault == "drop":
-                self.close_connection = True
-                with contextlib.suppress(OSError):
-                    self.connection.shutdown(socket.SHUT_RDWR)
-                return
-            status, headers, payload = app.handle(req, fault)
+            with app.served():
+                fault = app.fault_for(req.method, req.path)
+                if fault == "drop":
+                    self.close_connection = True
+                    with contextlib.suppress(OSError):
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                status, headers, payload = app.handle(req, fault)
         self._send(status, headers, payload)
 
     def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
@@ -319,6 +322,9 @@ def _cli_knobs(args: argparse.Namespace) -> dict[str, Any]:
         "rate_window": "rate_limit_window_s",
         "login_limit": "login_limit_max",
         "serialization_failure_rate": "serialization_failure_rate",
+        "serialization_conflict_rate": "serialization_conflict_rate",
+        "capacity": "capacity",
+        "service_time": "service_time_s",
     }
     return {
         knob: getattr(args, flag)

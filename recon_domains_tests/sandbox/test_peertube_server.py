@@ -675,3 +675,61 @@ def test_serialization_failure_knob_hits_concurrent_puts_only(peertube_server_fa
     assert all(a.status_code in (204, 500) for a in answers)
     categories = PeerTubeDatabase(server.dsn).categories_of([v["uuid"] for v in failed])
     assert set(categories.values()) == {None}  # the lost transaction wrote nothing
+
+
+def test_capacity_knob_queues_requests_beyond_it(peertube_server_factory):
+    """A server with a fixed capacity: at most `capacity` requests are worked on at once,
+    each for at least `service_time_s`, the others wait; so 12 requests at once on 3
+    places take 4 rounds. Lower bounds only (a sleep is never shorter)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    server = peertube_server_factory(capacity=3, service_time_s=0.1)
+    start = threading.Barrier(12)
+    t0 = time.monotonic()
+
+    def get(_: int) -> float:
+        start.wait()
+        assert requests.get(f"{server.url}/api/v1/videos/categories").status_code == 200
+        return time.monotonic() - t0
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        finished = sorted(pool.map(get, range(12)))
+    assert server.app.peak_in_service == 3
+    for k, at in enumerate(finished):  # the k-th answer waited for k // 3 full rounds
+        assert at >= (k // 3 + 1) * 0.1, (k, finished)
+
+
+def test_serialization_conflicts_rise_with_the_puts_in_flight(peertube_server_factory):
+    """PEERTUBE-FACTS.md: per 300 PUTs PeerTube 8.0.1 lost 0 at 1 in flight, 1–9 at 4, 5–7
+    at 8 and 10–12 at 16. The knob's chance per other PUT in flight reproduces that with
+    PEERTUBE_8_CONFLICT_RATE; the server test uses a larger rate so that counts of a few
+    hundred PUTs are far apart."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recon_domains.sandbox.peertube_knobs import PEERTUBE_8_CONFLICT_RATE
+
+    def per_300(in_flight: int) -> float:
+        return 300 * (1 - (1 - PEERTUBE_8_CONFLICT_RATE) ** (in_flight - 1))
+
+    assert per_300(1) == 0
+    assert 1 <= per_300(4) <= 9 and 5 <= per_300(8) <= 7 and 10 <= per_300(16) <= 12
+
+    server = peertube_server_factory(serialization_conflict_rate=0.05, service_time_s=0.01)
+    videos = [server.add_video(f"c{i}")["uuid"] for i in range(16)]
+    headers, _ = _login(server.url)
+
+    def lost(in_flight: int, puts: int = 160) -> int:
+        def put(i: int) -> int:
+            with requests.Session() as session:
+                url = f"{server.url}/api/v1/videos/{videos[i % len(videos)]}"
+                return sum(session.put(url, headers=headers, json={"category": 13})
+                           .status_code == 500 for _ in range(puts // in_flight))
+
+        with ThreadPoolExecutor(max_workers=in_flight) as pool:
+            return sum(pool.map(put, range(in_flight)))
+
+    alone, at_4, at_16 = lost(1), lost(4), lost(16)
+    assert alone == 0
+    # Expected about 160 x 14 % = 23 at 4, 160 x 54 % = 86 at 16.
+    assert 0 < at_4 < at_16, (at_4, at_16)

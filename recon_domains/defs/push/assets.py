@@ -111,6 +111,7 @@ def peertube_category_push(
             stage=stage,
             database=database,
             workers=peertube.push_max_in_flight,
+            max_rate=peertube.push_max_rate,
             on_progress=progress,
         )
         remaining = len(select_stage_items(store, stage, recon.push_stage_sizes))
@@ -139,6 +140,7 @@ def peertube_category_push(
             "remaining_in_stage": remaining,
             "put_requests": result.put_count,
             "items_per_second": round(result.items_per_second, 1),
+            **result.flow_metadata(),
             "summary": result.summary(),
             "failures": table(
                 Table.of(["hash", "reason"], [(h[:12], r) for h, r in result.failed[:20]])

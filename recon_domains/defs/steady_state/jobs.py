@@ -114,6 +114,7 @@ def steady_state_push(
             stage="steady-state",
             database=peertube_db.database_if_configured(),
             workers=peertube.push_max_in_flight,
+            max_rate=peertube.push_max_rate,
         )
     context.log.info(result.summary())
     metadata = {
