@@ -39,6 +39,7 @@ from recon_domains.recon.concepts import (
     STATE_NO_VALID_DOMAINS,
     STATE_NO_WINDOW_FILES,
     STATE_OK,
+    UnsafeHashError,
     concept_folder,
     read_domain_counts,
 )
@@ -51,7 +52,7 @@ from recon_domains.recon.quarantine import (
     unfinished_entry,
     write_entry,
 )
-from recon_domains.recon.store import DOMAIN_COLUMNS, ReconStore
+from recon_domains.recon.store import DOMAIN_COLUMNS, ReconStore, StreamDocument
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import MID_PIPELINE_STATUSES, Status
 
@@ -78,6 +79,7 @@ class ReprocessItem:
     window_files: int
     stale: bool  # False: the folder has valid domains now, or could not be read: skipped
     why: str  # why it is stale (or why it is skipped)
+    unsafe: bool = False  # its folder leads outside the concepts root: an error, never touched
 
 
 @dataclass
@@ -189,6 +191,14 @@ def batch_preconditions(
     return problems
 
 
+def _unsafe_why(exc: UnsafeHashError) -> str:
+    """Why a document with an unsafe concept folder is left alone (plan, batch, errors)."""
+    return (
+        f"unsafe concept folder, nothing touched: {exc}. Put the real folder back (or remove "
+        "the link), then re-run the batch"
+    )
+
+
 def _check_roots(concepts_root: Path, quarantine_root: Path) -> None:
     c, q = os.path.realpath(concepts_root), os.path.realpath(quarantine_root)
     if c == q or q.startswith(c.rstrip(os.sep) + os.sep) or c.startswith(q.rstrip(os.sep) + os.sep):
@@ -210,7 +220,9 @@ def plan_reprocess(
     stale ones) with its folder's state and why it is stale. Writes nothing.
 
     Documents whose folder now has valid domains, or cannot be read, are listed with
-    `stale=False` (a batch skips them) and do not count towards `limit`.
+    `stale=False` (a batch skips them) and do not count towards `limit`; so are documents
+    whose folder is unsafe (a symlink out of the root, a hash that is no plain folder name),
+    with `unsafe=True` (a batch records them as errors).
     """
     root = Path(concepts_root)
     items: list[ReprocessItem] = []
@@ -218,9 +230,13 @@ def plan_reprocess(
     for doc in store.documents_with_status(Status.NEEDS_REPROCESS):
         if limit is not None and stale >= limit:
             break
-        counts = read_domain_counts(root, doc.hash, max_file_mb=max_window_file_mb)
+        try:
+            folder = concept_folder(root, doc.hash)
+            counts = read_domain_counts(root, doc.hash, max_file_mb=max_window_file_mb)
+        except UnsafeHashError as exc:
+            items.append(_unsafe_item(root, doc, exc))
+            continue
         is_stale, why = _why_stale(counts)
-        folder = concept_folder(root, doc.hash)
         items.append(
             ReprocessItem(
                 hash=doc.hash,
@@ -236,6 +252,23 @@ def plan_reprocess(
         )
         stale += is_stale
     return items
+
+
+def _unsafe_item(root: Path, doc: StreamDocument, exc: UnsafeHashError) -> ReprocessItem:
+    """The plan's line for a document whose folder is unsafe: nothing under it is read."""
+    where = os.path.join(os.fspath(root), doc.hash)
+    return ReprocessItem(
+        hash=doc.hash,
+        channel=doc.channel,
+        path=doc.path,
+        folder=where,
+        folder_exists=os.path.lexists(where),
+        file_count=0,
+        window_files=0,
+        stale=False,
+        why=_unsafe_why(exc),
+        unsafe=True,
+    )
 
 
 # --- the batch ------------------------------------------------------------------------------
@@ -278,7 +311,10 @@ def _process_one(
     result: ReprocessResult,
     max_window_file_mb: float,
 ) -> None:
-    folder = concept_folder(concepts_root, doc_hash)
+    try:
+        folder = concept_folder(concepts_root, doc_hash)
+    except UnsafeHashError as exc:
+        raise ReprocessError(_unsafe_why(exc)) from None
     doc = store.row_snapshot("documents", doc_hash)
     if doc is None:
         result.skipped.append((doc_hash, "no documents row"))
@@ -357,7 +393,7 @@ def run_reprocess_batch(
     """Quarantine the stale folders of `items` and re-queue their documents (see the module
     docstring for the crash-safe order). Items with `stale=False` are skipped; every document
     is re-checked against the database and its folder first, so a stale plan is harmless.
-    An error on one document is recorded and the batch goes on.
+    An error on one document (an unsafe folder among them) is recorded and the batch goes on.
     """
     croot, qroot = Path(concepts_root), Path(quarantine_root)
     _check_roots(croot, qroot)
@@ -366,6 +402,9 @@ def run_reprocess_batch(
     result = ReprocessResult()
     for item in items:
         if isinstance(item, ReprocessItem):
+            if item.unsafe:
+                result.errors.append((item.hash, item.why))
+                continue
             if not item.stale:
                 result.skipped.append((item.hash, item.why))
                 continue

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from recon_domains.recon import quarantine
-from recon_domains.recon.concepts import concept_folder
+from recon_domains.recon.concepts import UnsafeHashError, concept_folder
 from recon_domains.recon.quarantine import EntrySnapshot, QuarantineEntry
 from recon_domains.recon.store import ReconStore, utc_now
 from recon_domains.rollback.audit import SAMPLE_SIZE, AuditLog, RollbackReport, recorded
@@ -79,7 +79,10 @@ def restore_concepts(
     items = _restore_candidates(store, qroot, hashes)
     plan: list[dict[str, Any]] = []
     for it in items:
-        target = concept_folder(croot, it.hash)
+        try:
+            target, unsafe = concept_folder(croot, it.hash), None
+        except UnsafeHashError as exc:  # e.g. a symlink out of the root put in its place
+            target, unsafe = croot / it.hash, str(exc)
         doc = store.row_snapshot("documents", it.hash)
         had = bool(it.snapshot and it.snapshot.had_folder)
         q_concepts = it.entry.concepts if it.entry else None
@@ -93,7 +96,9 @@ def restore_concepts(
         else:
             source, kind = None, "missing"
         row_back = restore_documents and it.snapshot is not None and _in_reset_state(doc)
-        if doc and doc.get("status") in MID_PIPELINE_STATUSES:
+        if unsafe is not None:
+            action = f"problem: nothing touched, the concept folder is unsafe: {unsafe}"
+        elif doc and doc.get("status") in MID_PIPELINE_STATUSES:
             action = "skip: RECON is processing it now; run again when RECON is idle"
         elif kind == "missing":
             action = (
@@ -111,6 +116,7 @@ def restore_concepts(
                 "source": str(source) if source else None,
                 "target": str(target),
                 "target_exists": target.exists(),
+                "unsafe": unsafe is not None,
                 "document_row_back": bool(row_back) and action == "restore",
                 "action": action,
                 "_item": it,
@@ -124,7 +130,8 @@ def restore_concepts(
         "from_offsite": sum(1 for p in todo if p["from"] == "offsite"),
         "document_rows_back": sum(1 for p in todo if p["document_row_back"]),
         "skipped": sum(1 for p in plan if p["action"].startswith("skip")),
-        "missing": sum(1 for p in plan if p["action"].startswith("problem")),
+        "missing": sum(1 for p in plan if p["action"].startswith("problem") and not p["unsafe"]),
+        "unsafe": sum(1 for p in plan if p["unsafe"]),
     }
     report.sample = [
         {k: v for k, v in p.items() if not k.startswith("_")} for p in plan[:SAMPLE_SIZE]

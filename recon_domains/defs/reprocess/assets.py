@@ -91,7 +91,7 @@ def reprocess_batch(
                     "yes" if i.folder_exists else "no",
                     i.file_count,
                     i.window_files,
-                    "yes" if i.stale else "no (skipped)",
+                    "yes" if i.stale else "no (error: unsafe)" if i.unsafe else "no (skipped)",
                     i.why,
                     i.path,
                 )
@@ -103,6 +103,7 @@ def reprocess_batch(
                 "needs_reprocess": len(plan),
                 "stale": len(stale),
                 "skipped_not_stale": len(plan) - len(stale),
+                "unsafe_folders": sum(1 for i in plan if i.unsafe),
                 "folders_to_quarantine": sum(1 for i in stale if i.folder_exists),
                 "files_to_quarantine": sum(i.file_count for i in stale),
                 "why": dg.MetadataValue.json(dict(reasons)),
