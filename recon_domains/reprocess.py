@@ -49,6 +49,7 @@ from recon_domains.recon.quarantine import (
     all_entries,
     entries_for,
     move_folder,
+    settle_interrupted_writes,
     unfinished_entry,
     write_entry,
 )
@@ -91,6 +92,8 @@ class ReprocessResult:
     resumed: list[str] = field(default_factory=list)  # interrupted earlier, finished now
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (hash, why)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (hash, message)
+    # `.partial` folders killed runs left, as resume_interrupted settled them
+    interrupted: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def files_quarantined(self) -> int:
@@ -424,14 +427,22 @@ def resume_interrupted(
     quarantine_root: str | os.PathLike[str],
     reason: str = "resume",
     *,
+    offsite_dir: str | os.PathLike[str] | None = None,
     max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> ReprocessResult:
-    """Finish every document a previous batch left between quarantine and reset."""
-    qroot = Path(quarantine_root)
-    return run_reprocess_batch(
-        store, concepts_root, qroot, sorted(_pending_hashes(store, qroot)), reason,
+    """Finish what a previous run left: first settle the `.partial` folders killed writes
+    left (quarantine.interrupted_writes; those kept are errors of their document), then
+    every document left between quarantine and reset."""
+    croot, qroot = Path(concepts_root), Path(quarantine_root)
+    _check_roots(croot, qroot)
+    found, kept = settle_interrupted_writes(qroot, croot, offsite_dir)
+    result = run_reprocess_batch(
+        store, croot, qroot, sorted(_pending_hashes(store, qroot)), reason,
         max_window_file_mb=max_window_file_mb,
     )
+    result.interrupted = [w.as_dict() for w in found]
+    result.errors[:0] = kept
+    return result
 
 
 def _pending_hashes(store: ReconStore, quarantine_root: Path) -> set[str]:

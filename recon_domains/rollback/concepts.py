@@ -76,6 +76,16 @@ def restore_concepts(
     """
     croot, qroot = Path(concepts_root), Path(quarantine_root)
     report = RollbackReport("restore_concepts", dry_run)
+    writes, kept = quarantine.settle_interrupted_writes(
+        qroot, croot, offsite_dir, dry_run=dry_run
+    )
+    report.problems.extend(f"{h}: {problem}" for h, problem in kept)
+    settled = [w for w in writes if w.action != quarantine.KEEP]
+    if settled:
+        report.steps.append(
+            f"{'would settle' if dry_run else 'settled'} {len(settled)} copies killed runs "
+            "left: " + "; ".join(f"{w.path}: {w.why}" for w in settled[:SAMPLE_SIZE])
+        )
     items = _restore_candidates(store, qroot, hashes)
     plan: list[dict[str, Any]] = []
     for it in items:
@@ -125,6 +135,7 @@ def restore_concepts(
         )
     todo = [p for p in plan if p["action"] == "restore"]
     report.counts = {
+        "interrupted_writes": len(writes),
         "candidates": len(plan),
         "from_quarantine": sum(1 for p in todo if p["from"] == "quarantine"),
         "from_offsite": sum(1 for p in todo if p["from"] == "offsite"),

@@ -52,6 +52,7 @@ def _live_preconditions(recon: ReconResource, store: "ReconStore") -> list[str]:
 def reprocess_batch(
     context: dg.AssetExecutionContext, recon: ReconResource
 ) -> dg.MaterializeResult:
+    from recon_domains.recon.quarantine import interrupted_writes
     from recon_domains.reprocess import (
         item_dict,
         plan_reprocess,
@@ -71,6 +72,9 @@ def reprocess_batch(
                 store, recon.concepts_root, max_window_file_mb=recon.max_window_file_mb
             )
             after, _ = store.audit_counts()
+        unsettled = interrupted_writes(
+            recon.quarantine_root, recon.concepts_root, recon.offsite_concepts_dir or None
+        )
         stale = [i for i in plan if i.stale]
         reasons = Counter(i.why for i in plan)
         listing = Table.of(
@@ -109,6 +113,8 @@ def reprocess_batch(
                 "why": dg.MetadataValue.json(dict(reasons)),
                 "plan": table(listing),
                 "plan_items": dg.MetadataValue.json([item_dict(i) for i in plan[:200]]),
+                # What the next real batch settles first (killed runs' `.partial` copies).
+                "interrupted_writes": dg.MetadataValue.json([w.as_dict() for w in unsettled]),
                 "audit_rows_before": before,
                 "audit_rows_after": after,
                 "written": 0,
@@ -129,7 +135,8 @@ def reprocess_batch(
         reason = f"runbook Step 7 {partition} (dagster run {context.run.run_id[:8]})"
         cap = recon.max_window_file_mb
         resumed = resume_interrupted(
-            store, recon.concepts_root, recon.quarantine_root, reason, max_window_file_mb=cap
+            store, recon.concepts_root, recon.quarantine_root, reason,
+            offsite_dir=recon.offsite_concepts_dir or None, max_window_file_mb=cap,
         )
         plan = plan_reprocess(
             store, recon.concepts_root, this.partition(partition).limit, max_window_file_mb=cap
@@ -164,6 +171,7 @@ def reprocess_batch(
                     ],
                 )
             ),
+            "interrupted_writes": dg.MetadataValue.json(resumed.interrupted),
             "error_list": dg.MetadataValue.json([{"hash": h, "error": e} for h, e in errors[:50]]),
         }
     )
