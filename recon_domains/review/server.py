@@ -114,8 +114,10 @@ class Review:
         allowed_hosts: frozenset[str] | None,
         port: int,
         max_window_file_mb: float,
+        accepted_hosts: Sequence[str] = (),
     ) -> None:
         self.store_path = store_path
+        self.accepted_hosts = tuple(accepted_hosts)  # RECON_ACCEPTED_HOSTS: what may be pushed
         self.concepts_root = concepts_root
         self.max_window_file_mb = max_window_file_mb
         self.source = source
@@ -148,7 +150,7 @@ class Review:
 
     def open_store(self) -> ReconStore:
         """A short-lived store per request: RECON keeps writing the file meanwhile."""
-        store = ReconStore.open(self.store_path, self.source)
+        store = ReconStore.open(self.store_path, self.source, accepted_hosts=self.accepted_hosts)
         try:
             store.require_migrated()
         except BaseException:
@@ -424,6 +426,7 @@ def build(
     token: str | None = None,
     extra_hosts: Sequence[str] = (),
     max_window_file_mb: float = DEFAULTS.max_window_file_mb,
+    accepted_hosts: Sequence[str] = DEFAULTS.accepted_hosts,
 ) -> tuple[uvicorn.Server, socket.socket, Review]:
     """Check the settings and the database, bind the socket, and build the server.
 
@@ -472,6 +475,7 @@ def build(
         store_path, Path(concepts_root).expanduser(), source,
         push=push, token=token, allowed_hosts=allowed, port=bound_port,
         max_window_file_mb=max_window_file_mb,
+        accepted_hosts=accepted_hosts,
     )
     config = uvicorn.Config(
         create_app(review), log_level="warning", access_log=False, lifespan="off",
@@ -562,6 +566,7 @@ def cli_main(args: argparse.Namespace) -> int:
             token=token.get_secret_value() if token else None,
             extra_hosts=settings.review.hosts,
             max_window_file_mb=settings.max_window_file_mb,
+            accepted_hosts=settings.accepted_hosts,
         )
     except (ConfigError, ReviewConfigError, ReconStoreError, OSError) as exc:
         print(f"recon-domains review: {exc}", file=sys.stderr)
