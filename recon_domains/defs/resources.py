@@ -105,14 +105,18 @@ class ReconResource(dg.ConfigurableResource):
     )
 
     @contextmanager
-    def store(self) -> Iterator[ReconStore]:
-        """An open ReconStore, closed afterwards."""
+    def store(self, *, migrated: bool = True) -> Iterator[ReconStore]:
+        """An open ReconStore, closed afterwards. Unless `migrated=False` (the steps that
+        run before the migration or undo it), recon.db must be migrated: a step reading the
+        domain columns says so (ReconStoreError naming Step 3), not "no such column"."""
         from recon_domains.recon.store import ReconStore
 
         store = ReconStore.open(
             Path(self.db_path), self.stream_source, accepted_hosts=self.accepted_hosts
         )
         try:
+            if migrated:
+                store.require_migrated()
             yield store
         finally:
             store.close()

@@ -66,7 +66,6 @@ def reprocess_batch(
 
     if this.partition(partition).dry_run:
         with operator_errors(step), recon.store() as store:
-            store.require_migrated()
             before, _ = store.audit_counts()
             plan = plan_reprocess(
                 store, recon.concepts_root, max_window_file_mb=recon.max_window_file_mb
