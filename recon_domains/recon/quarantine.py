@@ -230,7 +230,6 @@ class InterruptedWrite:
 
     path: Path
     hash: str
-    source: Path
     action: str
     why: str
 
@@ -243,8 +242,7 @@ class InterruptedWrite:
             (self.path.parent / REMOVING_MARKER).unlink(missing_ok=True)  # nothing to remove
 
     def as_dict(self) -> dict[str, str]:
-        return {"path": str(self.path), "hash": self.hash, "action": self.action,
-                "why": self.why}
+        return {**asdict(self), "path": str(self.path)}
 
 
 def _real_dir(path: Path) -> bool:
@@ -256,30 +254,30 @@ def _decide(
     partial: Path, doc_hash: str, source: Path, what: str, *, complete: bool = False
 ) -> InterruptedWrite:
     if _real_dir(source):
-        return InterruptedWrite(partial, doc_hash, source, REMOVE, (
+        return InterruptedWrite(partial, doc_hash, REMOVE, (
             f"{what}, stopped before it was in place; the original is still at {source}: "
             "removed (the next run copies again)"
         ))
     if complete:
-        return InterruptedWrite(partial, doc_hash, source, FINISH, (
+        return InterruptedWrite(partial, doc_hash, FINISH, (
             f"{what}, complete but not yet renamed when the run stopped; {source} is gone: "
             "put in place"
         ))
-    return InterruptedWrite(partial, doc_hash, source, KEEP, (
+    return InterruptedWrite(partial, doc_hash, KEEP, (
         f"{what}, stopped before it was in place, and {source} is gone: this partial copy may "
         "be all that is left of it. Kept: compare it with the off-site mirror, then move what "
         f"belongs back to {source} (or delete the copy)"
     ))
 
 
-def _partial_entry(partial: Path, doc_hash: str, folder: Path) -> InterruptedWrite:
+def _partial_entry(partial: Path, doc_hash: str) -> InterruptedWrite:
     extra = sorted(c.name for c in partial.iterdir() if c.name != DOCUMENT_FILE)
     if extra:
-        return InterruptedWrite(partial, doc_hash, folder, KEEP, (
+        return InterruptedWrite(partial, doc_hash, KEEP, (
             f"an entry being written holds {', '.join(extra)} besides {DOCUMENT_FILE}: "
             "kept, check it by hand"
         ))
-    return InterruptedWrite(partial, doc_hash, folder, REMOVE, (
+    return InterruptedWrite(partial, doc_hash, REMOVE, (
         "an entry being written when the run stopped (its document was not touched yet): "
         "removed"
     ))
@@ -313,7 +311,7 @@ def interrupted_writes(
         if p.name.endswith(PARTIAL_SUFFIX) and p.is_dir() and not p.is_symlink():
             name = p.name.removesuffix(PARTIAL_SUFFIX)
             if (doc_hash := entry_hash(name)) is not None:
-                found.append(_partial_entry(p, doc_hash, concepts_root / doc_hash))
+                found.append(_partial_entry(p, doc_hash))
             elif name.endswith(REPLACED_SUFFIX) and (
                 doc_hash := entry_hash(name.removesuffix(REPLACED_SUFFIX))
             ):

@@ -71,9 +71,9 @@ def reprocess_batch(
                 store, recon.concepts_root, max_window_file_mb=recon.max_window_file_mb
             )
             after, _ = store.audit_counts()
-        unsettled = interrupted_writes(
-            recon.quarantine_root, recon.concepts_root, recon.offsite_concepts_dir or None
-        )
+            unsettled = interrupted_writes(
+                recon.quarantine_root, recon.concepts_root, recon.offsite_concepts_dir or None
+            )
         stale = [i for i in plan if i.stale]
         reasons = Counter(i.why for i in plan)
         listing = Table.of(
