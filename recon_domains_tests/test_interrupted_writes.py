@@ -13,11 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
-from recon_domains.assignment import run_pass1
 from recon_domains.recon import quarantine
-from recon_domains.recon.store import ReconStore
 from recon_domains.reprocess import (
     plan_reprocess,
     resume_interrupted,
@@ -29,17 +25,6 @@ from recon_domains.taxonomy import Status
 from recon_domains_tests.snapshots import tree_snapshot
 
 PARTIAL_COPY = quarantine.CONCEPTS_SUBDIR + quarantine.PARTIAL_SUFFIX
-
-
-@pytest.fixture
-def migrated(corpus_factory):
-    """A small corpus after the schema migration and pass 1: needs_reprocess rows exist."""
-    corpus = corpus_factory(docs=150)
-    store = ReconStore.open(corpus.recon_db, corpus.source)
-    store.migrate()
-    run_pass1(store, corpus.concepts_dir)
-    yield corpus, store
-    store.close()
 
 
 def _qroot(corpus) -> Path:
@@ -74,8 +59,8 @@ def _only_entry(corpus, doc_hash: str) -> quarantine.QuarantineEntry:
     return entry
 
 
-def test_killed_mid_copy_the_partial_copy_is_removed_and_the_move_done_again(migrated) -> None:
-    corpus, store = migrated
+def test_killed_mid_copy_the_partial_copy_is_removed_and_the_move_done_again(after_pass1) -> None:
+    corpus, store = after_pass1
     (item,) = _stale_with_files(store, corpus)
     files = tree_snapshot(item.folder)
     _killed_batch(corpus, item.hash, "copy")
@@ -96,8 +81,8 @@ def test_killed_mid_copy_the_partial_copy_is_removed_and_the_move_done_again(mig
     assert quarantine.entries_for(_qroot(corpus), item.hash) == [entry]
 
 
-def test_killed_mid_copy_with_the_source_gone_the_partial_copy_is_kept(migrated) -> None:
-    corpus, store = migrated
+def test_killed_mid_copy_with_the_source_gone_the_partial_copy_is_kept(after_pass1) -> None:
+    corpus, store = after_pass1
     (item,) = _stale_with_files(store, corpus)
     _killed_batch(corpus, item.hash, "copy")
     partial = _only_entry(corpus, item.hash).path / PARTIAL_COPY
@@ -119,9 +104,9 @@ def test_killed_mid_copy_with_the_source_gone_the_partial_copy_is_kept(migrated)
 
 
 def test_killed_before_the_rename_a_complete_copy_is_finished_when_its_source_is_gone(
-    migrated,
+    after_pass1,
 ) -> None:
-    corpus, store = migrated
+    corpus, store = after_pass1
     first, second = _stale_with_files(store, corpus, 2)
     files = {i.hash: tree_snapshot(i.folder) for i in (first, second)}
     for item in (first, second):
@@ -145,8 +130,8 @@ def test_killed_before_the_rename_a_complete_copy_is_finished_when_its_source_is
     assert verify_requeued(store, sorted(files), _qroot(corpus)).ok
 
 
-def test_a_copy_restarted_and_killed_again_is_never_taken_for_complete(migrated) -> None:
-    corpus, store = migrated
+def test_a_copy_restarted_and_killed_again_is_never_taken_for_complete(after_pass1) -> None:
+    corpus, store = after_pass1
     (item,) = _stale_with_files(store, corpus)
     files = tree_snapshot(item.folder)
     _killed_batch(corpus, item.hash, "rename")  # complete copy, marker written
@@ -162,8 +147,8 @@ def test_a_copy_restarted_and_killed_again_is_never_taken_for_complete(migrated)
     assert store.domain_row(item.hash)["recon_domain_status"] == Status.NEEDS_REPROCESS
 
 
-def test_killed_while_writing_the_entry_the_partial_entry_is_removed(migrated) -> None:
-    corpus, store = migrated
+def test_killed_while_writing_the_entry_the_partial_entry_is_removed(after_pass1) -> None:
+    corpus, store = after_pass1
     (item,) = _stale_with_files(store, corpus)
     files = tree_snapshot(item.folder)
     _killed_batch(corpus, item.hash, "entry")
@@ -183,8 +168,8 @@ def test_killed_while_writing_the_entry_the_partial_entry_is_removed(migrated) -
     assert [p.name for p in _qroot(corpus).iterdir()] == [_only_entry(corpus, item.hash).name]
 
 
-def test_a_partial_entry_holding_more_than_its_document_file_is_kept(migrated) -> None:
-    corpus, store = migrated
+def test_a_partial_entry_holding_more_than_its_document_file_is_kept(after_pass1) -> None:
+    corpus, store = after_pass1
     (item,) = _stale_with_files(store, corpus)
     stamp = time.strftime("%Y%m%dT%H%M%S000000Z", time.gmtime())
     partial = _qroot(corpus) / f"{item.hash}__{stamp}{quarantine.PARTIAL_SUFFIX}"
@@ -196,11 +181,11 @@ def test_a_partial_entry_holding_more_than_its_document_file_is_kept(migrated) -
     assert (partial / "concepts" / "window_0001.json").read_text() == "[]"
 
 
-def test_restore_settles_its_own_killed_copies(migrated) -> None:
+def test_restore_settles_its_own_killed_copies(after_pass1) -> None:
     """The on-disk state a forced restore and an off-site restore leave when killed
     mid-copy (set-aside copy, staging copy): removed when their source is there, kept and
     reported when it is not; the dry run only lists them."""
-    corpus, store = migrated
+    corpus, store = after_pass1
     offsite = corpus.out_dir / "offsite"
     aside_item, staged_item, lost_item = _stale_with_files(store, corpus, 3)
     shutil.copytree(staged_item.folder, offsite / staged_item.hash)

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from recon_domains import reprocess as rp
-from recon_domains.assignment import run_pass1
 from recon_domains.recon import quarantine
-from recon_domains.recon.store import AUDIT_TABLE, ReconStore
+from recon_domains.recon.store import AUDIT_TABLE
 from recon_domains.reprocess import (
     ReprocessError,
     plan_reprocess,
@@ -25,23 +24,12 @@ from recon_domains.taxonomy import Status
 from recon_domains_tests.snapshots import db_snapshot, tree_snapshot
 
 
-@pytest.fixture
-def migrated(corpus_factory):
-    """A small corpus after the schema migration and pass 1: needs_reprocess rows exist."""
-    corpus = corpus_factory(docs=150)
-    store = ReconStore.open(corpus.recon_db, corpus.source)
-    store.migrate()
-    run_pass1(store, corpus.concepts_dir)
-    yield corpus, store
-    store.close()
-
-
 def _quarantine(corpus) -> Path:
     return corpus.out_dir / "concepts.quarantine"
 
 
-def test_plan_lists_state_and_reason_and_writes_nothing(migrated) -> None:
-    corpus, store = migrated
+def test_plan_lists_state_and_reason_and_writes_nothing(after_pass1) -> None:
+    corpus, store = after_pass1
     before_db, before_tree = db_snapshot(corpus.recon_db), tree_snapshot(corpus.out_dir)
     items = plan_reprocess(store, corpus.concepts_dir)
     assert db_snapshot(corpus.recon_db) == before_db
@@ -73,8 +61,8 @@ def _pick(items, with_folder: int, without: int):
     ][:without]
 
 
-def test_batch_quarantines_and_queues_exactly(migrated) -> None:
-    corpus, store = migrated
+def test_batch_quarantines_and_queues_exactly(after_pass1) -> None:
+    corpus, store = after_pass1
     items = _pick(plan_reprocess(store, corpus.concepts_dir), 7, 3)
     untouched = db_snapshot(corpus.recon_db)["rows"]
     trees = {i.hash: tree_snapshot(i.folder) for i in items if i.folder_exists}
@@ -124,8 +112,8 @@ def test_batch_quarantines_and_queues_exactly(migrated) -> None:
     assert saved["documents"]["status"] == "complete"
 
 
-def test_rerun_is_safe_and_changes_nothing(migrated) -> None:
-    corpus, store = migrated
+def test_rerun_is_safe_and_changes_nothing(after_pass1) -> None:
+    corpus, store = after_pass1
     items = plan_reprocess(store, corpus.concepts_dir, limit=5)
     run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), items, "b")
     before_db, before_tree = db_snapshot(corpus.recon_db), tree_snapshot(corpus.out_dir)
@@ -149,8 +137,8 @@ def _die(*a, **k):
     raise Killed()
 
 
-def test_kill_between_move_and_reset_resumes(migrated, monkeypatch) -> None:
-    corpus, store = migrated
+def test_kill_between_move_and_reset_resumes(after_pass1, monkeypatch) -> None:
+    corpus, store = after_pass1
     item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     files = tree_snapshot(item.folder)
     monkeypatch.setattr(rp, "_reset_and_audit", _die)
@@ -175,8 +163,8 @@ def test_kill_between_move_and_reset_resumes(migrated, monkeypatch) -> None:
     assert len(list(_quarantine(corpus).iterdir())) == 1  # no second entry
 
 
-def test_kill_before_the_move_resumes(migrated, monkeypatch) -> None:
-    corpus, store = migrated
+def test_kill_before_the_move_resumes(after_pass1, monkeypatch) -> None:
+    corpus, store = after_pass1
     item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     files = tree_snapshot(item.folder)
     monkeypatch.setattr(rp, "move_folder", _die)
@@ -190,8 +178,8 @@ def test_kill_before_the_move_resumes(migrated, monkeypatch) -> None:
     assert verify_requeued(store, [item.hash], _quarantine(corpus)).ok
 
 
-def test_cross_device_move_and_kill_while_removing_the_source(migrated, monkeypatch) -> None:
-    corpus, store = migrated
+def test_cross_device_move_and_kill_while_removing_the_source(after_pass1, monkeypatch) -> None:
+    corpus, store = after_pass1
     item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     files = tree_snapshot(item.folder)
     real_rename, real_rmtree = os.rename, shutil.rmtree
@@ -221,8 +209,8 @@ def test_cross_device_move_and_kill_while_removing_the_source(migrated, monkeypa
     assert verify_requeued(store, [item.hash], _quarantine(corpus)).ok
 
 
-def test_folder_with_valid_domains_now_is_skipped(migrated) -> None:
-    corpus, store = migrated
+def test_folder_with_valid_domains_now_is_skipped(after_pass1) -> None:
+    corpus, store = after_pass1
     item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     # RECON rewrote the folder since pass 1: it has a valid domain now.
     Path(item.folder, "window_9999.json").write_text(json.dumps([{"domain": "Medical"}]))
@@ -234,8 +222,8 @@ def test_folder_with_valid_domains_now_is_skipped(migrated) -> None:
     assert store.domain_row(item.hash)["recon_domain_status"] == Status.NEEDS_REPROCESS
 
 
-def test_quarantine_inside_concepts_is_refused(migrated) -> None:
-    corpus, store = migrated
+def test_quarantine_inside_concepts_is_refused(after_pass1) -> None:
+    corpus, store = after_pass1
     with pytest.raises(ReprocessError, match="outside the concepts folder"):
         run_reprocess_batch(store, corpus.concepts_dir, corpus.concepts_dir / "quarantine", [], "b")
 
@@ -272,9 +260,9 @@ def _swap_for_link(folder: str | Path, target: Path) -> None:
 
 
 def test_a_folder_swapped_for_a_link_out_of_the_root_is_reported_and_the_batch_goes_on(
-    migrated,
+    after_pass1,
 ) -> None:
-    corpus, store = migrated
+    corpus, store = after_pass1
     outside = _outside_dir(corpus)
     linked, later, *others = _pick(plan_reprocess(store, corpus.concepts_dir), 5, 0)
     # One folder is a link out of the root before the plan, one becomes one after it.
@@ -309,9 +297,9 @@ def test_a_folder_swapped_for_a_link_out_of_the_root_is_reported_and_the_batch_g
 
 
 def test_an_interrupted_document_whose_folder_became_a_link_is_an_error_not_an_abort(
-    migrated, monkeypatch
+    after_pass1, monkeypatch
 ) -> None:
-    corpus, store = migrated
+    corpus, store = after_pass1
     outside = _outside_dir(corpus)
     first, second = _pick(plan_reprocess(store, corpus.concepts_dir), 2, 0)
     monkeypatch.setattr(rp, "move_folder", _die)
@@ -328,8 +316,8 @@ def test_an_interrupted_document_whose_folder_became_a_link_is_an_error_not_an_a
     assert tree_snapshot(outside) == outside_before and os.path.islink(first.folder)
 
 
-def test_restore_reports_a_target_swapped_for_a_link_and_restores_the_rest(migrated) -> None:
-    corpus, store = migrated
+def test_restore_reports_a_target_swapped_for_a_link_and_restores_the_rest(after_pass1) -> None:
+    corpus, store = after_pass1
     outside = _outside_dir(corpus)
     items = _pick(plan_reprocess(store, corpus.concepts_dir), 3, 0)
     trees = {i.hash: tree_snapshot(i.folder) for i in items}
