@@ -263,15 +263,18 @@ class _Work:
     target: int
 
 
-def _prepare(items: Iterable[PushCandidate], result: PushResult) -> list[_Work]:
-    """Parse watch URLs and domains; what cannot be pushed is skipped with a reason."""
+def _prepare(
+    items: Iterable[PushCandidate], result: PushResult, hosts: Sequence[str]
+) -> list[_Work]:
+    """Parse watch URLs (on one of the stream's `hosts`) and domains; what cannot be pushed
+    is skipped with a reason."""
     work: list[_Work] = []
     seen: set[str] = set()
     for item in items:
         if item.hash in seen:
             continue
         seen.add(item.hash)
-        parsed = parse_watch_url(item.path)
+        parsed = parse_watch_url(item.path, hosts)
         if parsed.video_id is None:
             result.skipped.append((item.hash, f"watch URL {item.path!r}: {parsed.reason}"))
             continue
@@ -329,7 +332,7 @@ def push_items(
                        min_in_flight=1 if adaptive else max(1, workers))
     items = list(items)
     result = PushResult(stage=stage, total=len(items))
-    work = _prepare(items, result)
+    work = _prepare(items, result, store.watch_hosts)
     tracker = _FailureTracker(first_attempts, max_consecutive_failures)
     done = 0
 

@@ -39,6 +39,7 @@ from recon_domains.recon.concepts import (
     STATE_NO_VALID_DOMAINS,
     STATE_NO_WINDOW_FILES,
     STATE_OK,
+    UnsafeHashError,
     concept_folder,
     read_domain_counts,
 )
@@ -48,10 +49,11 @@ from recon_domains.recon.quarantine import (
     all_entries,
     entries_for,
     move_folder,
+    settle_interrupted_writes,
     unfinished_entry,
     write_entry,
 )
-from recon_domains.recon.store import DOMAIN_COLUMNS, ReconStore
+from recon_domains.recon.store import DOMAIN_COLUMNS, ReconStore, StreamDocument
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import MID_PIPELINE_STATUSES, Status
 
@@ -78,6 +80,7 @@ class ReprocessItem:
     window_files: int
     stale: bool  # False: the folder has valid domains now, or could not be read: skipped
     why: str  # why it is stale (or why it is skipped)
+    unsafe: bool = False  # its folder leads outside the concepts root: an error, never touched
 
 
 @dataclass
@@ -89,6 +92,8 @@ class ReprocessResult:
     resumed: list[str] = field(default_factory=list)  # interrupted earlier, finished now
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (hash, why)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (hash, message)
+    # `.partial` folders killed runs left, as resume_interrupted settled them
+    interrupted: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def files_quarantined(self) -> int:
@@ -189,6 +194,14 @@ def batch_preconditions(
     return problems
 
 
+def _unsafe_why(exc: UnsafeHashError) -> str:
+    """Why a document with an unsafe concept folder is left alone (plan, batch, errors)."""
+    return (
+        f"unsafe concept folder, nothing touched: {exc}. Put the real folder back (or remove "
+        "the link), then re-run the batch"
+    )
+
+
 def _check_roots(concepts_root: Path, quarantine_root: Path) -> None:
     c, q = os.path.realpath(concepts_root), os.path.realpath(quarantine_root)
     if c == q or q.startswith(c.rstrip(os.sep) + os.sep) or c.startswith(q.rstrip(os.sep) + os.sep):
@@ -210,7 +223,9 @@ def plan_reprocess(
     stale ones) with its folder's state and why it is stale. Writes nothing.
 
     Documents whose folder now has valid domains, or cannot be read, are listed with
-    `stale=False` (a batch skips them) and do not count towards `limit`.
+    `stale=False` (a batch skips them) and do not count towards `limit`; so are documents
+    whose folder is unsafe (a symlink out of the root, a hash that is no plain folder name),
+    with `unsafe=True` (a batch records them as errors).
     """
     root = Path(concepts_root)
     items: list[ReprocessItem] = []
@@ -218,9 +233,13 @@ def plan_reprocess(
     for doc in store.documents_with_status(Status.NEEDS_REPROCESS):
         if limit is not None and stale >= limit:
             break
-        counts = read_domain_counts(root, doc.hash, max_file_mb=max_window_file_mb)
+        try:
+            folder = concept_folder(root, doc.hash)
+            counts = read_domain_counts(root, doc.hash, max_file_mb=max_window_file_mb)
+        except UnsafeHashError as exc:
+            items.append(_unsafe_item(root, doc, exc))
+            continue
         is_stale, why = _why_stale(counts)
-        folder = concept_folder(root, doc.hash)
         items.append(
             ReprocessItem(
                 hash=doc.hash,
@@ -236,6 +255,23 @@ def plan_reprocess(
         )
         stale += is_stale
     return items
+
+
+def _unsafe_item(root: Path, doc: StreamDocument, exc: UnsafeHashError) -> ReprocessItem:
+    """The plan's line for a document whose folder is unsafe: nothing under it is read."""
+    where = os.path.join(os.fspath(root), doc.hash)
+    return ReprocessItem(
+        hash=doc.hash,
+        channel=doc.channel,
+        path=doc.path,
+        folder=where,
+        folder_exists=os.path.lexists(where),
+        file_count=0,
+        window_files=0,
+        stale=False,
+        why=_unsafe_why(exc),
+        unsafe=True,
+    )
 
 
 # --- the batch ------------------------------------------------------------------------------
@@ -278,7 +314,10 @@ def _process_one(
     result: ReprocessResult,
     max_window_file_mb: float,
 ) -> None:
-    folder = concept_folder(concepts_root, doc_hash)
+    try:
+        folder = concept_folder(concepts_root, doc_hash)
+    except UnsafeHashError as exc:
+        raise ReprocessError(_unsafe_why(exc)) from None
     doc = store.row_snapshot("documents", doc_hash)
     if doc is None:
         result.skipped.append((doc_hash, "no documents row"))
@@ -357,7 +396,7 @@ def run_reprocess_batch(
     """Quarantine the stale folders of `items` and re-queue their documents (see the module
     docstring for the crash-safe order). Items with `stale=False` are skipped; every document
     is re-checked against the database and its folder first, so a stale plan is harmless.
-    An error on one document is recorded and the batch goes on.
+    An error on one document (an unsafe folder among them) is recorded and the batch goes on.
     """
     croot, qroot = Path(concepts_root), Path(quarantine_root)
     _check_roots(croot, qroot)
@@ -366,6 +405,9 @@ def run_reprocess_batch(
     result = ReprocessResult()
     for item in items:
         if isinstance(item, ReprocessItem):
+            if item.unsafe:
+                result.errors.append((item.hash, item.why))
+                continue
             if not item.stale:
                 result.skipped.append((item.hash, item.why))
                 continue
@@ -385,14 +427,22 @@ def resume_interrupted(
     quarantine_root: str | os.PathLike[str],
     reason: str = "resume",
     *,
+    offsite_dir: str | os.PathLike[str] | None = None,
     max_window_file_mb: float = DEFAULTS.max_window_file_mb,
 ) -> ReprocessResult:
-    """Finish every document a previous batch left between quarantine and reset."""
-    qroot = Path(quarantine_root)
-    return run_reprocess_batch(
-        store, concepts_root, qroot, sorted(_pending_hashes(store, qroot)), reason,
+    """Finish what a previous run left: first settle the `.partial` folders killed writes
+    left (quarantine.interrupted_writes; those kept are errors of their document), then
+    every document left between quarantine and reset."""
+    croot, qroot = Path(concepts_root), Path(quarantine_root)
+    _check_roots(croot, qroot)
+    found, kept = settle_interrupted_writes(qroot, croot, offsite_dir)
+    result = run_reprocess_batch(
+        store, croot, qroot, sorted(_pending_hashes(store, qroot)), reason,
         max_window_file_mb=max_window_file_mb,
     )
+    result.interrupted = [w.as_dict() for w in found]
+    result.errors[:0] = kept
+    return result
 
 
 def _pending_hashes(store: ReconStore, quarantine_root: Path) -> set[str]:

@@ -32,6 +32,7 @@ from typing import TypeVar
 
 from pydantic import SecretStr
 
+from recon_domains.peertube.urls import host_key
 from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, DEFAULT_STREAM_SOURCE, parse_skip_channels
 
 T = TypeVar("T")
@@ -105,6 +106,9 @@ class Settings:
     db_path: Path | None = None
     concepts_dir: Path | None = None
     stream_source: str = DEFAULT_STREAM_SOURCE
+    # Other host names of our PeerTube that watch URLs may carry: the push writes only to
+    # videos whose URL names the stream source or one of these.
+    accepted_hosts: tuple[str, ...] = ()
     backup_dir: Path | None = None  # None: beside recon.db
     offsite_concepts_dir: Path | None = None
     quarantine_dir: Path | None = None  # None: <concepts_dir>.quarantine
@@ -135,6 +139,7 @@ class Settings:
             db_path=read.path("RECON_DB_PATH"),
             concepts_dir=read.path("RECON_CONCEPTS_DIR"),
             stream_source=read.text("RECON_STREAM_SOURCE") or d.stream_source,
+            accepted_hosts=read.hosts("RECON_ACCEPTED_HOSTS"),
             backup_dir=read.path("RECON_BACKUP_DIR"),
             offsite_concepts_dir=read.path("RECON_OFFSITE_CONCEPTS_DIR"),
             quarantine_dir=read.path("RECON_QUARANTINE_DIR"),
@@ -236,6 +241,18 @@ class _Reader:
         """A comma-separated list, blanks dropped."""
         return tuple(part.strip() for part in (self._env.get(name) or "").split(",")
                      if part.strip())
+
+    def hosts(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list of bare host names (no scheme, user, port or path)."""
+        hosts = self.names(name)
+        for host in hosts:
+            if host_key(host) is None or any(c in host for c in ":/@[]\\ "):
+                raise _invalid(
+                    name, self._env.get(name) or "",
+                    f"host names separated by commas, e.g. stream.example.org ({host!r} is "
+                    "not one)", "none: only RECON_STREAM_SOURCE",
+                )
+        return hosts
 
     def secret(self, name: str) -> SecretStr | None:
         value = self._env.get(name) or ""  # not stripped: a password may end in a space

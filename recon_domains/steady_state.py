@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,11 @@ class PendingWork:
 
 
 def pending_work(
-    db_path: str | os.PathLike[str], source: str, *, timeout_s: float = 2.0
+    db_path: str | os.PathLike[str],
+    source: str,
+    *,
+    accepted_hosts: Iterable[str] = (),
+    timeout_s: float = 2.0,
 ) -> PendingWork:
     """What the steady state would do now, read without writing anything.
 
@@ -64,7 +68,9 @@ def pending_work(
     if not path.is_file():
         raise ReconBusy(f"RECON database {path} is not there right now (RECON_DB_PATH)")
     try:
-        store = ReconStore.open_readonly(path, source, timeout_s=timeout_s)
+        store = ReconStore.open_readonly(
+            path, source, accepted_hosts=accepted_hosts, timeout_s=timeout_s
+        )
     except sqlite3.Error as exc:
         raise ReconBusy(f"cannot open RECON's database {path}: {exc}") from None
     try:
@@ -76,8 +82,11 @@ def pending_work(
         # The store's own queries: the job's pass 1 and push select with them.
         hashes = tuple(d.hash for d in store.backfill_candidates())
         tied = len(store.documents_with_status(Status.TIED_PASS_1))
-        # Only pushable ones: a garbage watch URL is never pushed, so it is not work.
-        unpushed = sum(1 for c in store.unpushed_categorized() if parse_watch_url(c.path).ok)
+        # Only pushable ones: a garbage or foreign watch URL is never pushed: not work.
+        unpushed = sum(
+            1 for c in store.unpushed_categorized()
+            if parse_watch_url(c.path, store.watch_hosts).ok
+        )
     except sqlite3.OperationalError as exc:  # "database is locked", I/O hiccups
         raise ReconBusy(f"RECON's database is busy ({exc}); will look again next tick") from None
     finally:

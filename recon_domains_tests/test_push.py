@@ -553,3 +553,70 @@ def test_push_when_recon_stops_pausing_midway_stops_and_the_rerun_marks(
     assert _sandbox_categories(peertube_server, docs) == target
     ledger = _ledger_rows(db)
     assert len(ledger) == 80 and all(p for _, p in ledger)  # one row each, all completed
+
+
+def test_a_watch_url_on_another_host_is_never_pushed_and_does_not_hold_the_stage(
+    tmp_path, peertube_server
+) -> None:
+    """Two stream documents whose watch URL names another host (a hostile row, a federated
+    video from another instance) but the id of a video our PeerTube has: no PUT reaches
+    those videos, the push and the stage's gate report why, and the stage still verifies."""
+    from recon_domains.verdicts.push import split_unpushable, stage_verified
+    from recon_domains_tests.snapshots import video_snapshot
+
+    db, docs = _corpus(tmp_path, 12)
+    prior = {docs[3].video_uuid: 13, docs[8].video_uuid: 15}
+    _server_with_videos(peertube_server, db, docs, prior=prior)
+    evil, federated = docs[3], docs[8]
+    foreign = {
+        evil.hash: evil.path.replace(f"https://{SOURCE}/", "https://evil.example/"),
+        federated.hash: f"https://peertube.other.org/videos/watch/{federated.video_uuid}",
+    }
+    with sqlite3.connect(db) as conn:
+        for doc_hash, path in foreign.items():
+            conn.execute("UPDATE catalogue SET path = ? WHERE hash = ?", (path, doc_hash))
+    before = video_snapshot(peertube_server.dsn)
+
+    with ReconStore.open(db, SOURCE) as store:
+        items = select_stage_items(store, "stage-1")
+        _, unpushable = split_unpushable(store, items)  # what the push plan lists
+        assert {(h, p) for h, p, _ in unpushable} == {(h[:12], p) for h, p in foreign.items()}
+        result = push_items(store, _client(peertube_server), items, stage="stage-1")
+        verdict = stage_verified(
+            store, _client(peertube_server), "stage-1", (100, 1000), dict
+        )
+
+    assert result.ok and sorted(result.succeeded) == sorted(
+        d.hash for d in docs if d.hash not in foreign
+    )
+    skipped = dict(result.skipped)
+    assert set(skipped) == set(foreign)
+    assert "host 'evil.example' is not the stream host" in skipped[evil.hash]
+    assert "host 'peertube.other.org' is not the stream host" in skipped[federated.hash]
+    assert result.put_count == len(docs) - 2
+    after = video_snapshot(peertube_server.dsn)
+    for d in (evil, federated):  # exactly as before: no PUT reached them
+        assert after[d.video_uuid] == before[d.video_uuid] == prior[d.video_uuid]
+    assert {u for u in after if after[u] != before[u]} == {
+        d.video_uuid for d in docs if d.hash not in foreign
+    }
+    assert foreign.keys().isdisjoint(_pushed_hashes(db))
+    assert verdict.passed, verdict.description
+    assert verdict.metadata["unpushable_bad_url"] == 2
+    assert verdict.metadata["unpushed_retryable"] == 0
+
+
+def test_recon_accepted_hosts_reach_the_store_the_push_reads(tmp_path) -> None:
+    from recon_domains.defs.resources import ReconResource
+    from recon_domains.verdicts.push import split_unpushable
+
+    db, docs = _corpus(tmp_path, 3)
+    moved = docs[0].path.replace(f"https://{SOURCE}/", "https://old-name.example/")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE catalogue SET path = ? WHERE hash = ?", (moved, docs[0].hash))
+    for accepted, unpushable in (([], 1), (["old-name.example"], 0)):
+        recon = ReconResource(db_path=str(db), concepts_dir=str(tmp_path), accepted_hosts=accepted)
+        with recon.store() as store:
+            assert store.watch_hosts == (SOURCE, *accepted)
+            _, refused = split_unpushable(store, select_stage_items(store, "all"))
+        assert len(refused) == unpushable

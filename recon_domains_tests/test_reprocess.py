@@ -11,36 +11,25 @@ from pathlib import Path
 import pytest
 
 from recon_domains import reprocess as rp
-from recon_domains.assignment import run_pass1
 from recon_domains.recon import quarantine
-from recon_domains.recon.store import AUDIT_TABLE, ReconStore
+from recon_domains.recon.store import AUDIT_TABLE
 from recon_domains.reprocess import (
     ReprocessError,
     plan_reprocess,
     run_reprocess_batch,
     verify_requeued,
 )
+from recon_domains.rollback import restore_concepts
 from recon_domains.taxonomy import Status
 from recon_domains_tests.snapshots import db_snapshot, tree_snapshot
-
-
-@pytest.fixture
-def migrated(corpus_factory):
-    """A small corpus after the schema migration and pass 1: needs_reprocess rows exist."""
-    corpus = corpus_factory(docs=150)
-    store = ReconStore.open(corpus.recon_db, corpus.source)
-    store.migrate()
-    run_pass1(store, corpus.concepts_dir)
-    yield corpus, store
-    store.close()
 
 
 def _quarantine(corpus) -> Path:
     return corpus.out_dir / "concepts.quarantine"
 
 
-def test_plan_lists_state_and_reason_and_writes_nothing(migrated) -> None:
-    corpus, store = migrated
+def test_plan_lists_state_and_reason_and_writes_nothing(after_pass1) -> None:
+    corpus, store = after_pass1
     before_db, before_tree = db_snapshot(corpus.recon_db), tree_snapshot(corpus.out_dir)
     items = plan_reprocess(store, corpus.concepts_dir)
     assert db_snapshot(corpus.recon_db) == before_db
@@ -72,8 +61,8 @@ def _pick(items, with_folder: int, without: int):
     ][:without]
 
 
-def test_batch_quarantines_and_queues_exactly(migrated) -> None:
-    corpus, store = migrated
+def test_batch_quarantines_and_queues_exactly(after_pass1) -> None:
+    corpus, store = after_pass1
     items = _pick(plan_reprocess(store, corpus.concepts_dir), 7, 3)
     untouched = db_snapshot(corpus.recon_db)["rows"]
     trees = {i.hash: tree_snapshot(i.folder) for i in items if i.folder_exists}
@@ -123,8 +112,8 @@ def test_batch_quarantines_and_queues_exactly(migrated) -> None:
     assert saved["documents"]["status"] == "complete"
 
 
-def test_rerun_is_safe_and_changes_nothing(migrated) -> None:
-    corpus, store = migrated
+def test_rerun_is_safe_and_changes_nothing(after_pass1) -> None:
+    corpus, store = after_pass1
     items = plan_reprocess(store, corpus.concepts_dir, limit=5)
     run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), items, "b")
     before_db, before_tree = db_snapshot(corpus.recon_db), tree_snapshot(corpus.out_dir)
@@ -148,8 +137,8 @@ def _die(*a, **k):
     raise Killed()
 
 
-def test_kill_between_move_and_reset_resumes(migrated, monkeypatch) -> None:
-    corpus, store = migrated
+def test_kill_between_move_and_reset_resumes(after_pass1, monkeypatch) -> None:
+    corpus, store = after_pass1
     item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     files = tree_snapshot(item.folder)
     monkeypatch.setattr(rp, "_reset_and_audit", _die)
@@ -174,8 +163,8 @@ def test_kill_between_move_and_reset_resumes(migrated, monkeypatch) -> None:
     assert len(list(_quarantine(corpus).iterdir())) == 1  # no second entry
 
 
-def test_kill_before_the_move_resumes(migrated, monkeypatch) -> None:
-    corpus, store = migrated
+def test_kill_before_the_move_resumes(after_pass1, monkeypatch) -> None:
+    corpus, store = after_pass1
     item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     files = tree_snapshot(item.folder)
     monkeypatch.setattr(rp, "move_folder", _die)
@@ -189,8 +178,8 @@ def test_kill_before_the_move_resumes(migrated, monkeypatch) -> None:
     assert verify_requeued(store, [item.hash], _quarantine(corpus)).ok
 
 
-def test_cross_device_move_and_kill_while_removing_the_source(migrated, monkeypatch) -> None:
-    corpus, store = migrated
+def test_cross_device_move_and_kill_while_removing_the_source(after_pass1, monkeypatch) -> None:
+    corpus, store = after_pass1
     item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     files = tree_snapshot(item.folder)
     real_rename, real_rmtree = os.rename, shutil.rmtree
@@ -220,8 +209,8 @@ def test_cross_device_move_and_kill_while_removing_the_source(migrated, monkeypa
     assert verify_requeued(store, [item.hash], _quarantine(corpus)).ok
 
 
-def test_folder_with_valid_domains_now_is_skipped(migrated) -> None:
-    corpus, store = migrated
+def test_folder_with_valid_domains_now_is_skipped(after_pass1) -> None:
+    corpus, store = after_pass1
     item = _pick(plan_reprocess(store, corpus.concepts_dir), 1, 0)[0]
     # RECON rewrote the folder since pass 1: it has a valid domain now.
     Path(item.folder, "window_9999.json").write_text(json.dumps([{"domain": "Medical"}]))
@@ -233,8 +222,8 @@ def test_folder_with_valid_domains_now_is_skipped(migrated) -> None:
     assert store.domain_row(item.hash)["recon_domain_status"] == Status.NEEDS_REPROCESS
 
 
-def test_quarantine_inside_concepts_is_refused(migrated) -> None:
-    corpus, store = migrated
+def test_quarantine_inside_concepts_is_refused(after_pass1) -> None:
+    corpus, store = after_pass1
     with pytest.raises(ReprocessError, match="outside the concepts folder"):
         run_reprocess_batch(store, corpus.concepts_dir, corpus.concepts_dir / "quarantine", [], "b")
 
@@ -253,3 +242,95 @@ def test_batch_preconditions_block_a_busy_recon_unless_a_copy_and_a_stale_offsit
     assert rp.batch_preconditions([], None) == [
         "RECON_OFFSITE_CONCEPTS_DIR is not set: the off-site backup cannot be checked"
     ]
+
+
+def _outside_dir(corpus) -> Path:
+    """A folder outside the concepts root with files of its own (what a hostile link targets)."""
+    outside = corpus.out_dir / "outside"
+    outside.mkdir()
+    (outside / "window_0001.json").write_text(json.dumps([{"domain": "Medical"}]))
+    (outside / "precious.txt").write_text("not RECON's")
+    return outside
+
+
+def _swap_for_link(folder: str | Path, target: Path) -> None:
+    """Replace a concept folder by a symlink to target (its files moved aside, kept)."""
+    shutil.move(folder, f"{folder}.moved-away")
+    os.symlink(target, folder)
+
+
+def test_a_folder_swapped_for_a_link_out_of_the_root_is_reported_and_the_batch_goes_on(
+    after_pass1,
+) -> None:
+    corpus, store = after_pass1
+    outside = _outside_dir(corpus)
+    linked, later, *others = _pick(plan_reprocess(store, corpus.concepts_dir), 5, 0)
+    # One folder is a link out of the root before the plan, one becomes one after it.
+    _swap_for_link(linked.folder, outside)
+    plan = plan_reprocess(store, corpus.concepts_dir)
+    (listed,) = [i for i in plan if i.hash == linked.hash]
+    assert listed.unsafe and not listed.stale and listed.file_count == 0
+    assert "unsafe concept folder, nothing touched" in listed.why
+    assert "symlink" in listed.why and str(outside) in listed.why
+    assert len([i for i in plan if i.stale]) == len(plan) - 1
+    _swap_for_link(later.folder, outside)
+    outside_before = tree_snapshot(outside)
+    rows_before = {h: store.row_snapshot("documents", h) for h in (linked.hash, later.hash)}
+
+    wanted = {linked.hash, later.hash, *(i.hash for i in others)}
+    result = run_reprocess_batch(
+        store, corpus.concepts_dir, _quarantine(corpus),
+        [i for i in plan if i.hash in wanted], "batch-10",
+    )
+    errors = dict(result.errors)
+    assert set(errors) == {linked.hash, later.hash}
+    assert errors[linked.hash] == listed.why
+    assert "unsafe concept folder, nothing touched" in errors[later.hash]
+    assert sorted(result.requeued) == sorted(i.hash for i in others)
+    # Nothing outside the root changed; the links and their documents are as they were.
+    assert tree_snapshot(outside) == outside_before
+    for item in (linked, later):
+        assert os.readlink(item.folder) == str(outside)
+        assert store.row_snapshot("documents", item.hash) == rows_before[item.hash]
+        assert quarantine.entries_for(_quarantine(corpus), item.hash) == []
+    assert verify_requeued(store, result.requeued, _quarantine(corpus)).ok
+
+
+def test_an_interrupted_document_whose_folder_became_a_link_is_an_error_not_an_abort(
+    after_pass1, monkeypatch
+) -> None:
+    corpus, store = after_pass1
+    outside = _outside_dir(corpus)
+    first, second = _pick(plan_reprocess(store, corpus.concepts_dir), 2, 0)
+    monkeypatch.setattr(rp, "move_folder", _die)
+    for item in (first, second):
+        with pytest.raises(Killed):
+            run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), [item], "b")
+    monkeypatch.undo()
+    _swap_for_link(first.folder, outside)
+    outside_before = tree_snapshot(outside)
+    resumed = rp.resume_interrupted(store, corpus.concepts_dir, _quarantine(corpus))
+    assert [h for h, _ in resumed.errors] == [first.hash]
+    assert "unsafe concept folder, nothing touched" in resumed.errors[0][1]
+    assert resumed.requeued == [second.hash]
+    assert tree_snapshot(outside) == outside_before and os.path.islink(first.folder)
+
+
+def test_restore_reports_a_target_swapped_for_a_link_and_restores_the_rest(after_pass1) -> None:
+    corpus, store = after_pass1
+    outside = _outside_dir(corpus)
+    items = _pick(plan_reprocess(store, corpus.concepts_dir), 3, 0)
+    trees = {i.hash: tree_snapshot(i.folder) for i in items}
+    run_reprocess_batch(store, corpus.concepts_dir, _quarantine(corpus), items, "b")
+    hostile = items[0]
+    os.symlink(outside, hostile.folder)  # where the restore would put the folder back
+    outside_before = tree_snapshot(outside)
+    report = restore_concepts(store, corpus.concepts_dir, _quarantine(corpus), dry_run=False)
+    assert report.counts["unsafe"] == 1 and report.counts["restored"] == 2
+    (problem,) = report.problems
+    assert problem.startswith(f"{hostile.hash}: nothing touched, the concept folder is unsafe")
+    assert tree_snapshot(outside) == outside_before and os.path.islink(hostile.folder)
+    (entry,) = quarantine.entries_for(_quarantine(corpus), hostile.hash)
+    assert tree_snapshot(entry.concepts) == trees[hostile.hash] and not entry.is_restored()
+    for item in items[1:]:
+        assert tree_snapshot(item.folder) == trees[item.hash]

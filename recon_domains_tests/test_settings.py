@@ -36,6 +36,7 @@ FULL_ENV = {
     "RECON_DB_PATH": "/srv/recon/recon.db",
     "RECON_CONCEPTS_DIR": "/srv/recon/concepts",
     "RECON_STREAM_SOURCE": "video.example",
+    "RECON_ACCEPTED_HOSTS": "old-name.example, Bücher.example",
     "RECON_BACKUP_DIR": "/srv/backups",
     "RECON_OFFSITE_CONCEPTS_DIR": "/mnt/offsite/concepts",
     "RECON_QUARANTINE_DIR": "/srv/quarantine",
@@ -94,6 +95,7 @@ def test_an_empty_environment_gives_every_default():
     assert (s.db_path, s.concepts_dir, s.backup_dir, s.offsite_concepts_dir) == (None,) * 4
     assert (s.quarantine_dir, s.pg_bin_dir) == (None, None)
     assert s.stream_source == "stream.echo6.co"
+    assert s.accepted_hosts == ()
     assert s.skip_channels == {"Transcript"}
     assert s.benchmarks == Benchmarks(94.8, 5.2, 19.5, 5.0)
     assert s.offsite_max_lag_hours == 6.0
@@ -125,6 +127,7 @@ def test_every_variable_is_parsed():
     assert s.db_path == Path("/srv/recon/recon.db")
     assert s.concepts_dir == Path("/srv/recon/concepts")
     assert s.stream_source == "video.example"
+    assert s.accepted_hosts == ("old-name.example", "Bücher.example")
     assert s.backup_dir == Path("/srv/backups")
     assert s.offsite_concepts_dir == Path("/mnt/offsite/concepts")
     assert s.quarantine_dir == Path("/srv/quarantine")
@@ -215,6 +218,12 @@ def test_benchmarks_expected_are_keyed_like_the_pass1_percentages():
         ("RECON_IS_COPY", "maybe"),
         ("RECON_LOCK_TIMEOUT_S", "soon"),
         ("RECON_LOCK_TIMEOUT_S", "-1"),
+        ("RECON_ACCEPTED_HOSTS", "https://stream.example"),
+        ("RECON_ACCEPTED_HOSTS", "stream.example:443"),
+        ("RECON_ACCEPTED_HOSTS", "ok.example, user@stream.example"),
+        ("RECON_ACCEPTED_HOSTS", "stream..example"),
+        ("RECON_ACCEPTED_HOSTS", "ｓｔｒｅａｍ.example"),
+        ("RECON_ACCEPTED_HOSTS", "stream.example/w"),
     ],
 )
 def test_an_invalid_value_names_the_variable_what_it_got_and_what_to_set(name, value):
@@ -281,6 +290,7 @@ def test_resources_carry_the_settings_and_keep_secrets_and_required_paths_env_va
     assert recon.skip_channel_set == {"Transcript", "Uploads"}
     assert (recon.stream_source, recon.is_copy) == ("video.example", True)
     assert recon.lock_timeout_s == 12.5
+    assert recon.accepted_hosts == ["old-name.example", "Bücher.example"]
     assert (recon.backup_dir, recon.quarantine_dir) == ("/srv/backups", "/srv/quarantine")
     assert recon.review_url == "https://recon.example/review/"
     assert (peertube.push_max_in_flight, peertube.node) == (4, "/opt/node/bin/node")

@@ -69,7 +69,9 @@ def test_off_site_freshness_and_idle():
     assert not backup_fresh(None).passed
 
     busy = [{"hash": "a" * 64, "status": "extracting"}]
-    assert not no_active_workers(1, busy, is_copy=False).passed
+    refused = no_active_workers(1, busy, is_copy=False)
+    assert not refused.passed
+    assert "RECON_IS_COPY=1" in refused.description  # the way on for a rehearsal copy
     on_copy = no_active_workers(1, busy, is_copy=True)
     assert on_copy.passed and on_copy.description.startswith("RECON_IS_COPY")
     assert on_copy.metadata["stale_statuses"].rows == (("a" * 64, "extracting"),)

@@ -43,6 +43,11 @@ class ReconResource(dg.ConfigurableResource):
         default=DEFAULTS.stream_source,
         description="catalogue.source of PeerTube videos (RECON_STREAM_SOURCE)",
     )
+    accepted_hosts: list[str] = Field(
+        default=list(DEFAULTS.accepted_hosts),
+        description="other host names of our PeerTube that watch URLs may carry; the push "
+        "writes only to videos on the stream source or these (RECON_ACCEPTED_HOSTS)",
+    )
     backup_dir: str = Field(
         default="", description="pre-deploy backups (RECON_BACKUP_DIR; default: beside recon.db)"
     )
@@ -104,14 +109,21 @@ class ReconResource(dg.ConfigurableResource):
     )
 
     @contextmanager
-    def store(self) -> Iterator[ReconStore]:
-        """An open ReconStore, closed afterwards."""
+    def store(self, *, migrated: bool = True) -> Iterator[ReconStore]:
+        """An open ReconStore, closed afterwards. Unless `migrated=False` (the steps that
+        run before the migration or undo it), recon.db must be migrated: a step reading the
+        domain columns says so (ReconStoreError naming Step 3), not "no such column"."""
         from recon_domains.recon.store import ReconStore
 
         store = ReconStore.open(
-            Path(self.db_path), self.stream_source, lock_timeout_s=self.lock_timeout_s
+            Path(self.db_path),
+            self.stream_source,
+            accepted_hosts=self.accepted_hosts,
+            lock_timeout_s=self.lock_timeout_s,
         )
         try:
+            if migrated:
+                store.require_migrated()
             yield store
         finally:
             store.close()
@@ -248,6 +260,7 @@ def resources_from_settings(
             db_path=db_path,
             concepts_dir=concepts_dir,
             stream_source=settings.stream_source,
+            accepted_hosts=list(settings.accepted_hosts),
             backup_dir=_text(settings.backup_dir),
             offsite_concepts_dir=_text(settings.offsite_concepts_dir),
             quarantine_dir=_text(settings.quarantine_dir),

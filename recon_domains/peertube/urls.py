@@ -6,13 +6,22 @@ short UUID is the UUID's 128-bit number written in base58 with the Flickr alphab
 to 22 characters with the alphabet's first character (PEERTUBE-FACTS.md; the `short-uuid`
 npm library PeerTube uses). Real paths carry query strings, fragments, trailing slashes or
 are garbage, so parsing never raises: it returns a reason instead.
+
+The push writes to our PeerTube by video id, so a watch URL on another host (a federated
+video whose origin is another instance, or a hostile row) must never reach it: given the
+stream's hosts, parse_watch_url refuses any other. Hosts are compared as urllib parses
+them (the host of `https://a@b/` is b, a port is no part of it), case-insensitively, in
+IDNA form; a host name IDNA would rewrite (full-width letters, ideographic dots, ß) is
+refused rather than mapped, as is any user info.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 FLICKR_BASE58 = "123456789abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
 SHORT_UUID_LENGTH = 22  # ceil(128 / log2(58))
@@ -109,13 +118,63 @@ def _id_segment(path: str) -> tuple[str | None, str | None]:
     return rest[0], None
 
 
-def parse_watch_url(path: object) -> WatchUrlResult:
+def host_key(name: str) -> str | None:
+    """A host name as hosts are compared: lower case, in IDNA (xn--) form, without one
+    trailing dot; None when it is empty, not valid IDNA, or a name IDNA would rewrite
+    (its Unicode form must be exactly what was written)."""
+    name = name.lower()
+    name = name[:-1] if name.endswith(".") else name
+    if not name:
+        return None
+    try:
+        key = name.encode("idna").decode("ascii")
+        if key != name and key.encode("ascii").decode("idna") != name:
+            return None  # nameprep mapped something: not the name as written
+    except UnicodeError:
+        return None
+    return key
+
+
+@functools.lru_cache(maxsize=16)
+def _host_keys(hosts: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(k for k in map(host_key, hosts) if k is not None)
+
+
+def _foreign_host(parts: SplitResult, hosts: Iterable[str]) -> str | None:
+    """Why a parsed watch URL is not on one of `hosts` (None when it is, or names no host:
+    a bare path is our own instance's)."""
+    if not parts.netloc:
+        # "https:/w/<id>": a browser takes "w" for its host.
+        return "a scheme without a host" if parts.scheme else None
+    if "@" in parts.netloc:
+        # Not repeated: user info may carry a password.
+        return "user info before the host (…@host) is refused: it hides which host is meant"
+    try:
+        _ = parts.port  # urllib checks it only when asked
+    except ValueError:
+        return f"host part {parts.netloc!r} has a malformed port"
+    accepted = _host_keys(tuple(hosts))
+    key = host_key(parts.hostname or "")
+    if key in accepted:
+        return None
+    if key is None:
+        return f"host {parts.hostname!r} is not a name as written (IDNA refuses or rewrites it)"
+    return (
+        f"host {parts.hostname!r} is not the stream host ({', '.join(sorted(accepted))}): a "
+        "video of another instance is never pushed to ours by id (if this host is ours, add "
+        "it to RECON_ACCEPTED_HOSTS)"
+    )
+
+
+def parse_watch_url(path: object, hosts: Iterable[str] | None = None) -> WatchUrlResult:
     """Extract the video UUID from a PeerTube watch URL; never raises.
 
     Accepts `https://host/w/<short uuid or uuid>` and `https://host/videos/watch/<id>`, with
     or without scheme and host, with query strings, fragments and trailing slashes. Full
     UUIDs may be upper case; a short UUID must be exactly 22 Flickr-base58 characters (what
-    PeerTube generates) whose number fits in 128 bits. Anything else gets a reason.
+    PeerTube generates) whose number fits in 128 bits. With `hosts` (the stream's: what the
+    push may write to), a URL naming any other host is refused too. Anything else gets a
+    reason.
     """
     if path is None:
         return WatchUrlResult(None, None, "no path (NULL)")
@@ -130,6 +189,8 @@ def parse_watch_url(path: object) -> WatchUrlResult:
         return WatchUrlResult(None, None, f"not a URL: {exc}")
     if parts.scheme and parts.scheme not in ("http", "https"):
         return WatchUrlResult(None, None, f"scheme {parts.scheme!r} is not http(s)")
+    if hosts is not None and (foreign := _foreign_host(parts, hosts)):
+        return WatchUrlResult(None, None, foreign)
     raw_id, reason = _id_segment(parts.path)
     if raw_id is None:
         return WatchUrlResult(None, None, reason)

@@ -12,6 +12,12 @@ Each quarantined document gets an *entry* folder `<quarantine>/<hash>__<UTC stam
 An entry is written under a `.partial` name and renamed, so it is complete or absent. The
 entry, not the database, is the journal: it survives a schema rollback. An entry's hash is
 the whole name before its stamp, so `x` and `x__y` never share entries.
+
+A run killed mid-write leaves `.partial` folders; the next run settles them
+(:func:`interrupted_writes`). A folder is only ever removed from its source after a complete
+copy is in place under its final name, so a `.partial` copy whose source is still there is
+redundant and removed; one whose source is gone may be all that is left of it: kept and
+reported (or, when its copy is known complete, put in place).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ AUDITED_MARKER = "audited.json"
 REMOVING_MARKER = "removing-source"
 PARTIAL_SUFFIX = ".partial"
 REPLACED_SUFFIX = ".replaced"  # a folder a forced restore moved aside
+STAGING_PREFIX = ".restore-"  # a restore's copy of an off-site folder
 _STAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 _ENTRY_NAME = re.compile(r"(?P<hash>.+)__(?P<stamp>[0-9]{8}T[0-9]{12}Z)")
 
@@ -205,7 +212,147 @@ def set_aside_path(quarantine_root: Path, doc_hash: str) -> Path:
 
 def staging_path(quarantine_root: Path, doc_hash: str) -> Path:
     """Where a restore copies an off-site folder first (never read as an entry)."""
-    return quarantine_root / f".restore-{doc_hash}{PARTIAL_SUFFIX}"
+    return quarantine_root / f"{STAGING_PREFIX}{doc_hash}{PARTIAL_SUFFIX}"
+
+
+# -- interrupted writes ------------------------------------------------------------------------
+REMOVE, FINISH, KEEP = "remove", "finish", "keep"
+
+
+@dataclass(frozen=True)
+class InterruptedWrite:
+    """A `.partial` folder a killed write left, and what settling it does.
+
+    action: REMOVE (a redundant copy: its source is still there), FINISH (a complete copy
+    whose source is gone: renamed into place) or KEEP (its source is gone and it may be all
+    that is left: an operator decides).
+    """
+
+    path: Path
+    hash: str
+    action: str
+    why: str
+
+    def settle(self) -> None:
+        """Do `action` (KEEP does nothing)."""
+        if self.action == REMOVE:
+            shutil.rmtree(self.path)
+        elif self.action == FINISH:  # only a copy into an entry is ever finished
+            os.rename(self.path, self.path.with_name(CONCEPTS_SUBDIR))
+            (self.path.parent / REMOVING_MARKER).unlink(missing_ok=True)  # nothing to remove
+
+    def as_dict(self) -> dict[str, str]:
+        return {**asdict(self), "path": str(self.path)}
+
+
+def _real_dir(path: Path) -> bool:
+    """A folder itself, not a link to one (a link put in a folder's place is no source)."""
+    return path.is_dir() and not path.is_symlink()
+
+
+def _decide(
+    partial: Path, doc_hash: str, source: Path, what: str, *, complete: bool = False
+) -> InterruptedWrite:
+    if _real_dir(source):
+        return InterruptedWrite(partial, doc_hash, REMOVE, (
+            f"{what}, stopped before it was in place; the original is still at {source}: "
+            "removed (the next run copies again)"
+        ))
+    if complete:
+        return InterruptedWrite(partial, doc_hash, FINISH, (
+            f"{what}, complete but not yet renamed when the run stopped; {source} is gone: "
+            "put in place"
+        ))
+    return InterruptedWrite(partial, doc_hash, KEEP, (
+        f"{what}, stopped before it was in place, and {source} is gone: this partial copy may "
+        "be all that is left of it. Kept: compare it with the off-site mirror, then move what "
+        f"belongs back to {source} (or delete the copy)"
+    ))
+
+
+def _partial_entry(partial: Path, doc_hash: str) -> InterruptedWrite:
+    extra = sorted(c.name for c in partial.iterdir() if c.name != DOCUMENT_FILE)
+    if extra:
+        return InterruptedWrite(partial, doc_hash, KEEP, (
+            f"an entry being written holds {', '.join(extra)} besides {DOCUMENT_FILE}: "
+            "kept, check it by hand"
+        ))
+    return InterruptedWrite(partial, doc_hash, REMOVE, (
+        "an entry being written when the run stopped (its document was not touched yet): "
+        "removed"
+    ))
+
+
+def interrupted_writes(
+    quarantine_root: Path,
+    concepts_root: Path,
+    offsite_dir: str | os.PathLike[str] | None = None,
+) -> list[InterruptedWrite]:
+    """Every `.partial` folder killed quarantine writes left, with what settling it does.
+
+    - `<hash>__<stamp>.partial`: an entry being written. Its document was not touched yet
+      (a folder moves only into a complete entry): removed, unless it holds more than the
+      entry's document.json (then kept);
+    - `<entry>/concepts.partial`: a concept folder being copied in across file systems; its
+      source is `<concepts root>/<hash>` (finished when the copy completed and the source is
+      gone: the copy's removing-source marker is written only after the copy);
+    - `<hash>__<stamp>.replaced.partial`: a forced restore moving a folder aside; its source
+      is `<concepts root>/<hash>`;
+    - `.restore-<hash>.partial`: a restore's copy of the off-site mirror's folder (looked at
+      only when `offsite_dir` is given; its source is `<offsite_dir>/<hash>`).
+
+    A restore's copy into the concepts root (`<hash>.partial` there) is removed by the next
+    restore of that document, before it copies again. Reads only.
+    """
+    found: list[InterruptedWrite] = []
+    if not quarantine_root.is_dir():
+        return found
+    for p in sorted(quarantine_root.iterdir()):
+        if p.name.endswith(PARTIAL_SUFFIX) and p.is_dir() and not p.is_symlink():
+            name = p.name.removesuffix(PARTIAL_SUFFIX)
+            if (doc_hash := entry_hash(name)) is not None:
+                found.append(_partial_entry(p, doc_hash))
+            elif name.endswith(REPLACED_SUFFIX) and (
+                doc_hash := entry_hash(name.removesuffix(REPLACED_SUFFIX))
+            ):
+                found.append(_decide(p, doc_hash, concepts_root / doc_hash,
+                                     "a copy of a folder a forced restore moved aside"))
+            elif name.startswith(STAGING_PREFIX) and offsite_dir:
+                doc_hash = name.removeprefix(STAGING_PREFIX)
+                found.append(_decide(p, doc_hash, Path(offsite_dir, doc_hash),
+                                     "a restore's copy of the off-site folder"))
+        elif (doc_hash := entry_hash(p.name)) is not None and p.is_dir():
+            entry = QuarantineEntry(p, doc_hash)
+            partial = p / (CONCEPTS_SUBDIR + PARTIAL_SUFFIX)
+            if partial.is_dir() and not entry.concepts.exists():
+                found.append(_decide(
+                    partial, doc_hash, concepts_root / doc_hash,
+                    "a copy of the concept folder into the quarantine",
+                    complete=entry.removing_marker.exists(),
+                ))
+    return found
+
+
+def settle_interrupted_writes(
+    quarantine_root: Path,
+    concepts_root: Path,
+    offsite_dir: str | os.PathLike[str] | None = None,
+    *,
+    dry_run: bool = False,
+) -> tuple[list[InterruptedWrite], list[tuple[str, str]]]:
+    """Settle every interrupted write (only list them with `dry_run`): (every one found,
+    (hash, problem) for each kept or that could not be settled: an operator's to decide)."""
+    found = interrupted_writes(quarantine_root, concepts_root, offsite_dir)
+    problems: list[tuple[str, str]] = []
+    for write in found:
+        if write.action == KEEP:
+            problems.append((write.hash, f"{write.path}: {write.why}"))
+        elif not dry_run:
+            try:
+                write.settle()
+            except OSError as exc:
+                problems.append((write.hash, f"{write.path}: could not {write.action} it: {exc}"))
+    return found, problems
 
 
 def move_folder(src: Path, dst: Path, removing_marker: Path | None = None) -> None:
@@ -213,6 +360,9 @@ def move_folder(src: Path, dst: Path, removing_marker: Path | None = None) -> No
     temporary name, a rename into place, then removal of the source (never a half copy
     under the final name). `removing_marker`, when given, exists while the source is being
     removed after a complete copy, so a resumed run knows the source is a remainder."""
+    if removing_marker is not None:
+        # Left by a copy that never got renamed into place: it says nothing of this move.
+        removing_marker.unlink(missing_ok=True)
     try:
         os.rename(src, dst)
         return

@@ -97,13 +97,23 @@ class PushCandidate:
 class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries):
     """One connection to an existing recon.db, bound to one stream source."""
 
+    def __init__(
+        self, path: Path, conn: sqlite3.Connection, source: str, lock_timeout_s: float,
+        accepted_hosts: Iterable[str] = (),
+    ) -> None:
+        super().__init__(path, conn, source, lock_timeout_s)
+        # The hosts a watch URL of this stream may name: the stream source (the PeerTube
+        # host name) and RECON_ACCEPTED_HOSTS. The push writes only to those videos.
+        self.watch_hosts: tuple[str, ...] = (source, *accepted_hosts)
+
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def open(
-        cls, path: str | Path, source: str, *, lock_timeout_s: float = DEFAULTS.lock_timeout_s
+        cls, path: str | Path, source: str, *, accepted_hosts: Iterable[str] = (),
+        lock_timeout_s: float = DEFAULTS.lock_timeout_s,
     ) -> ReconStore:
-        """Open an existing recon.db for the stream source `source`; refuse anything that
-        is not RECON's database.
+        """Open an existing recon.db for the stream source `source` (and the stream's
+        `accepted_hosts`); refuse anything that is not RECON's database.
 
         lock_timeout_s (RECON_LOCK_TIMEOUT_S): how long a write waits for RECON's write
         lock before ReconLocked; also the busy timeout of reads (which WAL rarely makes
@@ -155,10 +165,13 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
         # pages (the default) makes every other batch commit wait for an fsync. 8,000 pages
         # (32 MB) still keeps the WAL small; readers are never blocked by its size.
         conn.execute("PRAGMA wal_autocheckpoint = 8000")
-        return cls(db_path, conn, source, lock_timeout_s)
+        return cls(db_path, conn, source, lock_timeout_s, accepted_hosts)
 
     @classmethod
-    def open_readonly(cls, path: str | Path, source: str, *, timeout_s: float = 2.0) -> ReconStore:
+    def open_readonly(
+        cls, path: str | Path, source: str, *, accepted_hosts: Iterable[str] = (),
+        timeout_s: float = 2.0,
+    ) -> ReconStore:
         """Open recon.db read-only with a short busy timeout, writing nothing, not even a
         pragma (a sensor tick must never block RECON). sqlite3 errors propagate: the caller
         decides whether "locked" means "try again later"."""
@@ -170,7 +183,7 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
         except BaseException:
             conn.close()
             raise
-        return cls(db_path, conn, source, timeout_s)
+        return cls(db_path, conn, source, timeout_s, accepted_hosts)
 
     def __enter__(self) -> ReconStore:
         return self

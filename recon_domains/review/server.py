@@ -115,9 +115,11 @@ class Review:
         port: int,
         max_window_file_mb: float,
         lock_timeout_s: float = DEFAULTS.lock_timeout_s,
+        accepted_hosts: Sequence[str] = (),
     ) -> None:
         self.store_path = store_path
         self.lock_timeout_s = lock_timeout_s  # RECON_LOCK_TIMEOUT_S
+        self.accepted_hosts = tuple(accepted_hosts)  # RECON_ACCEPTED_HOSTS: what may be pushed
         self.concepts_root = concepts_root
         self.max_window_file_mb = max_window_file_mb
         self.source = source
@@ -150,7 +152,12 @@ class Review:
 
     def open_store(self) -> ReconStore:
         """A short-lived store per request: RECON keeps writing the file meanwhile."""
-        store = ReconStore.open(self.store_path, self.source, lock_timeout_s=self.lock_timeout_s)
+        store = ReconStore.open(
+            self.store_path,
+            self.source,
+            accepted_hosts=self.accepted_hosts,
+            lock_timeout_s=self.lock_timeout_s,
+        )
         try:
             store.require_migrated()
         except BaseException:
@@ -427,6 +434,7 @@ def build(
     extra_hosts: Sequence[str] = (),
     max_window_file_mb: float = DEFAULTS.max_window_file_mb,
     lock_timeout_s: float = DEFAULTS.lock_timeout_s,
+    accepted_hosts: Sequence[str] = DEFAULTS.accepted_hosts,
 ) -> tuple[uvicorn.Server, socket.socket, Review]:
     """Check the settings and the database, bind the socket, and build the server.
 
@@ -476,6 +484,7 @@ def build(
         push=push, token=token, allowed_hosts=allowed, port=bound_port,
         max_window_file_mb=max_window_file_mb,
         lock_timeout_s=lock_timeout_s,
+        accepted_hosts=accepted_hosts,
     )
     config = uvicorn.Config(
         create_app(review), log_level="warning", access_log=False, lifespan="off",
@@ -567,6 +576,7 @@ def cli_main(args: argparse.Namespace) -> int:
             extra_hosts=settings.review.hosts,
             max_window_file_mb=settings.max_window_file_mb,
             lock_timeout_s=settings.lock_timeout_s,
+            accepted_hosts=settings.accepted_hosts,
         )
     except (ConfigError, ReviewConfigError, ReconStoreError, OSError) as exc:
         print(f"recon-domains review: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ The fallback domain a tied_manual row carries is display-only and never pushed (
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -114,6 +115,8 @@ SORTS: dict[str, str] = {
 }
 PER_PAGE = 50
 MAX_PER_PAGE = 200
+MAX_NUMBER = 999_999_999  # the largest page (or per_page) a query may ask for
+_NUMBER = re.compile(rf"[0-9]{{1,{len(str(MAX_NUMBER))}}}")
 
 
 @dataclass(frozen=True)
@@ -134,8 +137,12 @@ class ReviewQuery:
         numbers = {}
         for name, default in (("page", 1), ("per_page", PER_PAGE)):
             raw = params.get(name) or str(default)
-            if not raw.isdigit() or int(raw) < 1:
-                raise ReviewError(f"{name} must be a whole number from 1, not {raw!r}.")
+            # ASCII digits only: str.isdigit and int() also take '²' or '٣'.
+            if not _NUMBER.fullmatch(raw) or int(raw) < 1:
+                raise ReviewError(
+                    f"{name} must be a whole number from 1 to {MAX_NUMBER:,} in digits 0-9, "
+                    f"not {raw!r}."
+                )
             numbers[name] = int(raw)
         return cls(
             channel=params.get("channel") or None,

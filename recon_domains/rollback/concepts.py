@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from recon_domains.recon import quarantine
-from recon_domains.recon.concepts import concept_folder
+from recon_domains.recon.concepts import UnsafeHashError, concept_folder
 from recon_domains.recon.quarantine import EntrySnapshot, QuarantineEntry
 from recon_domains.recon.store import ReconStore, utc_now
 from recon_domains.rollback.audit import SAMPLE_SIZE, AuditLog, RollbackReport, recorded
@@ -76,10 +76,23 @@ def restore_concepts(
     """
     croot, qroot = Path(concepts_root), Path(quarantine_root)
     report = RollbackReport("restore_concepts", dry_run)
+    writes, kept = quarantine.settle_interrupted_writes(
+        qroot, croot, offsite_dir, dry_run=dry_run
+    )
+    report.problems.extend(f"{h}: {problem}" for h, problem in kept)
+    settled = [w for w in writes if w.action != quarantine.KEEP]
+    if settled:
+        report.steps.append(
+            f"{'would settle' if dry_run else 'settled'} {len(settled)} copies killed runs "
+            "left: " + "; ".join(f"{w.path}: {w.why}" for w in settled[:SAMPLE_SIZE])
+        )
     items = _restore_candidates(store, qroot, hashes)
     plan: list[dict[str, Any]] = []
     for it in items:
-        target = concept_folder(croot, it.hash)
+        try:
+            target, unsafe = concept_folder(croot, it.hash), None
+        except UnsafeHashError as exc:  # e.g. a symlink out of the root put in its place
+            target, unsafe = croot / it.hash, str(exc)
         doc = store.row_snapshot("documents", it.hash)
         had = bool(it.snapshot and it.snapshot.had_folder)
         q_concepts = it.entry.concepts if it.entry else None
@@ -93,7 +106,9 @@ def restore_concepts(
         else:
             source, kind = None, "missing"
         row_back = restore_documents and it.snapshot is not None and _in_reset_state(doc)
-        if doc and doc.get("status") in MID_PIPELINE_STATUSES:
+        if unsafe is not None:
+            action = f"problem: nothing touched, the concept folder is unsafe: {unsafe}"
+        elif doc and doc.get("status") in MID_PIPELINE_STATUSES:
             action = "skip: RECON is processing it now; run again when RECON is idle"
         elif kind == "missing":
             action = (
@@ -111,6 +126,7 @@ def restore_concepts(
                 "source": str(source) if source else None,
                 "target": str(target),
                 "target_exists": target.exists(),
+                "unsafe": unsafe is not None,
                 "document_row_back": bool(row_back) and action == "restore",
                 "action": action,
                 "_item": it,
@@ -119,12 +135,14 @@ def restore_concepts(
         )
     todo = [p for p in plan if p["action"] == "restore"]
     report.counts = {
+        "interrupted_writes": len(writes),
         "candidates": len(plan),
         "from_quarantine": sum(1 for p in todo if p["from"] == "quarantine"),
         "from_offsite": sum(1 for p in todo if p["from"] == "offsite"),
         "document_rows_back": sum(1 for p in todo if p["document_row_back"]),
         "skipped": sum(1 for p in plan if p["action"].startswith("skip")),
-        "missing": sum(1 for p in plan if p["action"].startswith("problem")),
+        "missing": sum(1 for p in plan if p["action"].startswith("problem") and not p["unsafe"]),
+        "unsafe": sum(1 for p in plan if p["unsafe"]),
     }
     report.sample = [
         {k: v for k, v in p.items() if not k.startswith("_")} for p in plan[:SAMPLE_SIZE]

@@ -95,6 +95,7 @@ def no_active_workers(
         if mid_pipeline == 0
         else f"{mid_pipeline} document(s) mid-pipeline (a worker is active). Do not proceed: "
         "wait for RECON's workers to finish (or stop the service), then materialize "
-        "recon_idle again.",
+        "recon_idle again. On a rehearsal copy of recon.db, where no worker runs, these "
+        "statuses are stale snapshots: set RECON_IS_COPY=1 and they are reported instead.",
         {"mid_pipeline": mid_pipeline, "documents": listing},
     )

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.push import STAGES, select_stage_items
-from recon_domains.recon.store import ReconStore
+from recon_domains.recon.store import PushCandidate, ReconStore
 from recon_domains.taxonomy import DOMAIN_BY_ID
 from recon_domains.verdicts import Table, Verdict
 
@@ -35,6 +35,22 @@ def category_table(peertube: Mapping[int, int], recon: Mapping[int, int]) -> Tab
     )
 
 
+def split_unpushable(
+    store: ReconStore, items: Iterable[PushCandidate]
+) -> tuple[list[PushCandidate], list[tuple[str, str | None, str]]]:
+    """(the items a push can reach, (hash, catalogue.path, why) of those no push ever
+    reaches: no video id in the watch URL, or a URL on a host that is not the stream's)."""
+    pushable: list[PushCandidate] = []
+    unpushable: list[tuple[str, str | None, str]] = []
+    for c in items:
+        parsed = parse_watch_url(c.path, store.watch_hosts)
+        if parsed.ok:
+            pushable.append(c)
+        else:
+            unpushable.append((c.hash[:12], c.path, str(parsed.reason)))
+    return pushable, unpushable
+
+
 def stage_verified(
     store: ReconStore,
     client: PeerTubeClient,
@@ -49,8 +65,8 @@ def stage_verified(
     stage-1: every pushed video read back through the API; later stages: a random sample
     of `sample_size` through the API, and PeerTube's category histogram (read only then,
     through `peertube_histogram`) equal to RECON's pushed distribution. Items left unpushed
-    fail it, except those whose watch URL has no video id: no push can reach them, so they
-    are reported and must not hold the rollout.
+    fail it, except those no push can reach (split_unpushable): they are reported and must
+    not hold the rollout.
     """
     first = stage == STAGES[0]
     rows = store.pushed_ledger(stage)
@@ -78,14 +94,8 @@ def stage_verified(
         if pt_hist != recon_hist:
             problems.append("PeerTube's category histogram differs from RECON's pushed counts")
 
-    unpushable = []  # (hash, catalogue.path, why) of items no push can reach
-    retryable = 0
-    for c in leftovers:
-        parsed = parse_watch_url(c.path)
-        if parsed.ok:
-            retryable += 1
-        else:
-            unpushable.append((c.hash[:12], c.path, parsed.reason))
+    pushable, unpushable = split_unpushable(store, leftovers)
+    retryable = len(pushable)
     if retryable:
         problems.append(
             f"{retryable} item(s) of {stage} are still unpushed (their push failed): run "

@@ -176,3 +176,36 @@ def test_each_rollback_job_dry_run_then_confirmed(migrated) -> None:
     assert db_snapshot(r.corpus.recon_db) == before["db"]
     with ReconStore.open(r.corpus.recon_db, r.corpus.source) as s:
         assert not s.is_migrated()
+
+
+# Later steps first: a failed run of an earlier step closes the gates of the later ones.
+NEEDS_THE_MIGRATION = (
+    "peertube_drift_check",
+    "steady_state_assignment",
+    ("reprocess_job", "batch-100"),
+    ("reprocess_job", "dry-run"),
+    "verify_job",
+    ("push_job", "stage-3"),
+    "push_plan_job",
+    "tiebreaker_job",
+    "pass1_job",
+    "pass1_dry_run_job",
+)
+
+
+def test_after_remove_feature_every_step_that_needs_the_migration_says_so(migrated) -> None:
+    """The instance still remembers every gate passed; recon.db has no domain columns
+    any more. Each step ends as one readable refusal naming the migration step, never a
+    raw SQLite error."""
+    r, _ = migrated
+    assert run(r, "remove_feature", confirm=True).success
+    state = snapshot(r)
+    for job in NEEDS_THE_MIGRATION:
+        name, partition = (job, None) if isinstance(job, str) else job
+        result = r.job(name, partition)
+        text = failure_text(result)
+        assert not result.success, name
+        assert "is not migrated for domain assignment" in text, (job, text)
+        assert "recon_schema" in text, (job, text)
+        assert "OperationalError" not in text and "no such column" not in text, (job, text)
+    assert snapshot(r) == state

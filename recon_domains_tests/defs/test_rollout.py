@@ -102,6 +102,7 @@ def test_whole_runbook_then_reprocess(rollout_factory):
     plan = r.last("push_plan_job").asset_materializations_for_node("push_plan")[0].metadata
     planned = [plan[f"{s}_count"].value for s in ("stage-1", "stage-2", "stage-3")]
     assert planned[:2] == [STAGE1, STAGE2] and planned[2] > 0
+    assert plan["unpushable"].value == len(left)  # listed before any push, with reasons
     done = []
     for res in r.all("push_job"):
         m = res.asset_materializations_for_node("peertube_category_push")[0].metadata

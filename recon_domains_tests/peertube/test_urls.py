@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import given
@@ -147,3 +148,103 @@ def test_raw_id_kept_on_invalid_id():
 def test_parse_never_raises(value):
     result = parse_watch_url(value)
     assert (result.video_id is None) == (result.reason is not None)
+
+
+# -- the stream's hosts ---------------------------------------------------------------------
+STREAM = ("stream.echo6.co",)
+ID = OBSERVED_SHORT
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://stream.echo6.co/w/{ID}",
+        f"http://stream.echo6.co/videos/watch/{OBSERVED_UUID}",
+        f"https://STREAM.Echo6.CO/w/{ID}",  # host names are case-insensitive
+        f"https://stream.echo6.co:443/w/{ID}",  # a port is no part of the host
+        f"https://stream.echo6.co:8443/w/{ID}?start=3",
+        f"https://stream.echo6.co./w/{ID}",  # the fully qualified form
+        f"/w/{ID}",  # a bare path names no other host
+    ],
+)
+def test_a_watch_url_on_the_stream_host_is_accepted(url):
+    parsed = parse_watch_url(url, STREAM)
+    assert parsed == parse_watch_url(url) and parsed.video_id == OBSERVED_UUID
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        (f"https://evil.example/w/{ID}", "host 'evil.example' is not the stream host"),
+        (f"https://peertube.other.org/videos/watch/{OBSERVED_UUID}", "not the stream host"),
+        (f"https://stream.echo6.co.evil.example/w/{ID}", "not the stream host"),
+        (f"https://evil-stream.echo6.co/w/{ID}", "not the stream host"),
+        (f"https://stream.echo6.co@evil.example/w/{ID}", "user info"),
+        (f"https://user:secret@stream.echo6.co/w/{ID}", "user info"),
+        (f"https://@stream.echo6.co/w/{ID}", "user info"),
+        (f"https://stream.echo6.co\\@evil.example/w/{ID}", "user info"),
+        (f"https://stream.echo6.co:evil.example/w/{ID}", "malformed port"),
+        (f"https://stream.echo6.co:99999/w/{ID}", "malformed port"),
+        (f"https://stream.echo6.co:-1/w/{ID}", "malformed port"),
+        (f"//evil.example/w/{ID}", "not the stream host"),  # scheme-relative
+        (f"https:/w/{ID}", "a scheme without a host"),  # a browser's host would be "w"
+        (f"https://xn--tream-5se.echo6.co/w/{ID}", "not the stream host"),  # ѕtream, Cyrillic
+        (f"https://ѕtream.echo6.co/w/{ID}", "not the stream host"),
+        (f"https://ｓｔｒｅａｍ.echo6.co/w/{ID}", "not a name as written"),  # full-width
+        (f"https://stream。echo6。co/w/{ID}", "not a name as written"),  # ideographic dots
+        (f"https://stream..echo6.co/w/{ID}", "not a name as written"),
+        (f"https://stream%2Eecho6.co/w/{ID}", "not the stream host"),
+        (f"https://[::1]/w/{ID}", "not the stream host"),
+    ],
+)
+def test_a_watch_url_on_another_host_is_refused_with_its_reason(url, why):
+    parsed = parse_watch_url(url, STREAM)
+    assert parsed.video_id is None and why in parsed.reason
+    assert "secret" not in parsed.reason  # user info may carry a password
+
+
+def test_idna_names_compare_in_their_ascii_form_and_no_other():
+    ours = ("bücher.example",)
+    assert parse_watch_url(f"https://xn--bcher-kva.example/w/{ID}", ours).ok
+    assert parse_watch_url(f"https://BÜCHER.example/w/{ID}", ours).ok
+    assert not parse_watch_url(f"https://bucher.example/w/{ID}", ours).ok
+    # IDNA 2003 would map ß to ss: under IDNA 2008 they are different names, so neither.
+    assert not parse_watch_url(f"https://straße.example/w/{ID}", ("strasse.example",)).ok
+
+
+def test_accepted_hosts_extend_the_stream_host():
+    hosts = ("stream.echo6.co", "old-name.example")
+    assert parse_watch_url(f"https://old-name.example/w/{ID}", hosts).ok
+    assert parse_watch_url(f"https://stream.echo6.co/w/{ID}", hosts).ok
+    refused = parse_watch_url(f"https://evil.example/w/{ID}", hosts)
+    assert "(old-name.example, stream.echo6.co)" in refused.reason
+
+
+hosts_text = st.text(
+    alphabet=st.sampled_from("stream.echo6.coSTREAM-_:@\\/%[]。ｓ0é\t ") | st.characters(),
+    max_size=30,
+)
+
+
+@given(hosts_text, st.sampled_from(["", ":443", ":8080", ":x", "."]))
+def test_property_only_a_host_urllib_reads_as_the_stream_host_is_accepted(host, suffix):
+    url = f"https://{host}{suffix}/w/{ID}"
+    parsed = parse_watch_url(url, STREAM)
+    if parsed.ok:
+        netloc = urlsplit(url).netloc
+        assert "@" not in netloc
+        name = urlsplit(url).hostname
+        assert name is not None and name.removesuffix(".") == "stream.echo6.co"
+
+
+@given(st.sampled_from(["stream.echo6.co", "STREAM.ECHO6.CO", "Stream.Echo6.Co."]),
+       st.one_of(st.none(), st.integers(min_value=0, max_value=65535)),
+       st.sampled_from(["https", "http", "HTTPS"]))
+def test_property_every_spelling_of_the_stream_host_is_accepted(host, port, scheme):
+    netloc = host if port is None else f"{host}:{port}"
+    assert parse_watch_url(f"{scheme}://{netloc}/w/{ID}", STREAM).video_id == OBSERVED_UUID
+
+
+@given(st.text(max_size=20))
+def test_property_any_user_info_is_refused(userinfo):
+    assert not parse_watch_url(f"https://{userinfo}@stream.echo6.co/w/{ID}", STREAM).ok

@@ -398,6 +398,13 @@ def test_every_order_the_page_offers_is_an_order_of_the_store(review) -> None:
         ({"page": "0"}, "page must be a whole number from 1"),
         ({"page": "two"}, "page must be a whole number from 1"),
         ({"per_page": "-5"}, "per_page must be a whole number from 1"),
+        # Malformed numbers, each in both numeric parameters: never a 500, never taken.
+        *(
+            ({name: raw}, f"{name} must be a whole number from 1")
+            for name in ("page", "per_page")
+            for raw in ("²", "٣", "１", "1e3", "-1", " 1", "1 ", "0x10", "+1", "1.0", "1_0",
+                        "1000000000", "9" * 5000, "\x00")
+        ),
     ],
 )
 def test_bad_view_parameters_are_a_clear_400(review, params, message) -> None:

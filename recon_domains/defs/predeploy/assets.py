@@ -120,7 +120,7 @@ def offsite_concept_backup(
     "right now (status extracting / enriching / embedding). Nothing is written.",
 )
 def recon_idle(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
-    with operator_errors("recon_idle (Pre-Deploy 4)"), recon.store() as store:
+    with operator_errors("recon_idle (Pre-Deploy 4)"), recon.store(migrated=False) as store:
         busy = store.mid_pipeline_documents()
         pipeline = store.pipeline_status_counts(every_source=True)
     context.log.info(f"{len(busy)} document(s) mid-pipeline")

@@ -33,10 +33,12 @@ _stage1, _stage2 = loaded_settings().stage_sizes  # the configured values a desc
 )
 def push_plan(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
     from recon_domains.push import plan_stages
+    from recon_domains.verdicts.push import split_unpushable
 
     with operator_errors("push_plan"), recon.store() as store:
         plan = plan_stages(store, recon.push_stage_sizes)
         status = store.status_counts()
+        _, unpushable = split_unpushable(store, (c for s in STAGES for c in plan.get(s, [])))
     rows = []
     sample_rows = []
     for stage in STAGES:
@@ -60,6 +62,11 @@ def push_plan(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.Mat
             **{f"{s}_count": len(plan.get(s, [])) for s in STAGES},
             "unpushed_total": sum(len(v) for v in plan.values()),
             "tied_manual_not_pushed": status.get("tied_manual", 0),
+            # Skipped by every push, and not holding stage verification: the reason says why.
+            "unpushable": len(unpushable),
+            "unpushable_items": table(
+                Table.of(["hash", "catalogue.path", "why"], unpushable[:20])
+            ),
             "plan": table(Table.of(["stage", "items", "top domains"], rows)),
             "sample": table(
                 Table.of(

@@ -52,6 +52,7 @@ def _live_preconditions(recon: ReconResource, store: "ReconStore") -> list[str]:
 def reprocess_batch(
     context: dg.AssetExecutionContext, recon: ReconResource
 ) -> dg.MaterializeResult:
+    from recon_domains.recon.quarantine import interrupted_writes
     from recon_domains.reprocess import (
         item_dict,
         plan_reprocess,
@@ -65,12 +66,14 @@ def reprocess_batch(
 
     if this.partition(partition).dry_run:
         with operator_errors(step), recon.store() as store:
-            store.require_migrated()
             before, _ = store.audit_counts()
             plan = plan_reprocess(
                 store, recon.concepts_root, max_window_file_mb=recon.max_window_file_mb
             )
             after, _ = store.audit_counts()
+            unsettled = interrupted_writes(
+                recon.quarantine_root, recon.concepts_root, recon.offsite_concepts_dir or None
+            )
         stale = [i for i in plan if i.stale]
         reasons = Counter(i.why for i in plan)
         listing = Table.of(
@@ -91,7 +94,7 @@ def reprocess_batch(
                     "yes" if i.folder_exists else "no",
                     i.file_count,
                     i.window_files,
-                    "yes" if i.stale else "no (skipped)",
+                    "yes" if i.stale else "no (error: unsafe)" if i.unsafe else "no (skipped)",
                     i.why,
                     i.path,
                 )
@@ -103,11 +106,14 @@ def reprocess_batch(
                 "needs_reprocess": len(plan),
                 "stale": len(stale),
                 "skipped_not_stale": len(plan) - len(stale),
+                "unsafe_folders": sum(1 for i in plan if i.unsafe),
                 "folders_to_quarantine": sum(1 for i in stale if i.folder_exists),
                 "files_to_quarantine": sum(i.file_count for i in stale),
                 "why": dg.MetadataValue.json(dict(reasons)),
                 "plan": table(listing),
                 "plan_items": dg.MetadataValue.json([item_dict(i) for i in plan[:200]]),
+                # What the next real batch settles first (killed runs' `.partial` copies).
+                "interrupted_writes": dg.MetadataValue.json([w.as_dict() for w in unsettled]),
                 "audit_rows_before": before,
                 "audit_rows_after": after,
                 "written": 0,
@@ -128,7 +134,8 @@ def reprocess_batch(
         reason = f"runbook Step 7 {partition} (dagster run {context.run.run_id[:8]})"
         cap = recon.max_window_file_mb
         resumed = resume_interrupted(
-            store, recon.concepts_root, recon.quarantine_root, reason, max_window_file_mb=cap
+            store, recon.concepts_root, recon.quarantine_root, reason,
+            offsite_dir=recon.offsite_concepts_dir or None, max_window_file_mb=cap,
         )
         plan = plan_reprocess(
             store, recon.concepts_root, this.partition(partition).limit, max_window_file_mb=cap
@@ -163,6 +170,7 @@ def reprocess_batch(
                     ],
                 )
             ),
+            "interrupted_writes": dg.MetadataValue.json(resumed.interrupted),
             "error_list": dg.MetadataValue.json([{"hash": h, "error": e} for h, e in errors[:50]]),
         }
     )

@@ -103,7 +103,7 @@ def rollback_schema_step(
     from recon_domains.rollback import RollbackRefused, rollback_schema
 
     audit = _audit(recon)
-    with operator_errors("rollback_schema"), recon.store() as store:
+    with operator_errors("rollback_schema"), recon.store(migrated=False) as store:
         try:
             report = rollback_schema(
                 store,
@@ -125,7 +125,7 @@ def rollback_assignments_step(
     from recon_domains.rollback import rollback_assignments
 
     audit = _audit(recon)
-    with operator_errors("rollback_assignments"), recon.store() as store:
+    with operator_errors("rollback_assignments"), recon.store(migrated=False) as store:
         report = rollback_assignments(store, config.mode, dry_run=not config.confirm, audit=audit)
     return report_output(context, report, audit)
 
@@ -146,7 +146,7 @@ def rollback_peertube_categories_step(
     audit = _audit(recon)
     with (
         operator_errors("rollback_peertube_categories"),
-        recon.store() as store,
+        recon.store(migrated=False) as store,
         peertube.client() as client,
     ):
         report = rollback_peertube_categories(
@@ -172,7 +172,7 @@ def restore_concepts_step(
     from recon_domains.rollback import restore_concepts
 
     audit = _audit(recon)
-    with operator_errors("restore_concepts"), recon.store() as store:
+    with operator_errors("restore_concepts"), recon.store(migrated=False) as store:
         report = restore_concepts(
             store,
             recon.concepts_root,
@@ -203,7 +203,7 @@ def remove_feature_step(
     audit = _audit(recon)
     with (
         operator_errors("remove_feature"),
-        recon.store() as store,
+        recon.store(migrated=False) as store,
         peertube.client() as client,
     ):
         report = remove_feature(

@@ -19,7 +19,7 @@ from recon_domains.runbook import step
 )
 def recon_schema(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
     require_gates(context, "recon_schema")
-    with operator_errors(step("recon_schema").refusal_name()), recon.store() as store:
+    with operator_errors(step("recon_schema").refusal_name()), recon.store(migrated=False) as store:
         report = store.migrate()
         columns = store.verify_migration().columns
     return dg.MaterializeResult(

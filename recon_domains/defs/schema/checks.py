@@ -15,6 +15,6 @@ from recon_domains.verdicts import schema as verdicts
 def schema_verified(
     context: dg.AssetCheckExecutionContext, recon: ReconResource
 ) -> dg.AssetCheckResult:
-    with operator_errors("schema_verified"), recon.store() as store:
+    with operator_errors("schema_verified"), recon.store(migrated=False) as store:
         check = store.verify_migration()
     return check_result(verdicts.schema_verified(check))

@@ -33,7 +33,6 @@ def steady_state_pass1(context: dg.OpExecutionContext, recon: ReconResource) -> 
 
     require_gates(context, STEP)
     with operator_errors(f"{STEP} pass 1"), recon.store() as store:
-        store.require_migrated()
         result = run_pass1(store, recon.concepts_root, max_window_file_mb=recon.max_window_file_mb)
     counts = result.status_counts
     context.log.info(f"pass 1: {result.candidates} new document(s): {counts}")
@@ -223,7 +222,6 @@ def peertube_drift_check_step(
         recon.store() as store,
         peertube.client() as client,
     ):
-        store.require_migrated()
         report = drift_report(
             store,
             peertube_db.database_if_configured(),

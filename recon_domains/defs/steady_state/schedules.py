@@ -20,7 +20,9 @@ def steady_state_hourly(context: dg.ScheduleEvaluationContext, recon: ReconResou
     from recon_domains.steady_state import ReconBusy, pending_work
 
     try:
-        work = pending_work(recon.db_path, recon.stream_source)
+        work = pending_work(
+            recon.db_path, recon.stream_source, accepted_hosts=recon.accepted_hosts
+        )
     except ReconBusy:
         # The job itself waits on the busy timeout: better run than lose an hour.
         return dg.RunRequest()

@@ -22,7 +22,9 @@ def steady_state_sensor(context: dg.SensorEvaluationContext, recon: ReconResourc
     from recon_domains.steady_state import ReconBusy, pending_work
 
     try:
-        work = pending_work(recon.db_path, recon.stream_source)
+        work = pending_work(
+            recon.db_path, recon.stream_source, accepted_hosts=recon.accepted_hosts
+        )
     except ReconBusy as exc:
         return dg.SkipReason(str(exc))
     except ValueError as exc:
