@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from recon_domains.peertube.urls import (
     FLICKR_BASE58,
     WatchUrlResult,
+    canonical_video_id,
     parse_watch_url,
     short_to_uuid,
     uuid_to_short,
@@ -147,3 +148,12 @@ def test_raw_id_kept_on_invalid_id():
 def test_parse_never_raises(value):
     result = parse_watch_url(value)
     assert (result.video_id is None) == (result.reason is not None)
+
+
+def test_canonical_video_id_of_a_short_uuid_a_uuid_or_anything_else():
+    assert canonical_video_id(OBSERVED_SHORT) == OBSERVED_UUID
+    assert canonical_video_id(OBSERVED_UUID.upper()) == OBSERVED_UUID
+    assert canonical_video_id(f" {OBSERVED_UUID} ") == OBSERVED_UUID
+    # Not a video id PeerTube generates: kept as it is, for PeerTube to answer it.
+    for other in ("uuid-0", "0" * 22, "k8mQZHTJKUcohGWKxxzwv"):
+        assert canonical_video_id(other) == other
