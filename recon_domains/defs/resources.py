@@ -22,6 +22,7 @@ from pydantic import Field
 from recon_domains.settings import DEFAULTS, Benchmarks, Settings, require
 
 if TYPE_CHECKING:
+    from recon_domains.peertube.categories import PeerTubeCategories
     from recon_domains.peertube.client import PeerTubeClient
     from recon_domains.peertube.database import PeerTubeDatabase
     from recon_domains.recon.store import ReconStore
@@ -185,9 +186,12 @@ class PeerTubeResource(dg.ConfigurableResource):
 
 
 class PeerTubeDbResource(dg.ConfigurableResource):
-    """PeerTube's PostgreSQL: read-only verification queries and the pre-deploy dump."""
+    """PeerTube's PostgreSQL, optional: the category reads when reachable (else PeerTube's
+    API), the rollback's `via: db` writes, and the pre-deploy dump."""
 
-    dsn: str = Field(default="", description="PEERTUBE_DB_DSN")
+    dsn: str = Field(
+        default="", description="PEERTUBE_DB_DSN (optional: without it, reads use the API)"
+    )
     dump_command: str = Field(
         default="",
         description="PEERTUBE_DB_DUMP_COMMAND: prints `pg_dump -Fc` to stdout (SSH hop)",
@@ -197,14 +201,18 @@ class PeerTubeDbResource(dg.ConfigurableResource):
         description="RECON_PG_BIN_DIR: folder of pg_dump / pg_restore; empty = from PATH",
     )
 
-    def database(self) -> PeerTubeDatabase:
+    def database_if_configured(self) -> PeerTubeDatabase | None:
+        """The database when PEERTUBE_DB_DSN is set, else None."""
         from recon_domains.peertube.database import PeerTubeDatabase
 
-        return PeerTubeDatabase(self.dsn)
+        return PeerTubeDatabase(self.dsn) if self.dsn else None
 
-    def database_if_configured(self) -> PeerTubeDatabase | None:
-        """The database when PEERTUBE_DB_DSN is set, else None (callers fall back to the API)."""
-        return self.database() if self.dsn else None
+    def categories(self, client: PeerTubeClient) -> PeerTubeCategories:
+        """How every step reads PeerTube's categories, chosen here once: the database when
+        PEERTUBE_DB_DSN is set, else PeerTube's API through `client`."""
+        from recon_domains.peertube.categories import peertube_categories
+
+        return peertube_categories(client, self.database_if_configured())
 
 
 def resources_from_settings(
