@@ -227,10 +227,11 @@ def resources_from_settings(
     peertube = settings.peertube
     if env_vars:
         # The DSN may carry a password and the dump command a host: EnvVar keeps both out
-        # of the UI and run config.
+        # of the UI and run config. Both are optional: an EnvVar of an unset variable
+        # would fail every run at its start.
         db_path, concepts_dir = dg.EnvVar("RECON_DB_PATH"), dg.EnvVar("RECON_CONCEPTS_DIR")
         url, password = dg.EnvVar("PEERTUBE_URL"), dg.EnvVar("PEERTUBE_PASSWORD")
-        dsn = dg.EnvVar("PEERTUBE_DB_DSN")
+        dsn = dg.EnvVar("PEERTUBE_DB_DSN") if peertube.db_dsn else ""
         dump_command = dg.EnvVar("PEERTUBE_DB_DUMP_COMMAND") if peertube.db_dump_command else ""
     else:
         db_path = str(require(settings.db_path, "RECON_DB_PATH"))
