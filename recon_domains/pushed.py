@@ -18,6 +18,8 @@ from recon_domains.peertube.urls import canonical_video_id, parse_watch_url
 from recon_domains.recon.store import ReconStore
 from recon_domains.taxonomy import DOMAIN_IDS
 
+MISSING = "(video no longer in PeerTube)"  # what reports show for a deleted pushed video
+
 
 @dataclass(frozen=True)
 class PushedVideo:

@@ -21,7 +21,7 @@ from typing import Any
 
 from recon_domains.peertube.categories import PeerTubeCategories
 from recon_domains.peertube.urls import parse_watch_url
-from recon_domains.pushed import PushedVideo, compare_pushed
+from recon_domains.pushed import MISSING, PushedVideo, compare_pushed
 from recon_domains.recon.store import ReconStore
 from recon_domains.taxonomy import Status, describe_category
 
@@ -137,7 +137,7 @@ def drift_report(
         checked=len(c.pushed),
         matching=len(c.matching),
         drifted=[entry(v, now=now, now_label=describe_category(now)) for v, now in c.changed],
-        missing=[entry(v) for v in c.missing],
+        missing=[entry(v, now_label=MISSING) for v in c.missing],
         unparsable=c.unparsable,
         outside=len(c.outside),
     )

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from recon_domains.peertube.categories import PeerTubeCategories
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.push import STAGES, select_stage_items
-from recon_domains.pushed import PushedComparison, compare_pushed
+from recon_domains.pushed import MISSING, PushedComparison, compare_pushed
 from recon_domains.recon.store import ReconStore
 from recon_domains.taxonomy import DOMAIN_BY_ID, describe_category
 from recon_domains.verdicts import Table, Verdict
@@ -90,7 +90,7 @@ def comparison_metadata(comparison: PushedComparison) -> dict[str, object]:
                 for v, now in comparison.changed[:SAMPLE_ROWS]
             ]
             + [
-                (v.hash[:12], v.uuid, describe_category(v.category), "(video missing)")
+                (v.hash[:12], v.uuid, describe_category(v.category), MISSING)
                 for v in comparison.missing[:SAMPLE_ROWS]
             ],
         ),

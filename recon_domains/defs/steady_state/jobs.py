@@ -179,7 +179,7 @@ def steady_state_verify(
         raise dg.Failure(
             description=f"{STEP} verify: {len(wrong)} of {len(pushed)} pushed video(s) do not "
             f"show the pushed category in PeerTube (e.g. video {e['video_id']}: pushed "
-            f"{e['pushed_label']}, PeerTube has {e.get('now_label', '(video missing)')}). "
+            f"{e['pushed_label']}, PeerTube has {e['now_label']}). "
             "Check the plugin is installed and nobody edits them; run peertube_drift_check. "
             f"Also {drift_line}.",
             allow_retries=False,
@@ -196,7 +196,7 @@ def _drift_table(entries: list[dict]) -> Table:
                 e["hash"][:12],
                 e["url"] or e["video_id"],
                 e["pushed_label"],
-                e.get("now_label", "(video missing)"),
+                e["now_label"],
             )
             for e in entries
         ],
