@@ -370,8 +370,12 @@ def dump_peertube_db(
     else:
         if not dsn:
             raise BackupError(
-                "neither PEERTUBE_DB_DSN nor PEERTUBE_DB_DUMP_COMMAND is set: "
-                "set one so PeerTube's database can be backed up before any change"
+                "no dump of PeerTube's database could be taken: neither "
+                "PEERTUBE_DB_DUMP_COMMAND nor PEERTUBE_DB_DSN is set. Set "
+                "PEERTUBE_DB_DUMP_COMMAND to a command printing `pg_dump -Fc` to stdout (e.g. "
+                "ssh pve 'pct exec 110 -- sudo -u postgres pg_dump -Fc peertube_prod'), or "
+                "PEERTUBE_DB_DSN when this machine reaches PeerTube's PostgreSQL; nothing "
+                "after the pre-deploy backups runs without this dump"
             )
         env_extra, password, name = _dsn_env(dsn)
         version = server_version_num(dsn)

@@ -65,7 +65,8 @@ DEFAULT_CHUNK_SIZE = 1000
 
 
 class CategoryReader(Protocol):
-    """Bulk read of current categories (recon_domains.peertube.database.PeerTubeDatabase)."""
+    """Bulk read of current categories: the port recon_domains.peertube.categories.
+    PeerTubeCategories (PeerTube's database or its API), or PeerTubeDatabase itself."""
 
     def categories_of(self, uuids: Iterable[str]) -> Mapping[str, int | None]:
         """uuid -> category id (None when unset); videos PeerTube lacks are absent."""
@@ -314,8 +315,9 @@ def push_items(
 ) -> PushResult:
     """Push each item's domain to its PeerTube video as its category id (the taxonomy's).
 
-    database: when given, categories before the push (and the resume check) are read from
-    PeerTube's PostgreSQL in one query per chunk; otherwise with one API GET per video.
+    database: when given, categories before the push (and the resume check) are read
+    through it, one bulk read per chunk (the Dagster layer passes the port: PeerTube's
+    PostgreSQL, or its API); otherwise with one API GET per video.
     check_admin: verify first that the account is an administrator (one GET) so a wrong
     account aborts before any attempt.
     workers: the most items in flight (PEERTUBE_PUSH_MAX_IN_FLIGHT); max_rate: the most
@@ -480,17 +482,16 @@ class _Run:
     def read_current(self, chunk: list[_Work]) -> dict[str, int | None] | None:
         """Current category of each video of the chunk (hash -> id or None).
 
-        From the database in one query when configured (a video it lacks is left to the
+        Through the reader in one bulk read when given (a video it lacks is left to the
         PUT, whose 404 says so); else one GET per video, whose failure is that item's
-        failure. None when the database itself failed (systemic: the run aborts).
+        failure. None when the reader itself failed (systemic: the run aborts).
         """
         if self.database is not None:
             try:
                 found = self.database.categories_of([w.video_id for w in chunk])
-            except Exception as exc:  # psycopg2 etc.: PeerTube's DB is a whole-run problem
+            except Exception as exc:  # the reader's errors say what to check
                 self.tracker.abort_reason = (
-                    f"reading categories from PeerTube's database failed: {exc}. Check "
-                    "PEERTUBE_DB_DSN and that PostgreSQL is reachable")
+                    f"reading the categories before the push failed: {exc}")
                 self.result.not_attempted += len(chunk)
                 return None
             return {w.item.hash: found.get(w.video_id) for w in chunk}

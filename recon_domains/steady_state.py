@@ -5,7 +5,8 @@ still shows what we pushed. Plain core; the Dagster sensor, schedule and jobs ca
   sensor tick never blocks RECON and survives "database is locked" (:class:`ReconBusy`).
 - :func:`drift_report` compares every pushed video's category in PeerTube with the one we
   pushed and reports differences; it never writes (a human changed them on purpose, or
-  not: an operator decides).
+  not: an operator decides). The steady state's read-back uses it too: this run's pushes
+  must show their category, earlier ones that do not are the known drift.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recon_domains.peertube.categories import read_current_categories
+from recon_domains.peertube.categories import PeerTubeCategories
 from recon_domains.peertube.urls import parse_watch_url
+from recon_domains.pushed import MISSING, PushedVideo, compare_pushed
 from recon_domains.recon.store import ReconStore
-from recon_domains.settings import DEFAULTS
-from recon_domains.taxonomy import DOMAIN_BY_ID, DOMAIN_IDS, Status
+from recon_domains.taxonomy import Status, describe_category
 
 
 class ReconBusy(RuntimeError):
@@ -96,13 +97,16 @@ def pending_work(
 
 @dataclass
 class DriftReport:
-    """Pushed videos whose PeerTube category is not what we pushed."""
+    """Pushed videos whose PeerTube category is not what we pushed (drifted: changed in
+    PeerTube since; missing: deleted there), each entry with the document's hash, the video,
+    both categories by label and its watch URL."""
 
     checked: int = 0
     matching: int = 0
     drifted: list[dict[str, Any]] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)  # video no longer in PeerTube
+    missing: list[dict[str, Any]] = field(default_factory=list)
     unparsable: int = 0  # pushed documents whose watch URL holds no video id
+    outside: int = 0  # videos RECON did not push carrying a RECON category: not drift
 
     @property
     def ok(self) -> bool:
@@ -111,91 +115,38 @@ class DriftReport:
     def sample(self, n: int = 10) -> list[dict[str, Any]]:
         return self.drifted[:n]
 
-
-def _label(category: int | None) -> str:
-    if category is None:
-        return "(none)"
-    return DOMAIN_BY_ID.get(category, f"category {category}")
-
-
-def _pushed_videos(
-    store: ReconStore, hashes: Collection[str] | None = None
-) -> tuple[dict[str, tuple[str, int | None]], int]:
-    """{video_id: (hash, its domain's category)} for the stream's pushed documents (only
-    `hashes`, when given), and how many of them have no video id in their watch URL."""
-    videos: dict[str, tuple[str, int | None]] = {}
-    unparsable = 0
-    for cand in store.pushed_documents():
-        if hashes is not None and cand.hash not in hashes:
-            continue
-        parsed = parse_watch_url(cand.path)
-        if not parsed.ok:
-            unparsable += 1
-            continue
-        videos[parsed.video_id] = (cand.hash, DOMAIN_IDS.get(cand.domain))
-    return videos, unparsable
-
-
-def pushed_mismatches(
-    store: ReconStore,
-    hashes: Collection[str],
-    pt_db: Any = None,
-    client: Any = None,
-    *,
-    concurrency: int = DEFAULTS.peertube.push_max_in_flight,
-) -> tuple[int, list[tuple[str, str, int | None, int | None]]]:
-    """Read back the videos of the pushed documents `hashes` (e.g. those one run pushed):
-    how many were checked, and (hash, video_id, pushed, now) for each whose PeerTube
-    category is not its domain's, in video id order (now is None for a missing video).
-    Through the API, `concurrency` reads are in flight at once."""
-    expected, _ = _pushed_videos(store, set(hashes))
-    ids = sorted(expected)
-    now = read_current_categories(ids, client, pt_db, concurrency=concurrency) if ids else {}
-    wrong = [
-        (h, vid, cat, now.get(vid))
-        for vid, (h, cat) in sorted(expected.items())
-        if now.get(vid) != cat
-    ]
-    return len(ids), wrong
+    def split(self, hashes: Collection[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(the drifted and missing entries of the documents `hashes`, those of the others)."""
+        entries = self.drifted + self.missing
+        return (
+            [e for e in entries if e["hash"] in hashes],
+            [e for e in entries if e["hash"] not in hashes],
+        )
 
 
 def drift_report(
-    store: ReconStore,
-    pt_db: Any = None,
-    client: Any = None,
-    *,
-    base_url: str | None = None,
-    concurrency: int = DEFAULTS.peertube.push_max_in_flight,
+    store: ReconStore, categories: PeerTubeCategories, *, base_url: str | None = None
 ) -> DriftReport:
     """Every pushed document's video: what PeerTube shows now versus what we pushed (the
-    ledger's latest completed push, or the document's domain when no ledger row exists).
-    Reads PeerTube's database in one query when given, else the API per video, with
-    `concurrency` reads in flight."""
-    expected, unparsable = _pushed_videos(store)  # video_id -> (hash, category)
-    report = DriftReport(unparsable=unparsable)
-    if store.has_ledger():
-        for row in store.ledger():  # oldest first: later rows win, the latest push
-            if row.pushed_at and row.restored_at is None and row.video_id in expected:
-                expected[row.video_id] = (row.hash, row.category_after)
-    ids = sorted(expected)
-    current = read_current_categories(ids, client, pt_db, concurrency=concurrency) if ids else {}
-    for vid in ids:
-        doc_hash, pushed = expected[vid]
-        report.checked += 1
-        if vid not in current:
-            report.missing.append(vid)
-        elif current[vid] == pushed:
-            report.matching += 1
-        else:
-            report.drifted.append(
-                {
-                    "hash": doc_hash,
-                    "video_id": vid,
-                    "pushed": pushed,
-                    "pushed_label": _label(pushed),
-                    "now": current[vid],
-                    "now_label": _label(current[vid]),
-                    "url": f"{base_url.rstrip('/')}/w/{vid}" if base_url else None,
-                }
-            )
-    return report
+    ledger's latest completed push, or the document's domain when no ledger row exists),
+    read through `categories` (recon_domains.pushed.compare_pushed). Never writes."""
+    c = compare_pushed(store, categories)
+
+    def entry(video: PushedVideo, **now: Any) -> dict[str, Any]:
+        return {
+            "hash": video.hash,
+            "video_id": video.uuid,
+            "pushed": video.category,
+            "pushed_label": describe_category(video.category),
+            **now,
+            "url": f"{base_url.rstrip('/')}/w/{video.uuid}" if base_url else None,
+        }
+
+    return DriftReport(
+        checked=len(c.pushed),
+        matching=len(c.matching),
+        drifted=[entry(v, now=now, now_label=describe_category(now)) for v, now in c.changed],
+        missing=[entry(v, now_label=MISSING) for v in c.missing],
+        unparsable=c.unparsable,
+        outside=len(c.outside),
+    )

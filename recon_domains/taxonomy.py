@@ -177,6 +177,15 @@ def category_id(domain: str) -> int:
         raise KeyError(f"not one of the {len(DOMAINS)} RECON domains: {domain!r}") from None
 
 
+def describe_category(category: int | None) -> str:
+    """A category as reports name it: "15 Science & Technology" (PeerTube's built-in ones),
+    "105 Medical" (RECON's), "no category" (NULL), "205 (not a RECON or built-in category)"."""
+    if category is None:
+        return "no category"
+    label = PEERTUBE_BUILT_IN_CATEGORIES.get(category) or DOMAIN_BY_ID.get(category)
+    return f"{category} {label}" if label else f"{category} (not a RECON or built-in category)"
+
+
 def parse_skip_channels(text: str | None) -> frozenset[str]:
     """Parse a comma-separated skip list (RECON_SKIP_CHANNELS); None or blank → the default."""
     if text is None or not text.strip():

@@ -561,6 +561,7 @@ def test_a_watch_url_on_another_host_is_never_pushed_and_does_not_hold_the_stage
     """Two stream documents whose watch URL names another host (a hostile row, a federated
     video from another instance) but the id of a video our PeerTube has: no PUT reaches
     those videos, the push and the stage's gate report why, and the stage still verifies."""
+    from recon_domains.peertube.categories import peertube_categories
     from recon_domains.verdicts.push import split_unpushable, stage_verified
     from recon_domains_tests.snapshots import video_snapshot
 
@@ -582,8 +583,9 @@ def test_a_watch_url_on_another_host_is_never_pushed_and_does_not_hold_the_stage
         _, unpushable = split_unpushable(store, items)  # what the push plan lists
         assert {(h, p) for h, p, _ in unpushable} == {(h[:12], p) for h, p in foreign.items()}
         result = push_items(store, _client(peertube_server), items, stage="stage-1")
+        client = _client(peertube_server)
         verdict = stage_verified(
-            store, _client(peertube_server), "stage-1", (100, 1000), dict
+            store, client, "stage-1", (100, 1000), peertube_categories(client, None)
         )
 
     assert result.ok and sorted(result.succeeded) == sorted(

@@ -8,9 +8,12 @@ import psycopg2
 import pytest
 
 from recon_domains.assignment import run_pass1
-from recon_domains.recon.store import ReconStore
+from recon_domains.peertube.categories import peertube_categories
+from recon_domains.peertube.urls import short_to_uuid, uuid_to_short
+from recon_domains.recon.store import LEDGER_TABLE, ReconStore
 from recon_domains.sandbox.corpus import add_completed_documents
-from recon_domains.steady_state import ReconBusy, drift_report, pending_work, pushed_mismatches
+from recon_domains.steady_state import ReconBusy, drift_report, pending_work
+from recon_domains.taxonomy import DOMAIN_BY_ID
 from recon_domains_tests.rollback_world import run_migration, start_world
 from recon_domains_tests.snapshots import db_snapshot
 
@@ -62,29 +65,46 @@ def test_pending_work_refuses_unmigrated_and_missing(corpus_factory, tmp_path) -
         pending_work(tmp_path / "gone.db", corpus.source)
 
 
-def test_drift_report_finds_a_video_changed_in_peertube(corpus_factory, peertube_server) -> None:
+@pytest.mark.parametrize("reads", ["database", "api"])
+def test_drift_report_finds_a_video_changed_in_peertube(
+    corpus_factory, peertube_server, reads
+) -> None:
     w = run_migration(start_world(corpus_factory, peertube_server, docs=100), reprocess=0)
     try:
-        clean = drift_report(w.store, w.pt_db)
-        assert clean.ok and clean.checked == clean.matching > 0
-        victim = sorted(w.store.original_categories())[0]
-        victim_hash = next(r.hash for r in w.store.ledger() if r.video_id == victim)
-        assert pushed_mismatches(w.store, [victim_hash], w.pt_db) == (1, [])
+        categories = peertube_categories(w.client, w.pt_db if reads == "database" else None)
+        clean = drift_report(w.store, categories)
+        assert clean.ok and clean.checked == clean.matching > 0 and clean.outside == 0
+        # Ledger ids written as short UUIDs (watch URLs carry either form) are the same videos.
+        with w.store.transaction() as conn:
+            for row in w.store.ledger():
+                conn.execute(f"UPDATE {LEDGER_TABLE} SET video_id = ? WHERE id = ?",
+                             (uuid_to_short(row.video_id), row.id))
+        assert drift_report(w.store, categories) == clean
+        victim, gone = sorted(w.store.original_categories())[:2]
+        victim_hash = next(r.hash for r in w.store.ledger() if short_to_uuid(r.video_id) == victim)
+        gone_hash = next(r.hash for r in w.store.ledger() if short_to_uuid(r.video_id) == gone)
+        # A human sets a built-in category; a video is deleted; an uploader picks a RECON
+        # category on a video RECON never pushed.
         conn = psycopg2.connect(w.server.dsn)
         with conn, conn.cursor() as cur:
             cur.execute("UPDATE video SET category = 2 WHERE uuid = %s", (victim,))
+            cur.execute("DELETE FROM video WHERE uuid = %s", (gone,))
         conn.close()
+        w.server.add_video("an upload", category=105)
         before = db_snapshot(w.corpus.recon_db)
-        for kwargs in ({"pt_db": w.pt_db}, {"client": w.client}):
-            report = drift_report(w.store, base_url=w.server.url, **kwargs)
-            assert not report.ok
-            assert [d["video_id"] for d in report.drifted] == [victim]
-            assert report.drifted[0]["now"] == 2 and report.drifted[0]["pushed"] >= 100
-            assert report.drifted[0]["url"].endswith(victim)
-            checked, wrong = pushed_mismatches(w.store, [victim_hash], **kwargs)
-            assert checked == 1 and [(h, v, now) for h, v, _, now in wrong] == [
-                (victim_hash, victim, 2)
-            ]
+        report = drift_report(w.store, categories, base_url=w.server.url)
+        assert not report.ok
+        assert [d["video_id"] for d in report.drifted] == [victim]
+        drifted = report.drifted[0]
+        assert drifted["now"] == 2 and drifted["now_label"] == "2 Films"
+        assert drifted["pushed"] >= 100
+        assert drifted["pushed_label"] == f"{drifted['pushed']} {DOMAIN_BY_ID[drifted['pushed']]}"
+        assert drifted["url"].endswith(victim)
+        assert [(m["hash"], m["video_id"]) for m in report.missing] == [(gone_hash, gone)]
+        assert report.outside == 1 and report.checked == clean.checked
+        mine, known = report.split({victim_hash})
+        assert [e["video_id"] for e in mine] == [victim]
+        assert [e["video_id"] for e in known] == [gone]
         assert db_snapshot(w.corpus.recon_db) == before
         conn = psycopg2.connect(w.server.dsn)
         with conn.cursor() as cur:

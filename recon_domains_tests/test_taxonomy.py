@@ -139,3 +139,12 @@ def test_a_malformed_file_stops_the_import_with_one_message(tmp_path: Path) -> N
         'line 2, column 10). It must be one JSON object with one line per domain, '
         '"<category id>": "<label>" (e.g. "118": "New Domain"); fix the file, then run again.'
     )
+
+
+def test_categories_are_described_by_their_labels() -> None:
+    assert taxonomy.describe_category(15) == "15 Science & Technology"
+    assert taxonomy.describe_category(2) == "2 Films"
+    first = taxonomy.FIRST_CATEGORY_ID
+    assert taxonomy.describe_category(first) == f"{first} {taxonomy.DOMAIN_BY_ID[first]}"
+    assert taxonomy.describe_category(None) == "no category"
+    assert taxonomy.describe_category(205) == "205 (not a RECON or built-in category)"

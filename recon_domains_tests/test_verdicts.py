@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from recon_domains.peertube.categories import Uncategorized
+from recon_domains.pushed import PushedComparison, PushedVideo
 from recon_domains.recon.schema import MigrationCheck
 from recon_domains.settings import Benchmarks
 from recon_domains.taxonomy import DOMAIN_BY_ID
@@ -92,12 +94,33 @@ def test_categories_schema_rollout_and_dry_run():
         ("missing column documents.recon_domain",),
     )
 
-    same = Rollout(recon={100: 3}, peertube={100: 3}, uncategorized=7, status={}, unpushed=0)
-    assert peertube_matches_recon(same).passed
-    differ = Rollout(recon={100: 3}, peertube={100: 4}, uncategorized=7, status={}, unpushed=0)
-    verdict = peertube_matches_recon(differ)
-    assert not verdict.passed and "100: PeerTube 4 vs RECON 3" in verdict.description
-    assert verdict.metadata["categories"].rows == ((100, DOMAIN_BY_ID[100], 4, 3, "NO"),)
+    # Step 6 compares the videos we pushed (by UUID), not PeerTube's whole histogram.
+    pushed = {f"u{i}": PushedVideo(f"u{i}", f"h{i}", 100) for i in range(3)}
+    uncategorized = Uncategorized(7, "category IS NULL")
+
+    def rollout(now: dict, outside: dict, histogram: dict) -> Rollout:
+        comparison = PushedComparison(pushed, now, outside, 0, "PeerTube's database")
+        return Rollout(comparison, histogram, uncategorized, status={}, unpushed=0)
+
+    same = peertube_matches_recon(rollout(dict.fromkeys(pushed, 100), {}, {100: 3}))
+    assert same.passed and "Finding" not in same.description
+    # A video RECON did not push carrying 100 (an uploader picked it): a finding, no failure.
+    outside = peertube_matches_recon(rollout(dict.fromkeys(pushed, 100), {"x": 100}, {100: 4}))
+    assert outside.passed
+    assert "Finding: 1 video(s) RECON did not push carry a RECON category" in outside.description
+    assert outside.metadata["categories"].rows == ((100, DOMAIN_BY_ID[100], 4, 3, 3, 1, "yes"),)
+    assert outside.metadata["outside_recon_videos"].rows == (("x", f"100 {DOMAIN_BY_ID[100]}"),)
+    assert outside.metadata["uncategorized_counted_as"] == "category IS NULL"
+    # One pushed video changed in PeerTube, one deleted: failures, named by label.
+    now = {"u0": 15, "u1": 100}
+    differ = peertube_matches_recon(rollout(now, {}, {100: 1}))
+    assert not differ.passed
+    assert (
+        f"u0: pushed 100 {DOMAIN_BY_ID[100]}, PeerTube has 15 Science & Technology"
+        in differ.description
+    )
+    assert "1 pushed video(s) are no longer in PeerTube (e.g. u2" in differ.description
+    assert differ.metadata["categories"].rows == ((100, DOMAIN_BY_ID[100], 1, 3, 1, 0, "NO"),)
 
     assert dry_run_wrote_nothing({"audit_rows_before": 2, "audit_rows_after": 2}).passed
     assert not dry_run_wrote_nothing({"audit_rows_before": 2, "audit_rows_after": 3}).passed

@@ -22,6 +22,7 @@ from pydantic import Field
 from recon_domains.settings import DEFAULTS, Benchmarks, Settings, require
 
 if TYPE_CHECKING:
+    from recon_domains.peertube.categories import PeerTubeCategories
     from recon_domains.peertube.client import PeerTubeClient
     from recon_domains.peertube.database import PeerTubeDatabase
     from recon_domains.recon.store import ReconStore
@@ -209,9 +210,12 @@ class PeerTubeResource(dg.ConfigurableResource):
 
 
 class PeerTubeDbResource(dg.ConfigurableResource):
-    """PeerTube's PostgreSQL: read-only verification queries and the pre-deploy dump."""
+    """PeerTube's PostgreSQL, optional: the category reads when reachable (else PeerTube's
+    API), the rollback's `via: db` writes, and the pre-deploy dump."""
 
-    dsn: str = Field(default="", description="PEERTUBE_DB_DSN")
+    dsn: str = Field(
+        default="", description="PEERTUBE_DB_DSN (optional: without it, reads use the API)"
+    )
     dump_command: str = Field(
         default="",
         description="PEERTUBE_DB_DUMP_COMMAND: prints `pg_dump -Fc` to stdout (SSH hop)",
@@ -221,14 +225,18 @@ class PeerTubeDbResource(dg.ConfigurableResource):
         description="RECON_PG_BIN_DIR: folder of pg_dump / pg_restore; empty = from PATH",
     )
 
-    def database(self) -> PeerTubeDatabase:
+    def database_if_configured(self) -> PeerTubeDatabase | None:
+        """The database when PEERTUBE_DB_DSN is set, else None."""
         from recon_domains.peertube.database import PeerTubeDatabase
 
-        return PeerTubeDatabase(self.dsn)
+        return PeerTubeDatabase(self.dsn) if self.dsn else None
 
-    def database_if_configured(self) -> PeerTubeDatabase | None:
-        """The database when PEERTUBE_DB_DSN is set, else None (callers fall back to the API)."""
-        return self.database() if self.dsn else None
+    def categories(self, client: PeerTubeClient) -> PeerTubeCategories:
+        """How every step reads PeerTube's categories, chosen here once: the database when
+        PEERTUBE_DB_DSN is set, else PeerTube's API through `client`."""
+        from recon_domains.peertube.categories import peertube_categories
+
+        return peertube_categories(client, self.database_if_configured())
 
 
 def resources_from_settings(
@@ -243,10 +251,11 @@ def resources_from_settings(
     peertube = settings.peertube
     if env_vars:
         # The DSN may carry a password and the dump command a host: EnvVar keeps both out
-        # of the UI and run config.
+        # of the UI and run config. Both are optional: an EnvVar of an unset variable
+        # would fail every run at its start.
         db_path, concepts_dir = dg.EnvVar("RECON_DB_PATH"), dg.EnvVar("RECON_CONCEPTS_DIR")
         url, password = dg.EnvVar("PEERTUBE_URL"), dg.EnvVar("PEERTUBE_PASSWORD")
-        dsn = dg.EnvVar("PEERTUBE_DB_DSN")
+        dsn = dg.EnvVar("PEERTUBE_DB_DSN") if peertube.db_dsn else ""
         dump_command = dg.EnvVar("PEERTUBE_DB_DUMP_COMMAND") if peertube.db_dump_command else ""
     else:
         db_path = str(require(settings.db_path, "RECON_DB_PATH"))

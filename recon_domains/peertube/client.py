@@ -30,7 +30,7 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,6 +49,12 @@ log = logging.getLogger(__name__)
 ADMIN_ROLE_ID = 0  # PeerTube UserRole: 0 admin, 1 moderator, 2 user
 PLUGIN_TYPE_PLUGIN = 1
 _CACHE_VERSION = 1
+# GET /api/v1/videos filters for every video: the five privacies (public, unlisted,
+# private, internal, password), VideoInclude NOT_PUBLISHED_STATE | BLACKLISTED |
+# BLOCKED_OWNER, NSFW or not; oldest first, so pages stay put while videos are uploaded.
+_EVERY_VIDEO: dict[str, Any] = {
+    "privacyOneOf": [1, 2, 3, 4, 5], "include": 1 | 2 | 4, "nsfw": "both", "sort": "createdAt",
+}
 
 
 # -- errors --------------------------------------------------------------------------------
@@ -726,6 +732,22 @@ class PeerTubeClient:
     def set_category(self, video_id: str | int, category_id: int | None) -> None:
         """PUT the video's category (None clears it). Idempotent, so retried on 5xx."""
         self._request("PUT", self._video_path(video_id), json_body={"category": category_id})
+
+    def list_videos(
+        self, category_ids: Sequence[int] = (), *, start: int = 0, count: int = 0
+    ) -> tuple[int, list[dict[str, Any]]]:
+        """(total, one page) of GET /api/v1/videos over every video an administrator can
+        see, oldest first; `category_ids` (categoryOneOf) narrows it, `count=0` only counts.
+
+        PEERTUBE-FACTS "Counting videos by category": without privacyOneOf=1…5 (admin
+        token) private videos do not count. `include` adds videos not published yet,
+        blocked ones and those of muted accounts; `nsfw=both` the sensitive ones.
+        """
+        params: dict[str, Any] = {**_EVERY_VIDEO, "start": start, "count": count}
+        if category_ids:
+            params["categoryOneOf"] = [int(c) for c in category_ids]
+        body = self._json("GET", "/api/v1/videos", params=params)
+        return int(body.get("total") or 0), list(body.get("data") or [])
 
     def list_plugins(self, uninstalled: bool = False) -> list[dict[str, Any]]:
         """Installed (or, with uninstalled=True, uninstalled) plugins of type plugin."""

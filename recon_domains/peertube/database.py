@@ -112,6 +112,15 @@ class PeerTubeDatabase:
             )
             return {int(c): int(n) for c, n in cur.fetchall()}
 
+    def videos_in_categories(self, first: int, last: int) -> dict[str, int]:
+        """``{uuid: category}`` of every video whose category is in ``first``–``last``."""
+        with self._cursor(write=False) as cur:
+            cur.execute(
+                "SELECT uuid::text, category FROM video WHERE category BETWEEN %s AND %s",
+                (first, last),
+            )
+            return {str(u): int(c) for u, c in cur.fetchall()}
+
     def uncategorized_count(self) -> int:
         """Number of videos whose category is NULL."""
         with self._cursor(write=False) as cur:

@@ -206,3 +206,18 @@ def parse_watch_url(path: object, hosts: Iterable[str] | None = None) -> WatchUr
         return WatchUrlResult(short_to_uuid(raw_id), raw_id)
     except ValueError as exc:
         return WatchUrlResult(None, raw_id, str(exc))
+
+
+def canonical_video_id(video_id: str) -> str:
+    """The video's canonical lowercase UUID when `video_id` is a UUID (any case) or a
+    22-character short UUID (watch URLs carry either, so ledgers may hold either); anything
+    else unchanged, for PeerTube to answer it."""
+    text = video_id.strip()
+    if _UUID_RE.fullmatch(text):
+        return text.lower()
+    if len(text) == SHORT_UUID_LENGTH:
+        try:
+            return short_to_uuid(text)
+        except ValueError:
+            pass
+    return video_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from recon_domains.peertube.urls import canonical_video_id
 from recon_domains.recon.connection import StoreConnection, chunks, marks, utc_now
 from recon_domains.recon.schema import LEDGER_TABLE
 
@@ -109,12 +110,14 @@ class LedgerQueries(StoreConnection):
         )
 
     def original_categories(self) -> dict[str, int | None]:
-        """video_id -> the category it had before our FIRST push to it (rollback target)."""
-        rows = self.conn.execute(
-            f"SELECT video_id, category_before FROM {LEDGER_TABLE} l WHERE id = "
-            f"(SELECT min(id) FROM {LEDGER_TABLE} WHERE video_id = l.video_id)"
-        )
-        return {video_id: before for video_id, before in rows}
+        """video_id -> the category it had before our FIRST push to it (rollback target).
+
+        A video pushed once by short UUID and once by UUID is one video: the ids are
+        canonical UUIDs here (peertube.urls.canonical_video_id)."""
+        originals: dict[str, int | None] = {}
+        for row in self._ledger_rows():  # oldest first
+            originals.setdefault(canonical_video_id(row.video_id), row.category_before)
+        return originals
 
     # -- what a rollback reads and clears (every document, whatever its source) ------------
     def marked_pushed_count(self) -> int:

@@ -44,7 +44,7 @@ from recon_domains.recon.schema import (
     sqlite_version,
 )
 from recon_domains.settings import DEFAULTS
-from recon_domains.taxonomy import CATEGORIZED, DOMAIN_IDS, MID_PIPELINE_STATUSES
+from recon_domains.taxonomy import CATEGORIZED, MID_PIPELINE_STATUSES
 
 __all__ = [
     "AUDIT_TABLE",
@@ -303,11 +303,6 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
             (self.source,),
         )
         return {domain: n for domain, n in rows}
-
-    def pushed_category_histogram(self) -> dict[int, int]:
-        """pushed_distribution as PeerTube category ids: what PeerTube's category histogram
-        should show. A stored value that is not a RECON domain has no id and is left out."""
-        return {DOMAIN_IDS[d]: n for d, n in self.pushed_distribution().items() if d in DOMAIN_IDS}
 
     # -- push candidates -------------------------------------------------------------------
     def _push_candidates(self, where: str, params: tuple, limit: int | None, offset: int):

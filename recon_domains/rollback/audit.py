@@ -40,6 +40,9 @@ class RollbackReport:
     steps: list[str] = field(default_factory=list)  # human-readable: what (would) happen
     problems: list[str] = field(default_factory=list)  # what needs an operator
     audit: list[dict[str, Any]] = field(default_factory=list)  # entries appended
+    # Videos changed in PeerTube since our push (category rollbacks): each with the
+    # categories by label and what was done with it (left as set, or restored).
+    drifted: list[dict[str, Any]] = field(default_factory=list)
     parts: list[RollbackReport] = field(default_factory=list)  # remove_feature's steps
 
     @property

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
+from recon_domains.peertube.categories import PeerTubeCategories
 from recon_domains.recon.store import ReconStore
 from recon_domains.rollback.assignments import rollback_assignments
 from recon_domains.rollback.audit import AuditLog, RollbackRefused, RollbackReport, recorded
-from recon_domains.rollback.categories import rollback_peertube_categories
+from recon_domains.rollback.categories import Drifted, rollback_peertube_categories
 from recon_domains.rollback.concepts import restore_concepts
 from recon_domains.rollback.plugin import rollback_plugin
 from recon_domains.rollback.schema import rollback_schema
@@ -24,10 +25,12 @@ def remove_feature(
     offsite_dir: str | os.PathLike[str] | None = None,
     pt_db: Any = None,
     *,
+    categories: PeerTubeCategories,
     npm_name: str = PLUGIN_NPM_NAME,
     manual_plugin: bool = False,
     restore_concept_folders: bool = True,
     via: Literal["auto", "api", "db"] = "auto",
+    drifted: Drifted = "leave",
     force: bool = False,
     concurrency: int = DEFAULTS.peertube.push_max_in_flight,
     dry_run: bool = True,
@@ -38,6 +41,8 @@ def remove_feature(
 
     1. restore PeerTube's categories from the push ledger — first, while the ledger exists
        and while the plugin still registers 100–117 (a recorded original may itself be one);
+       videos changed in PeerTube since our push are left as set there (`drifted="leave"`,
+       the default) or restored too (`"restore"`, or `force`), and listed either way;
     2. uninstall the plugin — after 1, so no video is left on an orphaned category id;
     3. restore quarantined concept folders (and the rows of documents RECON has not
        re-processed yet) — before 4 and 5, which drop the audit rows and the status it puts
@@ -47,7 +52,8 @@ def remove_feature(
     5. revert the schema — last: its refusal check proves step 1 finished.
 
     Reverting RECON's code and restarting RECON (runbook items 3–4) are outside this job.
-    `concurrency` is how many PeerTube API requests steps 1 and 5 keep in flight.
+    Categories are read through `categories` (PeerTube's database or API); step 1 writes
+    through `client` or `pt_db` (`via`), keeping `concurrency` API requests in flight.
     """
     report = RollbackReport("remove_feature", dry_run)
 
@@ -56,6 +62,7 @@ def remove_feature(
         for k, v in part.counts.items():
             report.counts[f"{part.action}.{k}"] = v
         report.steps.extend(f"[{part.action}] {s}" for s in part.steps)
+        report.drifted.extend(part.drifted)
         report.acted = report.acted or part.acted
         if part.problems:
             report.problems.extend(f"[{part.action}] {p}" for p in part.problems)
@@ -66,9 +73,11 @@ def remove_feature(
         go = step(
             rollback_peertube_categories(
                 store,
+                categories,
                 client,
                 pt_db,
                 via=via,
+                drifted=drifted,
                 force=force,
                 concurrency=concurrency,
                 dry_run=dry_run,
@@ -101,9 +110,8 @@ def remove_feature(
             step(
                 rollback_schema(
                     store,
-                    pt_db if pt_db is not None else client,
+                    categories,
                     force or dry_run,
-                    concurrency=concurrency,
                     dry_run=dry_run,
                     audit=audit,
                 )
@@ -114,4 +122,4 @@ def remove_feature(
                 )
     except RollbackRefused as exc:
         report.problems.append(str(exc))
-    return recorded(audit, report, parts=[p.action for p in report.parts])
+    return recorded(audit, report, parts=[p.action for p in report.parts], drifted=report.drifted)

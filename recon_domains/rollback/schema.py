@@ -4,9 +4,9 @@ after copying the push ledger and the reprocess audit into the audit trail."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
-from recon_domains.peertube.categories import read_current_categories
+from recon_domains.peertube.categories import PeerTubeCategories
+from recon_domains.peertube.urls import canonical_video_id
 from recon_domains.recon.quarantine import QuarantineEntry, entry_of
 from recon_domains.recon.store import (
     AUDIT_TABLE,
@@ -21,26 +21,23 @@ from recon_domains.rollback.audit import (
     RollbackReport,
     recorded,
 )
-from recon_domains.settings import DEFAULTS
 
 
-def _still_carrying(store: ReconStore, peertube: Any, concurrency: int) -> tuple[int, list[str]]:
+def _still_carrying(
+    store: ReconStore, categories: PeerTubeCategories | None
+) -> tuple[int, list[str]]:
     """(documents marked pushed, ledger videos whose PeerTube category is still ours)."""
     pushed = store.marked_pushed_count() if store.has_domain_columns() else 0
     carrying: list[str] = []
-    if peertube is not None and store.has_ledger():
+    if categories is not None and store.has_ledger():
         latest: dict[str, int | None] = {}
         for r in store.ledger():
             if r.pushed_at is not None and r.restored_at is None:
-                latest[r.video_id] = r.category_after
+                latest[canonical_video_id(r.video_id)] = r.category_after
         if latest:
-            if hasattr(peertube, "categories_of"):
-                now = read_current_categories(sorted(latest), pt_db=peertube)
-            else:
-                now = read_current_categories(
-                    sorted(latest), client=peertube, concurrency=concurrency
-                )
-            carrying = sorted(v for v, c in latest.items() if v in now and now[v] == c)
+            # Ours are RECON categories: one read of the videos carrying one.
+            now = categories.recon_videos()
+            carrying = sorted(v for v, c in latest.items() if now.get(v) == c)
     return pushed, carrying
 
 
@@ -70,20 +67,18 @@ def _export_our_tables(store: ReconStore, audit: AuditLog | None, report: Rollba
 
 def rollback_schema(
     store: ReconStore,
-    peertube: Any = None,
+    categories: PeerTubeCategories | None = None,
     force: bool = False,
     *,
-    concurrency: int = DEFAULTS.peertube.push_max_in_flight,
     dry_run: bool = True,
     audit: AuditLog | None = None,
 ) -> RollbackReport:
     """Drop the four columns, the index and our tables (runbook "Schema migration revert").
 
     Refuses while PeerTube still carries pushed categories (documents marked pushed, or —
-    given PeerTube's database or an API client as `peertube` — ledger videos still showing
-    the category we pushed, read `concurrency` at a time through the API) unless `force`:
-    dropping the ledger would lose the originals the category rollback needs. Needs
-    SQLite >= 3.35 for DROP COLUMN; checked first.
+    given `categories`, PeerTube's database or API — ledger videos still showing the
+    category we pushed) unless `force`: dropping the ledger would lose the originals the
+    category rollback needs. Needs SQLite >= 3.35 for DROP COLUMN; checked first.
     """
     report = RollbackReport("rollback_schema", dry_run)
     present = store.schema_artifacts()
@@ -103,9 +98,12 @@ def rollback_schema(
             recorded(audit, report)
             raise RollbackRefused(msg)
         return recorded(audit, report)
-    pushed, carrying = _still_carrying(store, peertube, concurrency)
+    # force drops anyway: PeerTube is not even asked (it may be what is broken).
+    asked = None if force else categories
+    pushed, carrying = _still_carrying(store, asked)
     report.counts["documents_marked_pushed"] = pushed
-    report.counts["videos_still_carrying_our_category"] = len(carrying)
+    if asked is not None:
+        report.counts["videos_still_carrying_our_category"] = len(carrying)
     if (pushed or carrying) and not force:
         msg = (
             f"PeerTube still carries pushed categories ({pushed} documents marked pushed, "

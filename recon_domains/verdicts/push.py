@@ -3,35 +3,38 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from recon_domains.peertube.categories import PeerTubeCategories
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.push import STAGES, select_stage_items
+from recon_domains.pushed import MISSING, PushedComparison, compare_pushed
 from recon_domains.recon.store import PushCandidate, ReconStore
-from recon_domains.taxonomy import DOMAIN_BY_ID
+from recon_domains.taxonomy import DOMAIN_BY_ID, describe_category
 from recon_domains.verdicts import Table, Verdict
 
 if TYPE_CHECKING:
     from recon_domains.peertube.client import PeerTubeClient
 
 API_SAMPLE = 20  # later stages: videos read back through the API
+SAMPLE_ROWS = 20  # rows of the tables listing videos
 
 
-def category_table(peertube: Mapping[int, int], recon: Mapping[int, int]) -> Table:
-    """PeerTube's category histogram beside RECON's pushed counts, per category id."""
+def category_table(comparison: PushedComparison, peertube: Mapping[int, int]) -> Table:
+    """Per RECON category: PeerTube's videos (`peertube`, its histogram), the videos we
+    pushed it to, how many of those show it, and the videos outside RECON carrying it."""
+    counts = comparison.by_category()
+    rows = []
+    for i in sorted(set(peertube) | set(counts)):
+        pushed, showing, outside = counts.get(i, (0, 0, 0))
+        domain = DOMAIN_BY_ID.get(i, "(not a RECON domain)")
+        agree = "yes" if pushed == showing else "NO"
+        rows.append((i, domain, peertube.get(i, 0), pushed, showing, outside, agree))
     return Table.of(
-        ["id", "domain", "PeerTube videos", "RECON pushed", "agree"],
-        [
-            (
-                i,
-                DOMAIN_BY_ID.get(i, "(not a RECON domain)"),
-                peertube.get(i, 0),
-                recon.get(i, 0),
-                "yes" if peertube.get(i, 0) == recon.get(i, 0) else "NO",
-            )
-            for i in sorted(set(peertube) | set(recon))
-        ],
+        ["id", "domain", "PeerTube videos", "RECON pushed", "pushed showing it",
+         "outside RECON", "agree"],
+        rows,
     )
 
 
@@ -51,29 +54,88 @@ def split_unpushable(
     return pushable, unpushable
 
 
+def pushed_problems(comparison: PushedComparison) -> list[str]:
+    """What is wrong with what we pushed: videos showing another category, videos gone."""
+    problems = []
+    if comparison.changed:
+        v, now = comparison.changed[0]
+        problems.append(
+            f"{len(comparison.changed)} pushed video(s) show another category in PeerTube than "
+            f"the one we pushed (e.g. {v.uuid}: pushed {describe_category(v.category)}, "
+            f"PeerTube has {describe_category(now)})"
+        )
+    if comparison.missing:
+        problems.append(
+            f"{len(comparison.missing)} pushed video(s) are no longer in PeerTube (e.g. "
+            f"{comparison.missing[0].uuid}: deleted since the push?)"
+        )
+    return problems
+
+
+def outside_finding(comparison: PushedComparison) -> str:
+    """The finding about videos RECON did not push that carry a RECON category ("" without)."""
+    n = len(comparison.outside)
+    if not n:
+        return ""
+    return (
+        f"Finding: {n} video(s) RECON did not push carry a RECON category (picked in "
+        "PeerTube's upload form, or set by an admin): listed in outside_recon_videos, not "
+        "compared."
+    )
+
+
+def comparison_metadata(comparison: PushedComparison) -> dict[str, object]:
+    """The comparison's counts and tables, for a verdict's metadata."""
+    return {
+        "compared_via": comparison.source,
+        "pushed_videos": len(comparison.pushed),
+        "pushed_showing_their_category": len(comparison.matching),
+        "pushed_showing_another": len(comparison.changed),
+        "pushed_missing_in_peertube": len(comparison.missing),
+        "outside_recon": len(comparison.outside),
+        "outside_recon_videos": Table.of(
+            ["video", "category"],
+            [(u, describe_category(c)) for u, c in sorted(comparison.outside.items())][
+                :SAMPLE_ROWS
+            ],
+        ),
+        "pushed_not_showing_it": Table.of(
+            ["hash", "video", "pushed", "PeerTube now"],
+            [
+                (v.hash[:12], v.uuid, describe_category(v.category), describe_category(now))
+                for v, now in comparison.changed[:SAMPLE_ROWS]
+            ]
+            + [
+                (v.hash[:12], v.uuid, describe_category(v.category), MISSING)
+                for v in comparison.missing[:SAMPLE_ROWS]
+            ],
+        ),
+    }
+
+
 def stage_verified(
     store: ReconStore,
     client: PeerTubeClient,
     stage: str,
     stage_sizes: Sequence[int],
-    peertube_histogram: Callable[[], Mapping[int, int]],
+    categories: PeerTubeCategories,
     *,
     sample_size: int = API_SAMPLE,
 ) -> Verdict:
     """Runbook Step 5 STOP for `stage`.
 
-    stage-1: every pushed video read back through the API; later stages: a random sample
-    of `sample_size` through the API, and PeerTube's category histogram (read only then,
-    through `peertube_histogram`) equal to RECON's pushed distribution. Items left unpushed
-    fail it, except those no push can reach (split_unpushable): they are reported and must
-    not hold the rollout.
+    stage-1: every pushed video of the stage read back through the API; later stages: a
+    random sample of `sample_size`. Then every video pushed so far (the push ledger's, by
+    UUID) must show the category we pushed, read through `categories`; videos RECON did not
+    push that carry a RECON category are a finding, not a failure. Items left unpushed fail
+    it, except those no push can reach (split_unpushable: no video id in the watch URL,
+    or a host that is not the stream's): they are reported and must not hold the rollout.
     """
     first = stage == STAGES[0]
     rows = store.pushed_ledger(stage)
     sample = rows if first else random.sample(rows, min(sample_size, len(rows)))
     paths = store.watch_paths(r.hash for r in sample)
     leftovers = select_stage_items(store, stage, stage_sizes)
-    recon_hist = store.pushed_category_histogram()
 
     problems: list[str] = []
     checked = []
@@ -83,16 +145,15 @@ def stage_verified(
         except Exception as exc:  # one unreadable video is a finding, not a crash
             got = f"error: {exc}"
         ok = got == r.category_after
-        checked.append((r.hash[:12], r.video_id, r.category_after, got, ok, paths.get(r.hash)))
+        shown = got if isinstance(got, str) else describe_category(got)
+        expected = describe_category(r.category_after)
+        checked.append((r.hash[:12], r.video_id, expected, shown, ok, paths.get(r.hash)))
         if not ok:
-            problems.append(f"video {r.video_id}: expected {r.category_after}, found {got}")
+            problems.append(f"video {r.video_id}: expected {expected}, found {shown}")
 
-    histogram: Table | str = "not compared (stage-1 checks every video through the API)"
-    if not first:
-        pt_hist = dict(peertube_histogram())
-        histogram = category_table(pt_hist, recon_hist)
-        if pt_hist != recon_hist:
-            problems.append("PeerTube's category histogram differs from RECON's pushed counts")
+    comparison = compare_pushed(store, categories)
+    problems += pushed_problems(comparison)
+    histogram = category_table(comparison, categories.histogram())
 
     pushable, unpushable = split_unpushable(store, leftovers)
     retryable = len(pushable)
@@ -101,17 +162,19 @@ def stage_verified(
             f"{retryable} item(s) of {stage} are still unpushed (their push failed): run "
             f"push_job for {stage} again to retry them"
         )
+    finding = outside_finding(comparison)
     return Verdict(
         not problems,
         f"{stage} verified: {len(checked)} of {len(rows)} pushed video(s) read back through "
-        "the API with the expected category"
-        + ("" if first else "; PeerTube's histogram equals RECON's")
-        + "."
+        f"the API with the expected category; all {len(comparison.pushed)} video(s) pushed so "
+        f"far show the category we pushed ({comparison.source})."
+        + (f" {finding}" if finding else "")
         if not problems
         else f"{stage} NOT verified: "
         + "; ".join(problems[:5])
         + ". Do not push the next stage. If categories are wrong, restore them (Rollback: "
-        "'Clear wrong PeerTube categories').",
+        "'Clear wrong PeerTube categories')."
+        + (f" {finding}" if finding else ""),
         {
             "pushed_in_stage": len(rows),
             "checked_via_api": len(checked),
@@ -124,5 +187,6 @@ def stage_verified(
                 [(h, v, e, g, "yes" if ok else "NO", lk) for h, v, e, g, ok, lk in checked],
             ),
             "histogram": histogram,
+            **comparison_metadata(comparison),
         },
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,74 +166,88 @@ def tied_manual_count(recon_db: Path, source: str) -> int:
         conn.close()
 
 
+def build_rollout(
+    corpus: CorpusSummary,
+    server: Any,
+    work: Path,
+    instance: dg.DagsterInstance,
+    *,
+    peertube_db: PeerTubeDbResource | None = None,
+    idle: bool = True,
+) -> Rollout:
+    """A rollout world over a generated corpus and a running sandbox PeerTube: the off-site
+    mirror (copied with mtimes) under `work`, the sandbox seeded with a video per stream
+    document, resources pointing at all of it (`peertube_db`: PeerTube's database by its
+    DSN unless given) and the migration graph's Definitions on `instance`."""
+    offsite = work / "offsite-concepts"
+    shutil.copytree(corpus.concepts_dir, offsite)
+    if idle:
+        finish_workers(corpus.recon_db)
+    server.seed_videos_from_recon(corpus.recon_db, corpus.source)
+    resources = {
+        "recon": ReconResource(
+            db_path=str(corpus.recon_db),
+            concepts_dir=str(corpus.concepts_dir),
+            stream_source=corpus.source,
+            backup_dir=str(work / "backups"),
+            offsite_concepts_dir=str(offsite),
+            quarantine_dir=str(work / "quarantine"),
+            push_stage1_size=STAGE1,
+            push_stage2_size=STAGE2,
+            review_url=REVIEW_URL,
+        ),
+        "peertube": PeerTubeResource(
+            url=server.url,
+            password=server.admin_password,
+            plugin_path=str(PLUGIN_DIR),
+            token_cache=str(work / "token-cache.json"),
+        ),
+        # The embedded server's pg_dump, in case the test PostgreSQL is newer than PATH's.
+        "peertube_db": peertube_db
+        or PeerTubeDbResource(dsn=server.dsn, pg_bin_dir=str(pg_bin_dir())),
+    }
+    # The migration graph only: other areas (rollback, steady state) have their own tests.
+    defs = definitions.build_definitions(resources, areas=definitions.MIGRATION)
+    return Rollout(corpus, server, instance, work, defs)
+
+
+@contextmanager
+def persistent_instance(home: Path) -> Iterator[dg.DagsterInstance]:
+    """A persistent Dagster instance in `home`, configured like the shipped dagster.yaml."""
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home), overrides=shipped_instance_config()) as i:
+        yield i
+
+
 @pytest.fixture
 def rollout_factory(
     tmp_path: Path,
     corpus_factory: Callable[..., CorpusSummary],
     peertube_server_factory: Callable[..., Any],
 ) -> Iterator[Callable[..., Rollout]]:
-    """``make(docs=400, skewed=False, instance=None, plugin=True) -> Rollout``.
+    """``make(docs=400, skewed=False, instance=None, idle=True) -> Rollout``: build_rollout
+    over a new corpus and sandbox PeerTube, with a persistent Dagster instance under
+    tmp_path unless one is given."""
+    with ExitStack() as instances:
+        made = 0
 
-    A generated corpus, its off-site mirror (copied with mtimes), a sandbox PeerTube seeded
-    with a video per stream document, resources pointing at all of it, and a persistent
-    Dagster instance under tmp_path configured like the shipped dagster.yaml.
-    """
-    instances: list[Any] = []
-    made = 0
+        def make(
+            docs: int = 400,
+            skewed: bool = False,
+            seed: int = 1,
+            instance: dg.DagsterInstance | None = None,
+            idle: bool = True,
+        ) -> Rollout:
+            nonlocal made
+            made += 1
+            corpus = corpus_factory(docs=docs, seed=seed, skewed=skewed)
+            work = tmp_path / f"work-{made}"
+            work.mkdir()
+            if instance is None:
+                instance = instances.enter_context(persistent_instance(work / "dagster_home"))
+            return build_rollout(corpus, peertube_server_factory(), work, instance, idle=idle)
 
-    def make(
-        docs: int = 400,
-        skewed: bool = False,
-        seed: int = 1,
-        instance: dg.DagsterInstance | None = None,
-        idle: bool = True,
-    ) -> Rollout:
-        nonlocal made
-        made += 1
-        corpus = corpus_factory(docs=docs, seed=seed, skewed=skewed)
-        work = tmp_path / f"work-{made}"
-        work.mkdir()
-        offsite = work / "offsite-concepts"
-        shutil.copytree(corpus.concepts_dir, offsite)
-        if idle:
-            finish_workers(corpus.recon_db)
-        server = peertube_server_factory()
-        server.seed_videos_from_recon(corpus.recon_db, corpus.source)
-        resources = {
-            "recon": ReconResource(
-                db_path=str(corpus.recon_db),
-                concepts_dir=str(corpus.concepts_dir),
-                stream_source=corpus.source,
-                backup_dir=str(work / "backups"),
-                offsite_concepts_dir=str(offsite),
-                quarantine_dir=str(work / "quarantine"),
-                push_stage1_size=STAGE1,
-                push_stage2_size=STAGE2,
-                review_url=REVIEW_URL,
-            ),
-            "peertube": PeerTubeResource(
-                url=server.url,
-                password=server.admin_password,
-                plugin_path=str(PLUGIN_DIR),
-                token_cache=str(work / "token-cache.json"),
-            ),
-            # The embedded server's pg_dump, in case the test PostgreSQL is newer than PATH's.
-            "peertube_db": PeerTubeDbResource(dsn=server.dsn, pg_bin_dir=str(pg_bin_dir())),
-        }
-        if instance is None:
-            (work / "dagster_home").mkdir()
-            cm = dg.instance_for_test(
-                temp_dir=str(work / "dagster_home"), overrides=shipped_instance_config()
-            )
-            instance = cm.__enter__()
-            instances.append(cm)
-        # The migration graph only: other areas (rollback, steady state) have their own tests.
-        defs = definitions.build_definitions(resources, areas=definitions.MIGRATION)
-        return Rollout(corpus, server, instance, work, defs)
-
-    yield make
-    for cm in reversed(instances):
-        cm.__exit__(None, None, None)
+        yield make
 
 
 # The runbook's jobs in order, as the end-to-end tests run them (a partitioned job as

@@ -239,10 +239,15 @@ def test_resources_from_env_keep_the_password_an_env_var():
     # Secrets and required settings stay EnvVars: resolved at run start, never in the UI.
     assert isinstance(res["peertube"].password, dg.EnvVar)
     assert res["peertube"].password == "PEERTUBE_PASSWORD"
-    assert isinstance(res["peertube_db"].dsn, dg.EnvVar)
     assert isinstance(res["recon"].db_path, dg.EnvVar)
     assert res["recon"].stream_source == "video.example"
     assert res["recon"].is_copy is True
+    # PEERTUBE_DB_DSN is optional: unset, no EnvVar (one would fail every run at its start);
+    # set, an EnvVar (it may carry a password).
+    assert res["peertube_db"].dsn == ""
+    with_dsn = resources_from_env({"PEERTUBE_DB_DSN": "postgresql://pt:secret@db/peertube"})
+    assert isinstance(with_dsn["peertube_db"].dsn, dg.EnvVar)
+    assert with_dsn["peertube_db"].dsn == "PEERTUBE_DB_DSN"
 
 
 def test_resources_from_env_review_url():

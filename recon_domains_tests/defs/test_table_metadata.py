@@ -116,11 +116,19 @@ def test_tables_of_the_distribution_samples_plan_and_histogram(rollout_factory):
     ev = check_evaluation(r.last("push_job"), "stage_verified")
     histogram = ev.metadata["histogram"]
     assert isinstance(histogram, dg.TableMetadataValue)
-    assert columns(histogram) == ["id", "domain", "PeerTube videos", "RECON pushed", "agree"]
-    assert [c.type for c in histogram.schema.columns] == ["int", "string", "int", "int", "string"]
+    assert columns(histogram) == [
+        "id", "domain", "PeerTube videos", "RECON pushed", "pushed showing it", "outside RECON",
+        "agree",
+    ]
+    assert [c.type for c in histogram.schema.columns] == [
+        "int", "string", "int", "int", "int", "int", "string"
+    ]
     peertube, recon = peertube_by_category(r.server.dsn), pushed_by_category(r)
     assert peertube == recon and sum(recon.values()) > STAGE1
     assert {
-        t.data["id"]: (t.data["PeerTube videos"], t.data["RECON pushed"])
+        t.data["id"]: (
+            t.data["PeerTube videos"], t.data["RECON pushed"], t.data["pushed showing it"],
+            t.data["outside RECON"], t.data["agree"],
+        )
         for t in histogram.records
-    } == {i: (n, n) for i, n in recon.items()}
+    } == {i: (n, n, n, 0, "yes") for i, n in recon.items()}

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from recon_domains.peertube.urls import (
     FLICKR_BASE58,
     WatchUrlResult,
+    canonical_video_id,
     parse_watch_url,
     short_to_uuid,
     uuid_to_short,
@@ -248,3 +249,12 @@ def test_property_every_spelling_of_the_stream_host_is_accepted(host, port, sche
 @given(st.text(max_size=20))
 def test_property_any_user_info_is_refused(userinfo):
     assert not parse_watch_url(f"https://{userinfo}@stream.echo6.co/w/{ID}", STREAM).ok
+
+
+def test_canonical_video_id_of_a_short_uuid_a_uuid_or_anything_else():
+    assert canonical_video_id(OBSERVED_SHORT) == OBSERVED_UUID
+    assert canonical_video_id(OBSERVED_UUID.upper()) == OBSERVED_UUID
+    assert canonical_video_id(f" {OBSERVED_UUID} ") == OBSERVED_UUID
+    # Not a video id PeerTube generates: kept as it is, for PeerTube to answer it.
+    for other in ("uuid-0", "0" * 22, "k8mQZHTJKUcohGWKxxzwv"):
+        assert canonical_video_id(other) == other

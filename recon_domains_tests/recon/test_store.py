@@ -19,7 +19,7 @@ from recon_domains.recon.store import (
     ReconStoreError,
 )
 from recon_domains.sandbox.corpus import RECON_SCHEMA
-from recon_domains.taxonomy import DOMAIN_IDS, Status
+from recon_domains.taxonomy import Status
 
 SOURCE = "stream.echo6.co"
 
@@ -208,6 +208,19 @@ def test_push_ledger_keeps_the_category_from_before_the_first_push(recon_db: Pat
         assert store.unpushed_categorized()[0].hash == "h000"
 
 
+def test_a_video_pushed_by_short_uuid_then_by_uuid_is_one_video(recon_db: Path) -> None:
+    # PEERTUBE-FACTS: the observed pair; watch URLs carry either form.
+    short, full = "k8mQZHTJKUcohGWKxxzwvX", "9ae4afdc-a21a-42bf-9fe9-ca247e5e5f39"
+    with ReconStore.open(recon_db, SOURCE) as store:
+        store.migrate()
+        store.write_decisions([DomainDecision("h000", Status.ASSIGNED, "Medical")])
+        store.record_push_intents([("h000", short, "stage-1", 15, 106)])
+        store.complete_push("h000")
+        store.record_push_intents([("h000", full.upper(), "steady", 106, 113)])
+        store.complete_push("h000")
+        assert store.original_categories() == {full: 15}
+
+
 def test_guarded_writes_never_overwrite_a_human_choice(recon_db: Path) -> None:
     """The tiebreaker writes only rows still tied_pass_1: a review-page choice made while it
     ran stays."""
@@ -259,7 +272,7 @@ def test_pushed_ledger_of_a_stage_and_watch_paths_of_some_documents(recon_db: Pa
         assert store.watch_paths([]) == {}
 
 
-def test_pushed_category_histogram_counts_by_peertube_category_id(recon_db: Path) -> None:
+def test_pushed_distribution_counts_the_pushed_documents_by_domain(recon_db: Path) -> None:
     with ReconStore.open(recon_db, SOURCE) as store:
         store.migrate()
         store.write_decisions(
@@ -271,4 +284,3 @@ def test_pushed_category_histogram_counts_by_peertube_category_id(recon_db: Path
         for h in ("h000", "h001", "h002"):
             store.complete_pushes([h])
         assert store.pushed_distribution() == {"Medical": 2, "Not a RECON domain": 1}
-        assert store.pushed_category_histogram() == {DOMAIN_IDS["Medical"]: 2}

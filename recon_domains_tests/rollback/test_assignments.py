@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from recon_domains.peertube.categories import ApiCategories
 from recon_domains.rollback import RollbackRefused, rollback_assignments, rollback_schema
 from recon_domains.taxonomy import Status
 from recon_domains_tests.snapshots import video_snapshot
@@ -32,10 +33,11 @@ def test_rollback_assignments_modes(world) -> None:
     assert w.store.status_counts() == {"unassigned": sum(counts.values())}
     assert video_snapshot(w.server.dsn) == videos
     assert w.store.original_categories()
-    # PeerTube still carries our categories: the schema rollback refuses, unless forced.
-    with pytest.raises(RollbackRefused):
-        rollback_schema(w.store, w.pt_db, dry_run=False)
-    forced = rollback_schema(w.store, w.pt_db, force=True, dry_run=False)
+    # PeerTube still carries our categories (seen through its API here, as without
+    # PEERTUBE_DB_DSN): the schema rollback refuses, unless forced.
+    with pytest.raises(RollbackRefused, match=r"[1-9]\d* videos still showing our category"):
+        rollback_schema(w.store, ApiCategories(w.client), dry_run=False)
+    forced = rollback_schema(w.store, ApiCategories(w.client), force=True, dry_run=False)
     assert forced.ok and not w.store.is_migrated()
     with pytest.raises(ValueError):
         rollback_assignments(w.store, "some")

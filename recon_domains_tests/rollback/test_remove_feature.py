@@ -3,12 +3,16 @@ SQLite, real concept folders, the sandbox PeerTube over HTTP and its PostgreSQL.
 
 from __future__ import annotations
 
+import pytest
+
+from recon_domains.peertube.categories import DatabaseCategories
 from recon_domains.recon.store import AUDIT_TABLE, LEDGER_TABLE
 from recon_domains.rollback import AuditLog, audit_log_for, remove_feature
+from recon_domains.rollback.categories import LEFT, RESTORED
 from recon_domains.taxonomy import DOMAIN_BY_ID
 
 
-def _remove_feature(w, audit: AuditLog, *, dry_run: bool = True):
+def _remove_feature(w, audit: AuditLog, *, dry_run: bool = True, **options):
     """remove_feature over the whole world: every resource and `audit`."""
     return remove_feature(
         w.store,
@@ -17,8 +21,10 @@ def _remove_feature(w, audit: AuditLog, *, dry_run: bool = True):
         w.quarantine,
         w.offsite,
         w.pt_db,
+        categories=DatabaseCategories(w.pt_db),
         dry_run=dry_run,
         audit=audit,
+        **options,
     )
 
 
@@ -67,3 +73,30 @@ def test_remove_feature_restores_everything_exactly(world) -> None:
         len(export["tables"][LEDGER_TABLE]) >= dry.counts["rollback_peertube_categories.to_restore"]
     )
     assert len(export["tables"][AUDIT_TABLE]) == len(w.reprocessed)
+
+
+@pytest.mark.parametrize("drifted", ["leave", "restore"])
+def test_remove_feature_with_a_video_changed_in_peertube(world, drifted) -> None:
+    w = world
+    audit = audit_log_for(w.backup_dir)
+    # After our push, an admin sets a built-in category on one pushed video (a PUT, as the
+    # PeerTube UI does).
+    human = next(v for v, c in sorted(w.store.original_categories().items()) if c != 15)
+    w.client.set_category(human, 15)
+
+    done = _remove_feature(w, audit, dry_run=False, drifted=drifted)
+    assert done.ok, done.problems
+    assert not w.store.is_migrated()  # every step ran, the schema revert included
+    after = w.snapshot()["videos"]
+    # Every video exactly as before the push, except the human's edit when left alone.
+    expected = {**w.before["videos"], **({human: 15} if drifted == "leave" else {})}
+    assert after == expected
+    assert after[human] == (15 if drifted == "leave" else w.before["videos"][human])
+    # The report says so, naming the categories by label.
+    (entry,) = done.drifted
+    assert entry["video_id"] == human and entry["now"] == "15 Science & Technology"
+    assert entry["action"] == (LEFT if drifted == "leave" else RESTORED)
+    say = "left them as set there" if drifted == "leave" else "restored them too"
+    assert any(say in s for s in done.steps)
+    logged = next(e for e in audit.entries() if e["action"] == "remove_feature" and e["acted"])
+    assert [d["video_id"] for d in logged["drifted"]] == [human]

@@ -104,7 +104,7 @@ def peertube_category_push(
     with operator_errors(step), recon.store() as store, peertube.client() as client:
         items = select_stage_items(store, stage, recon.push_stage_sizes)
         context.log.info(f"{stage}: {len(items)} item(s) to push")
-        database = peertube_db.database_if_configured()
+        categories = peertube_db.categories(client)
         step_pct = max(1, len(items) // 10)
 
         def progress(done: int, total: int) -> None:
@@ -116,7 +116,7 @@ def peertube_category_push(
             client,
             items,
             stage=stage,
-            database=database,
+            database=categories,
             workers=peertube.push_max_in_flight,
             max_rate=peertube.push_max_rate,
             on_progress=progress,
@@ -134,6 +134,7 @@ def peertube_category_push(
                 "pushed_before_abort": len(result.succeeded),
                 "failed": len(result.failed),
                 "not_attempted": result.not_attempted,
+                "retried_after_500": result.retried_after_500,
             },
             allow_retries=False,
         )
@@ -146,6 +147,7 @@ def peertube_category_push(
             "skipped": len(result.skipped),
             "remaining_in_stage": remaining,
             "put_requests": result.put_count,
+            "retried_after_500": result.retried_after_500,
             "items_per_second": round(result.items_per_second, 1),
             **result.flow_metadata(),
             "summary": result.summary(),

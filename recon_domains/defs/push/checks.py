@@ -10,8 +10,10 @@ from recon_domains.verdicts import push as verdicts
 @step_check(
     "peertube_category_push",
     description="Runbook Step 5 STOP: stage-1 — every pushed video read back through the API; "
-    "later stages — a sample through the API and PeerTube's DB category histogram equal to "
-    "RECON's pushed distribution. Fails while items of the stage are left unpushed.",
+    "later stages — a sample through the API. Then every video in the push ledger must show "
+    "the category we pushed (PeerTube's database, or its API without PEERTUBE_DB_DSN); videos "
+    "RECON did not push that carry a RECON category are reported, not failed. Fails while "
+    "items of the stage are left unpushed.",
 )
 def stage_verified(
     context: dg.AssetCheckExecutionContext,
@@ -31,6 +33,6 @@ def stage_verified(
                 client,
                 stage,
                 recon.push_stage_sizes,
-                lambda: peertube_db.database().category_histogram(),
+                peertube_db.categories(client),
             )
         )

@@ -5,6 +5,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import Field
 
+from recon_domains.rollback.categories import Drifted
 from recon_domains.taxonomy import CATEGORY_ID_RANGE
 
 CONFIRM_HELP = "false (default): dry run, change nothing, show what would happen; true: act"
@@ -38,10 +39,17 @@ class RollbackAssignmentsConfig(_Confirm):
     )
 
 
+DRIFTED_HELP = (
+    "videos whose category was changed in PeerTube after our push (by an uploader or an "
+    "admin): leave (default) keeps what the human set and goes on; restore puts their "
+    "original back too, overwriting that change. Listed in the report either way"
+)
+
+
 class RollbackCategoriesConfig(_Confirm):
+    drifted: Drifted = Field(default="leave", description=DRIFTED_HELP)
     force: bool = Field(
-        default=False,
-        description="also restore videos whose category was changed in PeerTube after our push",
+        default=False, description="older name of drifted: restore (kept for old configs)"
     )
     via: Literal["auto", "api", "db"] = Field(
         default="auto",
@@ -72,4 +80,9 @@ class RemoveFeatureConfig(_Confirm):
     via: Literal["auto", "api", "db"] = Field(
         default="auto", description="see rollback_peertube_categories' `via`"
     )
-    force: bool = Field(default=False, description="see rollback_peertube_categories' `force`")
+    drifted: Drifted = Field(default="leave", description=DRIFTED_HELP)
+    force: bool = Field(
+        default=False,
+        description="drifted: restore, and revert the schema even while PeerTube still "
+        "carries pushed categories (older configs)",
+    )

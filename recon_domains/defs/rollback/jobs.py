@@ -27,6 +27,10 @@ from recon_domains.runbook import DESTRUCTIVE, EXTERNAL_WRITE, RECON_DB_REVERSIB
 from recon_domains.taxonomy import CATEGORY_ID_RANGE
 from recon_domains.verdicts import Table
 
+# Videos changed in PeerTube since our push, named in the log and shown in the metadata
+# (all of them are in the op's output and the audit trail).
+DRIFTED_LOGGED, DRIFTED_SHOWN = 50, 500
+
 
 def _audit(recon: ReconResource):
     from recon_domains.rollback import audit_log_for
@@ -47,11 +51,17 @@ def report_output(context: dg.OpExecutionContext, report, audit=None) -> dg.Outp
         context.log.info(s)
     for p in report.problems:
         context.log.warning(p)
+    for d in report.drifted[:DRIFTED_LOGGED]:
+        context.log.warning(
+            f"changed in PeerTube since our push: video {d['video_id']} now {d['now']} (we "
+            f"pushed {d['we_pushed']}, originally {d['original']}): {d['action']}"
+        )
     metadata = {
         "dry_run": report.dry_run,
         "acted": report.acted,
         "counts": dg.MetadataValue.json(report.counts),
         "sample": table(_sample_table(report.sample)),
+        "drifted_videos": table(_sample_table(report.drifted[:DRIFTED_SHOWN])),
         "steps": dg.MetadataValue.md("\n".join(f"- {s}" for s in report.steps) or "(none)"),
         "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in report.problems) or "none"),
     }
@@ -96,6 +106,7 @@ def rollback_schema_step(
     context: dg.OpExecutionContext,
     config: RollbackSchemaConfig,
     recon: ReconResource,
+    peertube: PeerTubeResource,
     peertube_db: PeerTubeDbResource,
 ) -> dg.Output[dict]:
     """Runbook "Schema migration revert": drop the four columns, the index and our tables
@@ -103,11 +114,15 @@ def rollback_schema_step(
     from recon_domains.rollback import RollbackRefused, rollback_schema
 
     audit = _audit(recon)
-    with operator_errors("rollback_schema"), recon.store(migrated=False) as store:
+    with (
+        operator_errors("rollback_schema"),
+        recon.store(migrated=False) as store,
+        peertube.client() as client,
+    ):
         try:
             report = rollback_schema(
                 store,
-                peertube_db.database_if_configured(),
+                peertube_db.categories(client),
                 config.force,
                 dry_run=not config.confirm,
                 audit=audit,
@@ -140,7 +155,8 @@ def rollback_peertube_categories_step(
 ) -> dg.Output[dict]:
     """Runbook "Clear wrong PeerTube categories", done exactly: every pushed video back to
     the category it had before our first push (NULL only where nothing was recorded), then
-    the push timestamps cleared so a later push can retry."""
+    the push timestamps cleared so a later push can retry; a video a human changed in
+    PeerTube since is left as they set it unless `drifted: restore`."""
     from recon_domains.rollback import rollback_peertube_categories
 
     audit = _audit(recon)
@@ -151,9 +167,11 @@ def rollback_peertube_categories_step(
     ):
         report = rollback_peertube_categories(
             store,
+            peertube_db.categories(client),
             client,
             peertube_db.database_if_configured(),
             via=config.via,
+            drifted=config.drifted,
             force=config.force,
             concurrency=peertube.push_max_in_flight,
             dry_run=not config.confirm,
@@ -213,9 +231,11 @@ def remove_feature_step(
             recon.quarantine_root,
             recon.offsite_concepts_dir or None,
             peertube_db.database_if_configured(),
+            categories=peertube_db.categories(client),
             manual_plugin=config.manual_plugin,
             restore_concept_folders=config.restore_concepts,
             via=config.via,
+            drifted=config.drifted,
             force=config.force,
             concurrency=peertube.push_max_in_flight,
             dry_run=not config.confirm,
@@ -267,7 +287,8 @@ jobs = [
         rollback_peertube_categories_step,
         EXTERNAL_WRITE,
         "Restore every pushed video's PeerTube category from the push ledger and clear the "
-        "push timestamps.",
+        "push timestamps; videos changed in PeerTube since our push are left as set there "
+        "(drifted: leave) or restored too (drifted: restore), and listed either way.",
     ),
     _job(
         "restore_concepts",

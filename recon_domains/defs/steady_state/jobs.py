@@ -111,7 +111,7 @@ def steady_state_push(
             client,
             items,
             stage="steady-state",
-            database=peertube_db.database_if_configured(),
+            database=peertube_db.categories(client),
             workers=peertube.push_max_in_flight,
             max_rate=peertube.push_max_rate,
         )
@@ -121,6 +121,7 @@ def steady_state_push(
         "pushed": len(result.succeeded),
         "failed": len(result.failed),
         "skipped": len(result.skipped),
+        "retried_after_500": result.retried_after_500,
         "summary": result.summary(),
         "failures": table(
             Table.of(["hash", "reason"], [(h[:12], r) for h, r in result.failed[:20]])
@@ -150,36 +151,56 @@ def steady_state_verify(
     peertube_db: PeerTubeDbResource,
     pushed: list,
 ) -> None:
-    """Read back what this run pushed: PeerTube must show each video's domain category."""
-    from recon_domains.steady_state import pushed_mismatches
+    """Read back every pushed video: what this run pushed must show its category; earlier
+    pushes that no longer do are the known drift, counted (never overwritten)."""
+    from recon_domains.steady_state import drift_report
 
     with operator_errors(f"{STEP} verify"), recon.store() as store, peertube.client() as client:
-        checked, mismatches = pushed_mismatches(
-            store,
-            pushed,
-            peertube_db.database_if_configured(),
-            client,
-            concurrency=peertube.push_max_in_flight,
-        )
-    wrong = [(h[:12], vid, cat, now) for h, vid, cat, now in mismatches]
+        report = drift_report(store, peertube_db.categories(client), base_url=peertube.url)
+    wrong, known = report.split(set(pushed))
     context.add_output_metadata(
         {
-            "checked": checked,
+            "checked": len(pushed),
             "mismatched": len(wrong),
-            "mismatches": table(
-                Table.of(["hash", "video", "pushed", "PeerTube now"], wrong[:20])
-            ),
+            "mismatches": table(_drift_table(wrong[:20])),
+            "known_drift": len(known),
+            "known_drift_sample": table(_drift_table(known[:20])),
         }
     )
+    drift_line = (
+        f"known drift: {len(known)} earlier pushed video(s) no longer show the category we "
+        "pushed (changed or deleted in PeerTube; never overwritten: see peertube_drift_check)"
+        if known
+        else "known drift: none (every earlier pushed video shows the category we pushed)"
+    )
+    context.log.info(drift_line)
     if wrong:
+        e = wrong[0]
         raise dg.Failure(
-            description=f"{STEP} verify: {len(wrong)} of {checked} pushed video(s) do not "
-            "show the pushed category in PeerTube (e.g. video "
-            f"{wrong[0][1]}: pushed {wrong[0][2]}, PeerTube has {wrong[0][3]}). Check the "
-            "plugin is installed and nobody edits them; run peertube_drift_check.",
+            description=f"{STEP} verify: {len(wrong)} of {len(pushed)} pushed video(s) do not "
+            f"show the pushed category in PeerTube (e.g. video {e['video_id']}: pushed "
+            f"{e['pushed_label']}, PeerTube has {e['now_label']}). "
+            "Check the plugin is installed and nobody edits them; run peertube_drift_check. "
+            f"Also {drift_line}.",
             allow_retries=False,
         )
-    context.log.info(f"verified: {checked} pushed video(s) show their category")
+    context.log.info(f"verified: {len(pushed)} pushed video(s) show their category")
+
+
+def _drift_table(entries: list[dict]) -> Table:
+    """Drift entries of steady_state.DriftReport as a table, categories by label."""
+    return Table.of(
+        ["hash", "video", "pushed", "PeerTube now"],
+        [
+            (
+                e["hash"][:12],
+                e["url"] or e["video_id"],
+                e["pushed_label"],
+                e["now_label"],
+            )
+            for e in entries
+        ],
+    )
 
 
 @dg.job(
@@ -222,44 +243,35 @@ def peertube_drift_check_step(
         recon.store() as store,
         peertube.client() as client,
     ):
-        report = drift_report(
-            store,
-            peertube_db.database_if_configured(),
-            client,
-            base_url=peertube.url,
-            concurrency=peertube.push_max_in_flight,
-        )
+        report = drift_report(store, peertube_db.categories(client), base_url=peertube.url)
     sample = report.sample(config.sample)
-    rows = [
-        (
-            d["hash"][:12],
-            d["url"] or d["video_id"],
-            f"{d['pushed']} {d['pushed_label']}",
-            f"{d['now']} {d['now_label']}",
-        )
-        for d in sample
-    ]
     metadata = {
         "checked": report.checked,
         "matching": report.matching,
         "drifted": len(report.drifted),
         "video_missing": len(report.missing),
         "unparsable_urls": report.unparsable,
-        "drift_sample": table(Table.of(["hash", "video", "pushed", "PeerTube now"], rows)),
+        "outside_recon": report.outside,
+        "drift_sample": table(_drift_table(sample)),
+        "missing_sample": table(_drift_table(report.missing[: config.sample])),
     }
     context.log.info(
         f"drift check: {report.checked} pushed video(s), {report.matching} match, "
-        f"{len(report.drifted)} changed in PeerTube, {len(report.missing)} missing"
+        f"{len(report.drifted)} changed in PeerTube, {len(report.missing)} missing; "
+        f"{report.outside} video(s) RECON did not push carry a RECON category (not drift)"
     )
     for d in sample:
         context.log.warning(
-            f"drift: video {d['video_id']} (hash {d['hash'][:12]}) pushed {d['pushed']} "
-            f"{d['pushed_label']}, PeerTube now {d['now']} {d['now_label']}"
+            f"drift: video {d['video_id']} (hash {d['hash'][:12]}) pushed {d['pushed_label']}, "
+            f"PeerTube now {d['now_label']}"
         )
     if report.drifted and config.fail_on_drift:
         raise dg.Failure(
             description=f"{len(report.drifted)} pushed video(s) no longer show the category we "
-            "pushed (changed in PeerTube). Nothing was overwritten. Review the sample; to "
+            f"pushed (changed in PeerTube; e.g. video {report.drifted[0]['video_id']}: pushed "
+            f"{report.drifted[0]['pushed_label']}, now {report.drifted[0]['now_label']}). "
+            "Nothing was "
+            "overwritten. Review the sample; to "
             "re-apply RECON's domain, clear their push timestamps and let the steady state push.",
             metadata=metadata,
             allow_retries=False,
