@@ -506,8 +506,8 @@ class _TimedStore(ReconStore):
     def record_push_intents(self, items: Any) -> None:
         self._timed("ledger_intents", super().record_push_intents, list(items))
 
-    def complete_push(self, doc_hash: str, **kwargs: Any) -> None:
-        self._timed("ledger_completions", super().complete_push, doc_hash, **kwargs)
+    def complete_pushes(self, hashes: Any, **kwargs: Any) -> None:
+        self._timed("ledger_completions", super().complete_pushes, hashes, **kwargs)
 
 
 class _TimedDatabase(PeerTubeDatabase):

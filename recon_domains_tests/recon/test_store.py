@@ -215,9 +215,9 @@ def test_a_video_pushed_by_short_uuid_then_by_uuid_is_one_video(recon_db: Path) 
         store.migrate()
         store.write_decisions([DomainDecision("h000", Status.ASSIGNED, "Medical")])
         store.record_push_intents([("h000", short, "stage-1", 15, 106)])
-        store.complete_push("h000")
+        store.complete_pushes(["h000"])
         store.record_push_intents([("h000", full.upper(), "steady", 106, 113)])
-        store.complete_push("h000")
+        store.complete_pushes(["h000"])
         assert store.original_categories() == {full: 15}
 
 
