@@ -32,7 +32,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -48,6 +48,7 @@ from recon_domains.peertube.client import (
 )
 from recon_domains.peertube.flow import FlowControl, FlowReport
 from recon_domains.peertube.urls import parse_watch_url
+from recon_domains.peertube.window import run_in_window
 from recon_domains.recon.store import PushCandidate, ReconLocked, ReconStore
 from recon_domains.runbook import step
 from recon_domains.settings import DEFAULTS
@@ -449,35 +450,11 @@ class _Run:
         works: Sequence[_Work],
         on_done: Callable[[_Work, object, BaseException | None], None],
     ) -> None:
-        """call(w) on the pool for each w, as many in flight as the flow's window (it moves
-        as answers come; an abort leaves little started); on_done runs here, in the calling
-        thread, as each finishes. After an abort nothing new is submitted."""
-        queue = iter(works)
-        pending: dict[Future[object], _Work] = {}
-        exhausted = False
-
-        def fill() -> None:
-            nonlocal exhausted
-            while (not exhausted and len(pending) < self.flow.window
-                   and self.tracker.abort_reason is None):
-                w = next(queue, None)
-                if w is None:
-                    exhausted = True
-                    self.flow.end_phase()  # the rest only drains: nothing to learn from
-                    return
-                pending[self.pool.submit(call, w)] = w
-
-        with self.client.flow_controlled(self.flow):
-            self.flow.begin_phase()
-            fill()
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    w = pending.pop(future)
-                    exc = future.exception()
-                    on_done(w, None if exc is not None else future.result(), exc)
-                fill()
-        self.result.not_attempted += sum(1 for _ in queue)  # left by an abort
+        """call(w) for each w, in the flow's window; after an abort nothing new starts."""
+        self.result.not_attempted += run_in_window(
+            self.client, self.flow, self.pool, call, works, on_done,
+            stop=lambda: self.tracker.abort_reason is not None,
+        )
 
     def read_current(self, chunk: list[_Work]) -> dict[str, int | None] | None:
         """Current category of each video of the chunk (hash -> id or None).

@@ -52,6 +52,7 @@ from typing import Any
 
 from psycopg2 import sql
 
+from recon_domains.peertube.categories import DatabaseCategories
 from recon_domains.peertube.client import PeerTubeClient
 from recon_domains.peertube.database import PeerTubeDatabase
 from recon_domains.peertube.urls import uuid_to_short
@@ -69,6 +70,7 @@ from recon_domains.sandbox.postgres import (
 )
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DEFAULT_STREAM_SOURCE, DOMAINS, PLUGIN_NPM_NAME, Status
+from recon_domains.verdicts.push import stage_verified
 
 PLUGIN_DIR = Path(__file__).resolve().parents[2] / "peertube-plugin" / PLUGIN_NPM_NAME
 # The admin's PUTs use up the per-IP API quota (PEERTUBE-FACTS.md), so the next run's
@@ -545,12 +547,12 @@ def _stage_overhead(server: _ChildServer, work: Path, workers: int,
         items_ = select_stage_items(store, "stage-1")
         result = push_items(store, client, items_, stage="stage-1", database=database,
                             workers=workers)
-        rows = store.pushed_ledger("stage-1")
-    verify_started = time.monotonic()
-    for row in rows:  # as stage_verified does for stage-1: every video, one GET each
-        client.video_category(row.video_id)
-    database.category_histogram()
-    verification = time.monotonic() - verify_started
+        verify_started = time.monotonic()
+        # stage-1's gate as the stage job runs it: every pushed video read back, then
+        # the ledger compared with PeerTube's database.
+        verdict = stage_verified(store, client, "stage-1", DEFAULTS.stage_sizes,
+                                 DatabaseCategories(database), max_in_flight=workers)
+        verification = time.monotonic() - verify_started
     total = time.monotonic() - started
     put_span = client.put_span[1] - client.put_span[0] if client.put_span else 0.0
     parts = {
@@ -568,6 +570,7 @@ def _stage_overhead(server: _ChildServer, work: Path, workers: int,
         "items": items,
         "pushed": len(result.succeeded),
         "failed": len(result.failed),
+        "verified": verdict.passed,
         "put_span_s": round(put_span, 3),
         "stage_total_s": round(total, 3),
         "seconds": {k: round(v, 4) for k, v in parts.items()},

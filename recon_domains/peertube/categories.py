@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from recon_domains.peertube.client import PeerTubeClient, PeerTubeError, PeerTubeNotFound
+from recon_domains.peertube.window import read_categories
 from recon_domains.taxonomy import DOMAIN_BY_ID, FIRST_CATEGORY_ID, LAST_CATEGORY_ID
 
 if TYPE_CHECKING:  # psycopg2 is loaded only where the database is used
@@ -107,7 +107,7 @@ class ApiCategories(PeerTubeCategories):
     """The port over PeerTube's API with an admin token, for a PeerTube whose database this
     machine cannot reach: counts are `count=0` listings, the RECON videos are paged
     (100 a page, no per-video GET); only `categories_of` reads one video per GET,
-    `client.pool_size` at a time."""
+    up to `client.pool_size` at a time under flow control."""
 
     source = "PeerTube's API"
 
@@ -128,14 +128,14 @@ class ApiCategories(PeerTubeCategories):
         )
 
     def categories_of(self, video_ids: Iterable[str]) -> dict[str, int | None]:
-        def read(vid: str) -> tuple[str, int | None, bool]:
-            try:
-                return vid, self.client.video_category(vid), True
-            except PeerTubeNotFound:
-                return vid, None, False
-
-        with ThreadPoolExecutor(max_workers=self.client.pool_size) as pool:
-            return {vid: cat for vid, cat, found in pool.map(read, list(video_ids)) if found}
+        found: dict[str, int | None] = {}
+        for vid, answer in read_categories(self.client, video_ids).items():
+            if isinstance(answer, PeerTubeNotFound):
+                continue  # a video PeerTube lacks is left out
+            if isinstance(answer, Exception):
+                raise answer
+            found[vid] = answer
+        return found
 
     def recon_videos(self) -> dict[str, int]:
         totals: list[int] = []

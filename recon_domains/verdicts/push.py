@@ -8,9 +8,11 @@ from typing import TYPE_CHECKING
 
 from recon_domains.peertube.categories import PeerTubeCategories
 from recon_domains.peertube.urls import parse_watch_url
+from recon_domains.peertube.window import read_categories
 from recon_domains.push import STAGES, select_stage_items
 from recon_domains.pushed import MISSING, PushedComparison, compare_pushed
 from recon_domains.recon.store import PushCandidate, ReconStore
+from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import DOMAIN_BY_ID, describe_category
 from recon_domains.verdicts import Table, Verdict
 
@@ -121,13 +123,17 @@ def stage_verified(
     categories: PeerTubeCategories,
     *,
     sample_size: int = API_SAMPLE,
+    max_in_flight: int = DEFAULTS.peertube.push_max_in_flight,
+    max_rate: float | None = DEFAULTS.peertube.push_max_rate,
 ) -> Verdict:
     """Runbook Step 5 STOP for `stage`.
 
     stage-1: every pushed video of the stage read back through the API; later stages: a
-    random sample of `sample_size`. Then every video pushed so far (the push ledger's, by
-    UUID) must show the category we pushed, read through `categories`; videos RECON did not
-    push that carry a RECON category are a finding, not a failure. Items left unpushed fail
+    random sample of `sample_size`; the reads run concurrently within the push's ceilings
+    (max_in_flight, max_rate), so stage-1's read-back costs less than its PUTs. Then every
+    video pushed so far (the push ledger's, by UUID) must show the category we pushed, read
+    through `categories`; videos RECON did not push that carry a RECON category are a
+    finding, not a failure. Items left unpushed fail
     it, except those no push can reach (split_unpushable: no video id in the watch URL,
     or a host that is not the stream's): they are reported and must not hold the rollout.
     """
@@ -139,11 +145,12 @@ def stage_verified(
 
     problems: list[str] = []
     checked = []
+    read = read_categories(client, (r.video_id for r in sample),
+                           max_in_flight=max_in_flight, max_rate=max_rate)
     for r in sample:
-        try:
-            got: int | str | None = client.video_category(r.video_id)
-        except Exception as exc:  # one unreadable video is a finding, not a crash
-            got = f"error: {exc}"
+        answer = read[r.video_id]
+        # one unreadable video is a finding, not a crash
+        got = f"error: {answer}" if isinstance(answer, Exception) else answer
         ok = got == r.category_after
         shown = got if isinstance(got, str) else describe_category(got)
         expected = describe_category(r.category_after)

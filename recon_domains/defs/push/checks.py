@@ -34,5 +34,7 @@ def stage_verified(
                 stage,
                 recon.push_stage_sizes,
                 peertube_db.categories(client),
+                max_in_flight=peertube.push_max_in_flight,
+                max_rate=peertube.push_max_rate,
             )
         )
