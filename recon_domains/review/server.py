@@ -51,7 +51,7 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from recon_domains.commands import EXIT_CONFIG, EXIT_OK
-from recon_domains.recon.store import PushCandidate, ReconStore, ReconStoreError
+from recon_domains.recon.store import PushCandidate, ReconLocked, ReconStore, ReconStoreError
 from recon_domains.review.tied import (
     SORTS,
     Assignment,
@@ -193,6 +193,16 @@ def _error(
     )
 
 
+def _store_error(request: Request, exc: ReconStoreError) -> Response:
+    """recon.db failed: 503 with Retry-After while RECON holds its write lock (a moment
+    later works), else 500. Either way nothing of the request was written."""
+    if isinstance(exc, ReconLocked):
+        response = _error(request, 503, f"{exc} Try again in a moment.")
+        response.headers["Retry-After"] = "5"
+        return response
+    return _error(request, 500, str(exc), changed="")
+
+
 class Guard(BaseHTTPMiddleware):
     """Host check, the token, and security headers on every answer."""
 
@@ -257,7 +267,7 @@ def _tied_page(request: Request) -> TiedPage | Response:
                 max_window_file_mb=review.max_window_file_mb,
             )
     except ReconStoreError as exc:
-        return _error(request, 500, str(exc), changed="")
+        return _store_error(request, exc)
 
 
 def page(request: Request) -> Response:
@@ -330,7 +340,7 @@ async def assign(request: Request) -> Response:
     except ReviewError as exc:
         return _error(request, 400, str(exc))
     except ReconStoreError as exc:
-        return _error(request, 500, str(exc), changed="")
+        return _store_error(request, exc)
     params = {**back.params(), "flash": review.put_flash(kind, message)}
     return RedirectResponse(f"./?{urlencode(params)}", status_code=303)
 

@@ -27,6 +27,7 @@ from recon_domains.review.server import (
 )
 from recon_domains.review.tied import SORTS
 from recon_domains.sandbox.corpus import RECON_SCHEMA
+from recon_domains.sandbox.recon_writer import RunningWriter
 from recon_domains.taxonomy import DOMAINS, Status
 
 SOURCE = "stream.echo6.co"
@@ -741,3 +742,21 @@ def test_cli_refuses_an_exposed_page_without_a_token(monkeypatch, capsys, recon)
     monkeypatch.delenv("RECON_REVIEW_TOKEN", raising=False)
     assert main(["review", "--db", str(db), "--host", "0.0.0.0", "--port", "0"]) == 3
     assert "without RECON_REVIEW_TOKEN" in capsys.readouterr().err
+
+
+def test_an_assignment_while_recon_holds_its_lock_is_a_503_and_changes_nothing(recon) -> None:
+    """RECON writing without a gap: the review page's write waits its deadline, then answers
+    503 with Retry-After (try again in a moment), not a 500; once the writer stops, the same
+    assignment works."""
+    db, concepts = recon
+    with start_review_server(db, concepts, SOURCE, lock_timeout_s=0.3) as running:
+        client = Client(running.url)
+        token = client.csrf_token()  # read while the lock is free
+        with RunningWriter(db, hold_s=3600, gap_s=0):
+            answer = client.post("/assign", {"hash": "tie_alpha", "domain": "Water Systems",
+                                             "csrf_token": token})
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"] == "5"
+        assert "recon.db stayed locked" in answer.text and "Try again in a moment" in answer.text
+        assert _row(db, "tie_alpha")["recon_domain_status"] == Status.TIED_MANUAL
+        assert "Assigned Water Systems" in client.assign("tie_alpha", "Water Systems")
