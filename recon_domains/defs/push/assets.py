@@ -132,6 +132,8 @@ def peertube_category_push(
                 "summary": result.summary(),
                 "put_requests": result.put_count,
                 "pushed_before_abort": len(result.succeeded),
+                # in PeerTube, not yet marked in RECON: the next run's resume check marks them
+                "pushed_not_marked": len(result.unmarked),
                 "failed": len(result.failed),
                 "not_attempted": result.not_attempted,
                 "retried_after_500": result.retried_after_500,

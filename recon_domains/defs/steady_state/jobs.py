@@ -121,6 +121,7 @@ def steady_state_push(
         "pushed": len(result.succeeded),
         "failed": len(result.failed),
         "skipped": len(result.skipped),
+        "pushed_not_marked": len(result.unmarked),
         "retried_after_500": result.retried_after_500,
         "summary": result.summary(),
         "failures": table(
