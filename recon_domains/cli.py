@@ -130,6 +130,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--login-limit", type=int, default=15, help="logins per 5 minutes per IP")
     p.add_argument("--serialization-failure-rate", type=float, default=0.0,
                    help="fraction of concurrent video PUTs answered PeerTube's 500")
+    p.add_argument("--serialization-conflict-rate", type=float, default=0.0,
+                   help="PeerTube's 500 per other video PUT in flight (PeerTube 8.0.1: about "
+                   "0.0025)")
+    p.add_argument("--capacity", type=int, default=0,
+                   help="requests worked on at once, with --service-time (0: unlimited)")
+    p.add_argument("--service-time", type=float, default=0.0,
+                   help="seconds the server works on each request (with --capacity)")
     p.set_defaults(handler="recon_domains.sandbox.peertube_server:cli_main")
     p = sandbox_sub.add_parser("conformance", help="replay the recorded PeerTube calls, diff")
     p.add_argument("--against", required=True,

@@ -132,3 +132,37 @@ def test_a_folder_given_as_recon_db_is_named_as_such(tmp_path: Path, capsys) -> 
     err = capsys.readouterr().err
     assert f"{tmp_path} is a folder, not RECON's database" in err
     assert "the recon.db file itself" in err and "not found" not in err
+
+
+def test_sandbox_peertube_takes_the_capacity_knobs(tmp_path: Path, pg_database_factory) -> None:
+    """`sandbox peertube --capacity --service-time --serialization-conflict-rate` serve a
+    PeerTube with that capacity (what the bench and a hand-run push test need)."""
+    import requests
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [COMMAND, "sandbox", "peertube", "--db-dsn", pg_database_factory(), "--port",
+         str(port), "--capacity", "1", "--service-time", "0.2",
+         "--serialization-conflict-rate", "0.0025"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={"PATH": "/usr/bin:/bin", "PYTHONUNBUFFERED": "1"},  # its lines as printed
+    )
+    try:
+        lines = []
+        assert proc.stdout is not None
+        while not any(line.startswith("test knobs:") for line in lines):
+            line = proc.stdout.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+        knobs = next(line for line in lines if line.startswith("test knobs:"))
+        for shown in ("'capacity': 1", "'service_time_s': 0.2",
+                      "'serialization_conflict_rate': 0.0025"):
+            assert shown in knobs
+        answer = requests.get(f"http://127.0.0.1:{port}/api/v1/videos/categories", timeout=30)
+        assert answer.status_code == 200
+        assert answer.elapsed.total_seconds() >= 0.2  # worked on for the service time
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
