@@ -99,6 +99,17 @@ class PeerTubeSettings:
     push_max_rate: float | None = None
 
 
+def default_backup_dir(db_path: Path) -> Path:
+    """Where backups go when RECON_BACKUP_DIR is not set: a folder beside recon.db."""
+    return db_path.parent / "backups"
+
+
+def default_quarantine_dir(concepts_dir: Path) -> Path:
+    """Where reprocess quarantines concept folders when RECON_QUARANTINE_DIR is not set:
+    beside the concepts, on their file system (a move, not a copy)."""
+    return concepts_dir.parent / f"{concepts_dir.name}.quarantine"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the README's configuration table, typed."""

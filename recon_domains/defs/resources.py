@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from recon_domains.settings import DEFAULTS, Benchmarks, Settings, require
+from recon_domains.settings import (
+    DEFAULTS,
+    Benchmarks,
+    Settings,
+    default_backup_dir,
+    default_quarantine_dir,
+    require,
+)
 
 if TYPE_CHECKING:
     from recon_domains.peertube.categories import PeerTubeCategories
@@ -135,14 +142,13 @@ class ReconResource(dg.ConfigurableResource):
 
     @property
     def backup_root(self) -> Path:
-        return Path(self.backup_dir) if self.backup_dir else Path(self.db_path).parent / "backups"
+        return Path(self.backup_dir) if self.backup_dir else default_backup_dir(Path(self.db_path))
 
     @property
     def quarantine_root(self) -> Path:
         if self.quarantine_dir:
             return Path(self.quarantine_dir)
-        concepts = Path(self.concepts_dir)
-        return concepts.parent / f"{concepts.name}.quarantine"
+        return default_quarantine_dir(Path(self.concepts_dir))
 
     @property
     def skip_channel_set(self) -> frozenset[str]:

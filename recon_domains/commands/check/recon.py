@@ -19,7 +19,7 @@ from recon_domains.recon.store import (
     ReconStoreError,
     sqlite_version,
 )
-from recon_domains.settings import Settings
+from recon_domains.settings import Settings, default_backup_dir, default_quarantine_dir
 
 
 def recon_db(report: Report, settings: Settings, env: Mapping[str, str]) -> bool | None:
@@ -145,7 +145,7 @@ def backup_dir(report: Report, settings: Settings) -> None:
     if settings.backup_dir is not None:
         folder, how = settings.backup_dir, ""
     elif settings.db_path is not None:
-        folder, how = settings.db_path.parent / "backups", " (not set: beside recon.db)"
+        folder, how = default_backup_dir(settings.db_path), " (not set: beside recon.db)"
     else:
         report.ok(subject, "not set: backups go to a folder beside recon.db")
         return
@@ -176,7 +176,7 @@ def quarantine_dir(report: Report, settings: Settings) -> None:
     if settings.quarantine_dir is not None:
         folder, how = settings.quarantine_dir, ""
     elif concepts is not None:
-        folder, how = concepts.parent / f"{concepts.name}.quarantine", " (not set: the default)"
+        folder, how = default_quarantine_dir(concepts), " (not set: the default)"
     else:
         report.ok(subject, "not set: <RECON_CONCEPTS_DIR>.quarantine")
         return
