@@ -37,6 +37,7 @@ ENTRY_SEPARATOR = "__"
 DOCUMENT_FILE = "document.json"
 CONCEPTS_SUBDIR = "concepts"
 RESTORED_MARKER = "restored.json"
+RESTORING_MARKER = "restoring.json"  # a restore is moving this entry's folder back
 AUDITED_MARKER = "audited.json"
 REMOVING_MARKER = "removing-source"
 PARTIAL_SUFFIX = ".partial"
@@ -116,6 +117,16 @@ class QuarantineEntry:
 
     def read(self) -> EntrySnapshot:
         return EntrySnapshot.from_json(json.loads((self.path / DOCUMENT_FILE).read_text()))
+
+    def mark_restoring(self, target: Path) -> None:
+        """Written before a restore moves the folder back, so a run killed between the move
+        and the document rows knows the folder at `target` is this entry's."""
+        (self.path / RESTORING_MARKER).write_text(json.dumps({"target": str(target)}))
+
+    def restoring_target(self) -> Path | None:
+        """Where a killed restore was moving this entry's folder, if one was."""
+        marker = self.path / RESTORING_MARKER
+        return Path(json.loads(marker.read_text())["target"]) if marker.exists() else None
 
     def mark_restored(self, target: Path, source_kind: str, restored_at: str) -> None:
         (self.path / RESTORED_MARKER).write_text(

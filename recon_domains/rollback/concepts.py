@@ -99,6 +99,11 @@ def restore_concepts(
         offsite = Path(offsite_dir) / it.hash if offsite_dir else None
         if it.entry is not None and not had:
             source, kind = None, "none"  # there was no folder before the reprocess
+        elif (it.entry is not None and it.entry.restoring_target() == target
+              and target.is_dir() and not (q_concepts and q_concepts.is_dir())):
+            # A restore killed after moving the folder back, before its rows: the folder in
+            # place is the quarantined one; the rows and the marks are what is left to do.
+            source, kind = None, "moved"
         elif q_concepts is not None and q_concepts.is_dir():
             source, kind = q_concepts, "quarantine"
         elif offsite is not None and offsite.is_dir():
@@ -115,7 +120,7 @@ def restore_concepts(
                 "problem: not in quarantine and not in the off-site mirror (restore it by "
                 "hand, or leave it: remove_feature with restore_concepts: false)"
             )
-        elif kind != "none" and target.exists() and not force:
+        elif kind not in ("none", "moved") and target.exists() and not force:
             action = "skip: a folder exists there (RECON re-created it?); force: true replaces it"
         else:
             action = "restore"
@@ -137,7 +142,7 @@ def restore_concepts(
     report.counts = {
         "interrupted_writes": len(writes),
         "candidates": len(plan),
-        "from_quarantine": sum(1 for p in todo if p["from"] == "quarantine"),
+        "from_quarantine": sum(1 for p in todo if p["from"] in ("quarantine", "moved")),
         "from_offsite": sum(1 for p in todo if p["from"] == "offsite"),
         "document_rows_back": sum(1 for p in todo if p["document_row_back"]),
         "skipped": sum(1 for p in plan if p["action"].startswith("skip")),
@@ -182,8 +187,11 @@ def _restore_one(store: ReconStore, qroot: Path, p: dict[str, Any], force: bool)
         qroot.mkdir(parents=True, exist_ok=True)
         shutil.copytree(source, staged, symlinks=True)
         source = staged
+    if source is not None and it.entry is not None:
+        it.entry.mark_restoring(target)
     # One write transaction holds RECON's writers off while the folder and the row change
-    # together: RECON cannot pick the document up between the two.
+    # together: RECON cannot pick the document up between the two. A kill after the move
+    # rolls the rows back; the restoring marker lets the next run finish them.
     with store.transaction():
         doc = store.row_snapshot("documents", it.hash)
         if source is not None:
@@ -198,6 +206,7 @@ def _restore_one(store: ReconStore, qroot: Path, p: dict[str, Any], force: bool)
         if it.entry is not None:
             store.mark_audit_restored(it.hash, str(it.entry.concepts))
     if it.entry is not None:
-        it.entry.mark_restored(target, p["from"], utc_now())
+        came_from = "quarantine" if p["from"] == "moved" else p["from"]
+        it.entry.mark_restored(target, came_from, utc_now())
     if staged is not None:
         shutil.rmtree(staged, ignore_errors=True)

@@ -54,3 +54,41 @@ def test_restore_concepts_from_quarantine_and_offsite(world) -> None:
     assert (c.concepts_dir / third / "window_0001.json").read_text() != "[]"
     aside = list(w.quarantine.glob(f"{third}__*.replaced"))
     assert len(aside) == 1 and (aside[0] / "window_0001.json").read_text() == "[]"
+
+
+def test_a_restore_killed_between_the_folder_and_the_rows_is_finished_by_the_next_run(
+    world, monkeypatch
+) -> None:
+    """The folder is moved back inside the rows' transaction; a kill there rolls the rows
+    back with the folder already in place. The next run finds the entry's folder at its
+    target (the restoring marker), puts the rows back and marks it, moving nothing."""
+    w = world
+    c = w.corpus
+    h = next(h for h in w.reprocessed if any(w.quarantine.glob(f"{h}__*/concepts")))
+    before = w.store.domain_row(h)
+    assert before["status"] == "queued"
+
+    def killed(*_args, **_kwargs):
+        raise KeyboardInterrupt  # as a kill: the transaction is rolled back
+
+    with monkeypatch.context() as m:
+        m.setattr(type(w.store), "put_rows_back", killed)
+        try:
+            restore_concepts(w.store, c.concepts_dir, w.quarantine, w.offsite, hashes=[h],
+                             dry_run=False)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("the restore was not interrupted")
+    expected = {k.split("/", 1)[1]: v for k, v in w.before["concepts"].items()
+                if k.startswith(h + "/")}
+    assert tree_snapshot(c.concepts_dir / h) == expected  # the folder moved back …
+    assert w.store.domain_row(h)["status"] == "queued"  # … its rows did not
+
+    again = restore_concepts(w.store, c.concepts_dir, w.quarantine, w.offsite, hashes=[h],
+                             dry_run=False)
+    assert again.ok, again.problems
+    assert again.counts["restored"] == 1 and again.counts["skipped"] == 0
+    assert tree_snapshot(c.concepts_dir / h) == expected
+    row = w.store.domain_row(h)
+    assert row["status"] == "complete" and row["recon_domain_status"] == "needs_reprocess"
