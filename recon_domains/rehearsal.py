@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import json
 import secrets
+import shlex
 import shutil
 import sys
 import time
@@ -349,9 +350,39 @@ def _rehearse_on(
             f"The PeerTube at {target.url} keeps what this rehearsal did: "
             f"{len(comparison.changed)} video(s) with the categories it pushed"
             + (f", {PLUGIN_NPM_NAME} installed" if plugin_left else "")
-            + "; the categories from before are in peertube-before.json (README, "
-            "'Rehearsing against a staging PeerTube')."
+            + "; the categories from before are in peertube-before.json. To take them "
+            "off, launch remove_feature (confirm: true) in this copy's Dagster UI:\n  "
+            + _copy_ui_command(settings, report.dagster_home)
         )
+
+
+def _copy_ui_command(settings: Settings, dagster_home: str) -> str:
+    """`dagster dev` on the copy's instance with the copy's settings, for remove_feature
+    later. Run from the work folder: `dagster dev` lets a `.env` of its folder override the
+    environment, and the repository's may name production. PeerTube's password is the
+    operator's PEERTUBE_PASSWORD, still to be exported; categories are read through the API
+    (PEERTUBE_DB_DSN blank: a DSN is a secret, never printed)."""
+    pt = settings.peertube
+    names = {
+        "DAGSTER_HOME": dagster_home,
+        "RECON_DB_PATH": settings.db_path,
+        "RECON_CONCEPTS_DIR": settings.concepts_dir,
+        "RECON_STREAM_SOURCE": settings.stream_source,
+        "RECON_ACCEPTED_HOSTS": ",".join(settings.accepted_hosts),
+        "RECON_BACKUP_DIR": settings.backup_dir,
+        "RECON_OFFSITE_CONCEPTS_DIR": settings.offsite_concepts_dir,
+        "RECON_QUARANTINE_DIR": settings.quarantine_dir,
+        "RECON_IS_COPY": "1",
+        "PEERTUBE_URL": pt.url,
+        "PEERTUBE_HOST_HEADER": pt.host_header or "",
+        "PEERTUBE_USERNAME": pt.username,
+        "PEERTUBE_TOKEN_CACHE": pt.token_cache,
+        "PEERTUBE_DB_DSN": "",
+        "PEERTUBE_DB_DUMP_COMMAND": "",
+    }
+    env = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in names.items() if v is not None)
+    return (f"cd {shlex.quote(str(Path(dagster_home).parent))} && {env} "
+            f"{REPO_ROOT}/.venv/bin/dagster dev -w {REPO_ROOT}/workspace.yaml")
 
 
 def _write_snapshot(path: Path, snapshot: dict[str, int | None]) -> None:
