@@ -243,3 +243,23 @@ def test_rehearse_against_it_then_remove_feature_restores_it_exactly(
         assert any(before[u] is not None for u in changed)
         # One login for the whole rehearsal (PeerTube allows 15 per 5 minutes per IP).
         assert (work / "peertube-token.json").stat().st_mode & 0o077 == 0
+
+
+def test_a_database_that_is_not_that_peertubes_is_refused(
+    staging: Staging, tmp_path: Path, pg_database_factory, capsys, monkeypatch
+) -> None:
+    from recon_domains.sandbox.peertube_store import SandboxStore
+
+    # Another PeerTube's database (same tables, none of these videos), then no PeerTube's.
+    other = pg_database_factory("other")
+    SandboxStore(other, max_connections=1).close()
+    empty = pg_database_factory("empty")
+    before = staging.state()
+    for dsn, said in ((other, "is not the database of"), (empty, "cannot be read as")):
+        monkeypatch.setenv("PEERTUBE_DB_DSN", dsn)
+        work = tmp_path / said.replace(" ", "-")
+        assert _rehearse(staging, work, "--i-understand-this-writes") == 3
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and said in err, err
+        assert "PEERTUBE_DB_DSN" in err
+        assert staging.state() == before
