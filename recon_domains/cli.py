@@ -170,6 +170,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", help="write the JSON report here (default: WORKDIR/report.json)")
     p.add_argument("--then-remove-feature", action="store_true",
                    help="end with a confirmed remove_feature, to rehearse the way out")
+    p.add_argument("--peertube-url",
+                   help="rehearse against this PeerTube (a staging instance holding RECON's "
+                   "videos) instead of a sandbox; admin from PEERTUBE_USERNAME/"
+                   "PEERTUBE_PASSWORD, plugin from PEERTUBE_PLUGIN_PATH, dump from "
+                   "PEERTUBE_DB_DUMP_COMMAND or PEERTUBE_DB_DSN (README, 'Rehearsing against "
+                   "a staging PeerTube')")
+    p.add_argument("--i-understand-this-writes", action="store_true",
+                   help="with --peertube-url: confirm the rehearsal may write to that "
+                   "PeerTube (without it: refused, exit 1, nothing written)")
     p.set_defaults(handler="recon_domains.rehearsal:rehearse_main")
 
     # review -------------------------------------------------------------------------------

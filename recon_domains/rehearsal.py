@@ -6,6 +6,10 @@ sandbox PeerTube seeded with the copy's videos, and then runs the runbook's jobs
 against a Dagster instance in the work folder. It stops at the first gate that fails, and
 writes a JSON report an operator can read before doing the real thing.
 
+With `peertube_url` (`--peertube-url`) no sandbox is started: the runbook runs against that
+PeerTube (a staging instance), only when the operator confirmed it may write there, after a
+read-only preflight; see recon_domains.staging.
+
 It sits beside the CLI: it runs the jobs through the Dagster layer's runner
 (recon_domains.defs.runner) in the order of the runbook table (recon_domains.runbook),
 without importing dagster itself.
@@ -17,9 +21,11 @@ import argparse
 import dataclasses
 import json
 import secrets
+import shlex
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,11 +38,21 @@ from recon_domains.commands import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
 from recon_domains.definitions import build_definitions
 from recon_domains.defs.resources import hardcoded_resources
 from recon_domains.defs.runner import JobRunner
+from recon_domains.peertube.client import PeerTubeError
 from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
 from recon_domains.runbook import Run, runs
 from recon_domains.settings import ConfigError, PeerTubeSettings, Settings
-from recon_domains.taxonomy import FIRST_CATEGORY_ID
+from recon_domains.staging import (
+    RehearsalRefused,
+    StagingTarget,
+    compare,
+    copy_video_ids,
+    every_video_category,
+    preflight,
+    shown,
+)
+from recon_domains.taxonomy import FIRST_CATEGORY_ID, PLUGIN_NPM_NAME
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO_ROOT / "peertube-plugin" / "peertube-plugin-recon-domains"
@@ -74,6 +90,7 @@ class RehearsalReport:
     video_categories: dict[str, int | None] = field(default_factory=dict)
     reprocess: dict[str, int] = field(default_factory=dict)
     removed_feature: bool = False
+    peertube: dict[str, Any] = field(default_factory=dict)  # with --peertube-url
 
     @property
     def ok(self) -> bool:
@@ -95,6 +112,7 @@ class RehearsalReport:
             "video_categories": self.video_categories,
             "reprocess": self.reprocess,
             "removed_feature": self.removed_feature,
+            "peertube": self.peertube,
         }
 
 
@@ -147,12 +165,13 @@ def sandbox_peertube(workdir: Path, recon_db: Path, source: str) -> Iterator[dic
 
 
 def copy_settings(
-    environment: Settings, paths: dict[str, Path], source: str, sandbox: dict[str, str]
+    environment: Settings, paths: dict[str, Path], source: str, sandbox: dict[str, str] | None
 ) -> Settings:
     """The copy's settings: the operator's knobs (benchmarks, stage sizes, skip list,
     concurrency, …) from `environment`, every path the copy's, and PeerTube the sandbox's
-    alone (so no PeerTube setting of the real deployment is used on the copy)."""
-    return dataclasses.replace(
+    alone (so no PeerTube setting of the real deployment is used on the copy); without a
+    sandbox, no PeerTube setting at all (the caller puts its staging target's in)."""
+    copy = dataclasses.replace(
         environment,
         db_path=paths["recon_db"],
         concepts_dir=paths["concepts"],
@@ -161,6 +180,12 @@ def copy_settings(
         offsite_concepts_dir=paths["offsite"],
         quarantine_dir=paths["quarantine"],
         is_copy=True,
+        peertube=PeerTubeSettings(),
+    )
+    if sandbox is None:
+        return copy
+    return dataclasses.replace(
+        copy,
         pg_bin_dir=Path(sandbox["pg_bin_dir"]) if sandbox["pg_bin_dir"] else None,
         peertube=PeerTubeSettings(
             url=sandbox["url"],
@@ -232,11 +257,20 @@ def rehearse(
     *,
     source: str | None = None,
     then_remove_feature: bool = False,
+    peertube_url: str | None = None,
+    writes_confirmed: bool = False,
 ) -> RehearsalReport:
-    """The whole migration on a copy; see the module docstring."""
+    """The whole migration on a copy; see the module docstring. With `peertube_url`, against
+    that PeerTube: ConfigError for a missing setting, RehearsalRefused unless
+    `writes_confirmed` (both before anything is copied or contacted)."""
     workdir = workdir.resolve()
     environment = Settings.from_env()
     source = source or environment.stream_source
+    target = None
+    if peertube_url is not None:
+        target = StagingTarget.from_settings(environment, peertube_url)
+        if not writes_confirmed:
+            raise RehearsalRefused(target.refusal())
     paths = _prepare_workdir(recon_db.resolve(), concepts.resolve(), workdir)
     report = RehearsalReport(str(workdir), str(paths["dagster_home"]))
     with ReconStore.open(paths["recon_db"], source) as store:
@@ -245,6 +279,9 @@ def rehearse(
         "This is a copy: it has no RECON workers, so recon_idle ignores the "
         f"{len(stale)} document(s) whose status says mid-pipeline."
     )
+    if target is not None:
+        _rehearse_on(target, environment, paths, source, report, then_remove_feature)
+        return report
     with sandbox_peertube(paths["postgres"], paths["recon_db"], source) as pt:
         settings = copy_settings(environment, paths, source, pt)
         definitions = build_definitions(hardcoded_resources(settings))
@@ -257,6 +294,99 @@ def rehearse(
                 _remove_feature(report, runner)
         _collect_peertube_state(report, pt["dsn"])
     return report
+
+
+def _rehearse_on(
+    target: StagingTarget,
+    environment: Settings,
+    paths: dict[str, Path],
+    source: str,
+    report: RehearsalReport,
+    then_remove_feature: bool,
+) -> None:
+    """The runbook against the PeerTube at `target.url`, between two reads of every video's
+    category through its API; the end must equal the start when the feature was removed."""
+    workdir = Path(report.workdir)
+    copy = copy_settings(environment, paths, source, None)
+    with ReconStore.open(paths["recon_db"], source,
+                         accepted_hosts=environment.accepted_hosts) as store:
+        copy_ids = copy_video_ids(store)
+    with target.client(workdir) as client:
+        found = preflight(client, target, copy_ids)
+    _write_snapshot(workdir / "peertube-before.json", found.before)
+    report.notes.append(found.note(target.url))
+    report.peertube = {"url": target.url, "videos_before": len(found.before),
+                       "copy_videos": found.copy_videos, "copy_videos_present": found.present,
+                       "copy_videos_missing": found.missing}
+    settings = target.run_settings(copy, workdir)
+    definitions = build_definitions(hardcoded_resources(settings))
+    with JobRunner(definitions, paths["dagster_home"]) as runner:
+        run_runbook(report, runner)
+        _collect_recon_state(report, paths["recon_db"], source)
+        with target.client(workdir) as client:
+            mid = every_video_category(client)
+        if then_remove_feature and report.ok:
+            _remove_feature(report, runner)
+    with target.client(workdir) as client:
+        end = every_video_category(client)
+        plugin_left = client.find_plugin(PLUGIN_NPM_NAME) is not None
+    _write_snapshot(workdir / "peertube-after.json", end)
+    comparison = compare(found.before, mid, end)
+    report.peertube.update(comparison.as_json(), plugin_installed_at_end=plugin_left)
+    report.video_categories = end
+    report.peertube_histogram = {
+        str(c): n for c, n in sorted(Counter(
+            c for c in end.values() if c is not None and c >= FIRST_CATEGORY_ID
+        ).items())
+    }
+    if report.removed_feature:
+        problem = comparison.problem(target.url)
+        if problem is None and plugin_left:
+            problem = f"{PLUGIN_NPM_NAME} is still installed on {target.url}"
+        if problem is not None:
+            report.failed_step, report.failure = "Fully remove feature", problem
+    elif comparison.changed or plugin_left:
+        report.notes.append(
+            f"The PeerTube at {target.url} keeps what this rehearsal did: "
+            f"{len(comparison.changed)} video(s) with the categories it pushed"
+            + (f", {PLUGIN_NPM_NAME} installed" if plugin_left else "")
+            + "; the categories from before are in peertube-before.json. To take them "
+            "off, launch remove_feature (confirm: true) in this copy's Dagster UI:\n  "
+            + _copy_ui_command(settings, report.dagster_home)
+        )
+
+
+def _copy_ui_command(settings: Settings, dagster_home: str) -> str:
+    """`dagster dev` on the copy's instance with the copy's settings, for remove_feature
+    later. Run from the work folder: `dagster dev` lets a `.env` of its folder override the
+    environment, and the repository's may name production. PeerTube's password is the
+    operator's PEERTUBE_PASSWORD, still to be exported; categories are read through the API
+    (PEERTUBE_DB_DSN blank: a DSN is a secret, never printed)."""
+    pt = settings.peertube
+    names = {
+        "DAGSTER_HOME": dagster_home,
+        "RECON_DB_PATH": settings.db_path,
+        "RECON_CONCEPTS_DIR": settings.concepts_dir,
+        "RECON_STREAM_SOURCE": settings.stream_source,
+        "RECON_ACCEPTED_HOSTS": ",".join(settings.accepted_hosts),
+        "RECON_BACKUP_DIR": settings.backup_dir,
+        "RECON_OFFSITE_CONCEPTS_DIR": settings.offsite_concepts_dir,
+        "RECON_QUARANTINE_DIR": settings.quarantine_dir,
+        "RECON_IS_COPY": "1",
+        "PEERTUBE_URL": pt.url,
+        "PEERTUBE_HOST_HEADER": pt.host_header or "",
+        "PEERTUBE_USERNAME": pt.username,
+        "PEERTUBE_TOKEN_CACHE": pt.token_cache,
+        "PEERTUBE_DB_DSN": "",
+        "PEERTUBE_DB_DUMP_COMMAND": "",
+    }
+    env = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in names.items() if v is not None)
+    return (f"cd {shlex.quote(str(Path(dagster_home).parent))} && {env} "
+            f"{REPO_ROOT}/.venv/bin/dagster dev -w {REPO_ROOT}/workspace.yaml")
+
+
+def _write_snapshot(path: Path, snapshot: dict[str, int | None]) -> None:
+    path.write_text(json.dumps(snapshot, indent=0, sort_keys=True))
 
 
 def _remove_feature(report: RehearsalReport, runner: JobRunner) -> None:
@@ -283,6 +413,17 @@ def _summary(report: RehearsalReport) -> str:
     lines.append(f"pushed to PeerTube: {report.pushed_count}")
     lines.append(f"PeerTube categories >= {FIRST_CATEGORY_ID}: {report.peertube_histogram}")
     lines.append(f"reprocess: {report.reprocess}")
+    pt = report.peertube
+    if pt.get("url"):
+        lines.append(f"PeerTube at {pt['url']}: {len(pt.get('changed_by_runbook', {}))} "
+                     "video(s) changed by the runbook")
+        if report.removed_feature:
+            restored = pt.get("restored", [])
+            lines.append(f"restored {len(restored)} video(s) to their categories from before: "
+                         f"{shown(restored) or 'none'}")
+            if pt.get("exact"):
+                lines.append(f"every one of its {pt['videos_before']} videos ends with the "
+                             "category it had before (read through its API before and after)")
     lines.extend(f"note: {note}" for note in report.notes)
     if report.ok:
         lines.append(f"every gate passed ({len(report.gates)} gates).")
@@ -317,9 +458,17 @@ def _finish(report: RehearsalReport, report_path: str | None) -> int:
 def rehearse_main(args: argparse.Namespace) -> int:
     try:
         report = rehearse(Path(args.recon_db), Path(args.concepts), Path(args.workdir),
-                          then_remove_feature=args.then_remove_feature)
+                          then_remove_feature=args.then_remove_feature,
+                          peertube_url=args.peertube_url,
+                          writes_confirmed=args.i_understand_this_writes)
+    except RehearsalRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
     except (RehearsalError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except PeerTubeError as exc:  # the staging PeerTube: unreachable, refused the login, …
+        print(f"error: PeerTube at {args.peertube_url}: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return _finish(report, args.report or str(Path(args.workdir) / "report.json"))
 
