@@ -23,17 +23,20 @@ import shutil
 import sqlite3
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from recon_domains.backups import choose_pg_dump, server_version_num
+from recon_domains.defs.gates import gate_state, materialization_metadata
 from recon_domains.peertube.urls import parse_watch_url
 from recon_domains.rehearsal import PLUGIN_DIR, REPO_ROOT
-from recon_domains.runbook import runs, step
+from recon_domains.runbook import STEPS, runs, step
 from recon_domains.sandbox.corpus import generate_corpus
 from recon_domains.sandbox.peertube_server import RunningPeerTube, start_server
 from recon_domains.sandbox.postgres import create_database, drop_database, pg_bin_dir
@@ -86,6 +89,7 @@ class Outcome:
     line: Line
     returncode: int
     output: str  # stdout and stderr
+    seconds: float  # measured, never asserted
 
 
 class Writers:
@@ -133,11 +137,13 @@ class World:
 
 def _run(line: Line, setup: list[str], cwd: Path, env: dict[str, str]) -> Outcome:
     script = "\n".join([*setup, line.text])
+    started = time.monotonic()
     result = subprocess.run(
         ["/bin/sh", "-c", script], cwd=cwd, env=env, capture_output=True, text=True,
         timeout=600,
     )
-    return Outcome(line, result.returncode, result.stdout + result.stderr)
+    return Outcome(line, result.returncode, result.stdout + result.stderr,
+                   round(time.monotonic() - started, 1))
 
 
 def _marked(db: Path) -> dict[str, tuple[str, int]]:
@@ -269,11 +275,19 @@ def test_every_readme_line_succeeds_and_every_categorized_video_has_its_category
         assert outcome.returncode == 0, f"{outcome.line.text}\n{outcome.output[-4000:]}"
         assert "RUN_SUCCESS" in outcome.output, outcome.line.text
         assert SANDBOX_ADMIN_PASSWORD not in outcome.output
-    # The dump came from PEERTUBE_DB_DUMP_COMMAND; the gates read PeerTube through its API.
-    predeploy = world.readme[0].output
-    assert "PEERTUBE_DB_DUMP_COMMAND" in predeploy
-    verify = next(o for o in world.readme if o.line.job == "verify_job").output
-    assert "STEP_SUCCESS" in verify and "peertube_matches_recon" in verify
+    print("seconds per line:", {o.line.text.split("--job ", 1)[1]: o.seconds
+                                for o in world.readme})
+    # The instance in DAGSTER_HOME holds every gate open; the dump came from
+    # PEERTUBE_DB_DUMP_COMMAND and Step 6 compared through PeerTube's API.
+    with dg.DagsterInstance.from_config(str(world.home)) as instance:
+        for s in STEPS:
+            for partition in s.partition_keys or (None,):
+                if s.check is not None:
+                    state = gate_state(instance, s.gate(partition))
+                    assert state.ok, (state.gate.label, state.reason)
+        dump = materialization_metadata(instance, "peertube_db_backup")
+        assert dump["method"] == "PEERTUBE_DB_DUMP_COMMAND"
+        assert Path(dump["path"]).stat().st_size > 0
 
     # Every categorized document's video carries its domain's category in PeerTube.
     videos = video_snapshot(world.server.dsn)
