@@ -333,6 +333,7 @@ def test_a_writer_without_gaps_fails_pass1_and_the_push_readably_and_a_rerun_com
     p1 = world.pass1_locked
     assert p1 is not None and p1.returncode != 0
     line = _one_line(p1.output, f"{step('pass1_assignments').refusal_name()} failed: ")
+    print("pass 1 (no gap):", line)
     assert locked in line, line
     assert "the pass stopped with 0 decisions written" in line
     assert f"raise RECON_LOCK_TIMEOUT_S (now {LOCK_TIMEOUT_S} s)" in line
@@ -344,6 +345,7 @@ def test_a_writer_without_gaps_fails_pass1_and_the_push_readably_and_a_rerun_com
     assert push is not None and push.returncode != 0
     line = _one_line(push.output, f"{step('peertube_category_push').refusal_name('stage-1')} "
                      "ABORTED: ")
+    print("push (no gap):", line)
     assert locked in line, line
     assert "the push stopped, sending no further PUT" in line
     assert "in PeerTube but not yet marked in RECON" in line
