@@ -45,7 +45,14 @@ def build_definitions(
     the environment, read now; see resources_from_settings)."""
     if resources is None:
         resources = resources_from_settings(Settings.from_env())
-    return dg.Definitions.merge(*areas, dg.Definitions(resources=dict(resources)))
+    # Every job runs its steps one after another in the run's own process, as the
+    # rehearsal and the tests run them (execute_in_process), instead of Dagster's default
+    # of one new Python process per step (each importing these definitions again: most of
+    # a CLI run's time). The writers' pool still holds: the in-process executor claims
+    # its slots too.
+    return dg.Definitions.merge(
+        *areas, dg.Definitions(resources=dict(resources), executor=dg.in_process_executor)
+    )
 
 
 @dg.definitions

@@ -149,6 +149,16 @@ def test_writers_share_one_pool_and_readers_do_not(repo):
         assert pools == ({WRITES_POOL} if key in WRITERS else {None}), key
 
 
+def test_every_job_runs_its_steps_in_the_run_process(repo):
+    """One process per run, as the tests and the rehearsal run them (execute_in_process):
+    not Dagster's default of a new process per step, each importing the definitions again."""
+    jobs = repo.get_all_jobs()
+    assert {"predeploy_job", "steady_state_assignment", "remove_feature"} <= {
+        j.name for j in jobs
+    }
+    assert {j.name: j.executor_def.name for j in jobs} == {j.name: "in_process" for j in jobs}
+
+
 def test_jobs_bundle_each_step_with_its_gate_checks(repo):
     for name, assets in JOBS.items():
         nodes = {n.name for n in repo.get_job(name).graph.nodes}

@@ -125,7 +125,9 @@ def peertube_category_push(
     context.log.info(result.summary())
     if result.aborted:
         raise dg.Failure(
-            description=f"{step} ABORTED: {result.abort_reason}. {len(result.succeeded)} "
+            # abort_reason is one or more sentences (ReconLocked's ends with its own period).
+            description=f"{step} ABORTED: {(result.abort_reason or '').rstrip('.')}. "
+            f"{len(result.succeeded)} "
             f"item(s) pushed before the abort (marked in RECON), {result.not_attempted} not "
             "attempted. Fix the cause, then run the same stage again: it resumes.",
             metadata={
