@@ -101,6 +101,9 @@ class Redecision:
     status: str
     domain: str | None
     fingerprint: str
+    # Its category changes: PeerTube does not show it yet, so the push timestamp is cleared
+    # with the write (the push sets it again; a failed push is the steady state's to retry).
+    unpush: bool = False
 
 
 @dataclass(frozen=True)
@@ -407,9 +410,11 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
                 for r in batch:
                     cur = conn.execute(
                         "UPDATE documents SET recon_domain = ?, recon_domain_status = ?, "
-                        "recon_domain_assigned_at = ? WHERE hash = ? "
-                        "AND recon_domain_status IS ? AND recon_domain IS ?",
-                        (r.domain, r.status, stamp, r.hash, r.old_status, r.old_domain),
+                        "recon_domain_assigned_at = ?, peertube_category_pushed_at = "
+                        "CASE WHEN ? THEN NULL ELSE peertube_category_pushed_at END "
+                        "WHERE hash = ? AND recon_domain_status IS ? AND recon_domain IS ?",
+                        (r.domain, r.status, stamp, r.unpush, r.hash, r.old_status,
+                         r.old_domain),
                     )
                     if cur.rowcount:
                         done.append(r)
