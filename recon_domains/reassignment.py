@@ -49,7 +49,13 @@ from recon_domains.assignment import (
 from recon_domains.peertube.categories import PeerTubeCategories
 from recon_domains.pushed import MISSING, pushed_videos
 from recon_domains.recon.concepts import concept_fingerprint
-from recon_domains.recon.store import ReconStore, Redecision, StreamDocument
+from recon_domains.recon.store import (
+    SOURCES_TABLE,
+    ReconStore,
+    ReconStoreError,
+    Redecision,
+    StreamDocument,
+)
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import (
     CATEGORIZED,
@@ -151,6 +157,17 @@ class ReassignmentPlan:
             (a, b, n, held[(a, b)])
             for (a, b), n in sorted(total.items(), key=lambda kv: (-kv[1], kv[0]))
         ]
+
+
+def require_sources(store: ReconStore) -> None:
+    """Refuse, saying what to do, when recon.db has no decisions' sources table (migrated
+    before the re-assignment existed)."""
+    if not store.has_sources():
+        raise ReconStoreError(
+            f"recon.db has no table {SOURCES_TABLE} (it was migrated before the scheduled "
+            "re-assignment existed): run schema_job once more (the migration is idempotent "
+            "and only adds the table), then reassignment_job"
+        )
 
 
 def _same(old_status: str, old_domain: str | None, new: DocumentDecision) -> bool:
