@@ -35,7 +35,7 @@ def _rewrite(folder, domain: str, n: int = 40) -> None:
 
 
 def test_the_fingerprint_is_of_the_files_read_and_sees_every_change(corpus_factory) -> None:
-    root = corpus_factory(docs=60).concepts_dir
+    root = corpus_factory(docs=100).concepts_dir
     folders = sorted(p for p in root.iterdir() if p.is_dir())[:40]
     for folder in folders:  # the reader's (from its fstat) equals the stat scan's
         assert read_domain_counts(root, folder.name).fingerprint == concept_fingerprint(
@@ -111,7 +111,7 @@ def test_decisions_record_their_fingerprint_and_a_plan_finds_exactly_what_change
 def test_clearing_assignments_forgets_their_sources_and_the_revert_drops_the_table(
     corpus_factory,
 ) -> None:
-    c = corpus_factory(docs=60)
+    c = corpus_factory(docs=100)
     with ReconStore.open(c.recon_db, c.source) as store:
         store.migrate()
         run_pass1(store, c.concepts_dir)
