@@ -206,23 +206,24 @@ def _stat_line(name: str, st: os.stat_result) -> str:
 
 def _count_file(
     path: str, rel: str, counts: Counter[str], skipped: list[Skip], cap: int,
-    stats: list[str], name: str,
+    stats: list[str] | None = None, name: str = "",
 ) -> int:
     """Parse one window file into counts; return the number of concept objects seen. Its
-    fingerprint line (from the fstat made anyway) is appended to `stats`."""
+    fingerprint line (from the fstat made anyway) is appended to `stats` when given."""
+    noted = stats if stats is not None else []
     try:
         # O_NONBLOCK: a FIFO swapped in after the scan must not hang the pass.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
             st = os.fstat(fd)
             size = st.st_size
-            stats.append(_stat_line(name, st))
+            noted.append(_stat_line(name, st))
             raw = _read_capped(fd, size, cap)
         finally:
             os.close(fd)
     except OSError as exc:
-        if not stats or not stats[-1].startswith(name + " "):
-            stats.append(f"{name} ?")
+        if not noted or not noted[-1].startswith(name + " "):
+            noted.append(f"{name} ?")
         skipped.append(Skip(rel, REASON_UNREADABLE, 1, f"{type(exc).__name__}: {exc.strerror}"))
         return 0
     if raw is None:
