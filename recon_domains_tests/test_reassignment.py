@@ -7,14 +7,21 @@ import json
 import os
 import sqlite3
 
+import pytest
+
 from recon_domains.assignment import run_pass1, run_tiebreaker
-from recon_domains.reassignment import HELD_NO_VALID, TIE_RETRIED, plan_reassignment
+from recon_domains.reassignment import (
+    HELD_NO_VALID,
+    TIE_RETRIED,
+    plan_reassignment,
+    require_sources,
+)
 from recon_domains.recon.concepts import (
     FINGERPRINT_MISSING,
     concept_fingerprint,
     read_domain_counts,
 )
-from recon_domains.recon.store import SOURCES_TABLE, ReconStore
+from recon_domains.recon.store import SOURCES_TABLE, ReconStore, ReconStoreError
 from recon_domains.taxonomy import DEFAULT_SKIP_CHANNELS, DOMAINS, Status
 
 
@@ -120,3 +127,20 @@ def test_clearing_assignments_forgets_their_sources_and_the_revert_drops_the_tab
         assert _sources(c.recon_db) == {}
         store.revert_migration()
         assert not store.has_sources()
+
+
+def test_a_database_migrated_before_the_sources_table_keeps_working(corpus_factory) -> None:
+    """An upgrade: recon.db was migrated before the table existed. Every step still works
+    (decisions written without a fingerprint); the re-assignment says what to do; running
+    the migration again adds the table."""
+    c = corpus_factory(docs=100)
+    with ReconStore.open(c.recon_db, c.source) as store:
+        store.migrate()
+        with store.transaction() as conn:
+            conn.execute(f"DROP TABLE {SOURCES_TABLE}")
+        store.require_migrated()  # the steady state's steps still open the store
+        assert run_pass1(store, c.concepts_dir).written > 0
+        with pytest.raises(ReconStoreError, match="run schema_job once more"):
+            require_sources(store)
+        assert SOURCES_TABLE in store.migrate().created
+        require_sources(store)
