@@ -30,9 +30,9 @@ them from the `fstat` it makes anyway (no extra system call on the hot path), so
 fingerprint is of the very files it read; :func:`concept_fingerprint` computes the same
 value from `stat` alone, without opening a file, for the scheduled re-assignment to see
 which documents' files changed since their decision. Names, sizes and times rather than a
-content hash: `make bench` measures both on 22,000 documents (hashing the content reads
-every byte again, about what pass 1 costs; the stat scan is a fraction of it), and RECON
-rewriting a window file always moves its modification time.
+content hash: `make bench` measures both on 22,000 documents (measured on the shared
+2-core VM: the stat scan 0.29× pass 1, hashing every byte again 0.64×), and RECON rewriting
+a window file always moves its modification time.
 """
 
 from __future__ import annotations
