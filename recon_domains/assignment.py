@@ -163,6 +163,7 @@ class DocumentDecision:
     rule: str = RULE_PASS1
     tied_domains: tuple[str, ...] = ()
     channel_counts: tuple[tuple[str, int], ...] = ()  # tiebreak: channel counts of the tie
+    fingerprint: str | None = None  # of the concept files it was decided from
 
 
 @dataclass(frozen=True)
@@ -325,10 +326,12 @@ class _BatchWriter:
         self.written = 0
         self.next_try = 0.0  # monotonic time of the next attempt while RECON holds the lock
 
-    def add(self, doc_hash: str, status: str, domain: str | None) -> None:
+    def add(
+        self, doc_hash: str, status: str, domain: str | None, fingerprint: str | None = None
+    ) -> None:
         if self.dry_run or self.store is None:
             return
-        self.pending.append(DomainDecision(doc_hash, status, domain))
+        self.pending.append(DomainDecision(doc_hash, status, domain, fingerprint))
         while len(self.pending) >= self.batch_size:
             behind = len(self.pending) >= MAX_BATCHES_BEHIND * self.batch_size
             if not behind and time.monotonic() < self.next_try:
@@ -410,9 +413,10 @@ def run_pass1(
                 counts.state,
                 RULE_PASS1,
                 decision.tied_domains,
+                fingerprint=counts.fingerprint,
             )
         )
-        writer.add(doc.hash, decision.status, decision.domain)
+        writer.add(doc.hash, decision.status, decision.domain, counts.fingerprint)
     writer.flush()
     return Pass1Result(
         candidates=len(docs),
@@ -517,6 +521,7 @@ def run_tiebreaker(
     problems: list[DocumentError] = []
     own: dict[str, Counter[str]] = {}
     states: dict[str, str] = {}
+    prints: dict[str, str] = {}  # hash -> fingerprint of the files of its latest recount
     pending: dict[str, list[StreamDocument]] = defaultdict(list)
     failed: set[str] = set()  # tied documents already reported: not read again as members
 
@@ -533,9 +538,10 @@ def run_tiebreaker(
                 dec.rule,
                 dec.tied_domains,
                 dec.channel_counts,
+                prints.get(doc.hash),
             )
         )
-        writer.add(doc.hash, dec.status, dec.domain)
+        writer.add(doc.hash, dec.status, dec.domain, prints.get(doc.hash))
 
     # 1. own recount
     for doc in tied_docs:
@@ -547,6 +553,7 @@ def run_tiebreaker(
             continue
         own[doc.hash] = counts.counts
         states[doc.hash] = counts.state
+        prints[doc.hash] = counts.fingerprint
         still_tied = decide_pass1(counts.counts).status == Status.TIED_PASS_1
         if still_tied and doc.channel is not None and doc.channel not in skip:
             pending[doc.channel].append(doc)
@@ -596,9 +603,9 @@ def run_tiebreaker(
             fresh: dict[str, Counter[str]] = {}
             for doc in again:
                 try:
-                    fresh[doc.hash] = _read_checked(
-                        root, doc.hash, tally, max_window_file_mb
-                    ).counts
+                    counted = _read_checked(root, doc.hash, tally, max_window_file_mb)
+                    fresh[doc.hash] = counted.counts
+                    prints[doc.hash] = counted.fingerprint
                 except Exception as exc:
                     errors.append(DocumentError(str(doc.hash), _error_reason(exc)))
                     failed.add(doc.hash)

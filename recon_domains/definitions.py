@@ -14,6 +14,7 @@ from recon_domains.defs import (
     plugin,
     predeploy,
     push,
+    reassignment,
     reprocess,
     rollback,
     schema,
@@ -34,8 +35,10 @@ MIGRATION: tuple[dg.Definitions, ...] = (
     reprocess.defs,
     jobs.defs,
 )
-# After it: the way out and the steady state.
-AREAS: tuple[dg.Definitions, ...] = (*MIGRATION, rollback.defs, steady_state.defs)
+# After it: the way out, the steady state and the scheduled re-assignment.
+AREAS: tuple[dg.Definitions, ...] = (
+    *MIGRATION, rollback.defs, steady_state.defs, reassignment.defs
+)
 
 
 def build_definitions(

@@ -276,7 +276,37 @@ STEADY_STATE = Step(
     requires=("rollout_verification",),
 )
 
-_BY_NAME = {s.asset: s for s in (*STEPS, STEADY_STATE)}
+# After the migration too: the scheduled re-assignment (reassignment_job: the dry run, its
+# gate, the apply and its verification in one run). Not runbook steps: in none of the
+# migration's tables or runs, but gated the same way.
+REASSIGNMENT_GROUP = "step9_reassignment"  # sorts after the migration's groups in the UI
+AFTER_MIGRATION: tuple[Step, ...] = (
+    Step(
+        "re-assignment dry run",
+        "reassignment_dry_run",
+        "reassignment_within_threshold",
+        "reassignment_job",
+        REASSIGNMENT_GROUP,
+        READ_ONLY,
+        requires=("rollout_verification",),
+        remedy="look at reassignment_dry_run's changes by domain pair and its sample: a mass "
+        "change means RECON's model or taxonomy changed; if the changes are right, raise "
+        "RECON_REASSIGN_MAX_CHANGE_PCT for one run, then run reassignment_job again",
+    ),
+    Step(
+        "re-assignment",
+        "reassignment",
+        "reassignment_verified",
+        "reassignment_job",
+        REASSIGNMENT_GROUP,
+        EXTERNAL_WRITE,
+        requires=("reassignment_dry_run", "rollout_verification"),
+        remedy="fix what reassignment_verified reports (peertube_drift_check lists videos "
+        "changed in PeerTube), then run reassignment_job again",
+    ),
+)
+
+_BY_NAME = {s.asset: s for s in (*STEPS, STEADY_STATE, *AFTER_MIGRATION)}
 
 
 def step(name: str) -> Step:

@@ -134,6 +134,9 @@ class Settings:
     # Window files above this many MB (1 MB = 1,048,576 bytes) are skipped unread: RECON's
     # are kilobytes, and parsing one takes several times its size in memory.
     max_window_file_mb: int = 16
+    # The scheduled re-assignment halts when more than this share (percent) of the
+    # categorized documents would change: something upstream changed, a human looks first.
+    reassign_max_change_pct: float = 5.0
     is_copy: bool = False
     node: str = "node"
     pg_bin_dir: Path | None = None  # None: pg_dump / pg_restore from PATH (or Debian's dirs)
@@ -175,6 +178,9 @@ class Settings:
             lock_timeout_s=read.number("RECON_LOCK_TIMEOUT_S", d.lock_timeout_s, "seconds"),
             max_window_file_mb=read.count(
                 "RECON_MAX_WINDOW_FILE_MB", d.max_window_file_mb, "megabytes"
+            ),
+            reassign_max_change_pct=read.percent(
+                "RECON_REASSIGN_MAX_CHANGE_PCT", d.reassign_max_change_pct
             ),
             is_copy=read.flag("RECON_IS_COPY", d.is_copy),
             node=read.text("RECON_NODE") or d.node,

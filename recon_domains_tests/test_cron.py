@@ -2,7 +2,8 @@
 
 The migration runs first (through Dagster, against the sandbox PeerTube and a real
 PostgreSQL), so the steady-state job finds its gates; new documents then arrive, and the
-documented cron commands must categorize and push them, and run the drift check.
+documented cron commands must categorize and push them, run the drift check and the
+scheduled re-assignment.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def crontab_from_readme() -> tuple[dict[str, str], list[str]]:
     return env, commands
 
 
-def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
+def test_readme_crontab_lines_run_the_steady_state_drift_check_and_reassignment(
     tmp_path: Path, corpus_factory, peertube_server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     corpus = corpus_factory(docs=300)
@@ -99,7 +100,7 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
     peertube_server.seed_videos_from_recon(corpus.recon_db, SOURCE)
 
     cron_env, commands = crontab_from_readme()
-    assert len(commands) == 2
+    assert len(commands) == 3
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOGNAME": "root"}
     env.update({k: v.replace(INSTALL_PLACEHOLDER, str(install)) for k, v in cron_env.items()})
     assert env["DAGSTER_HOME"] == str(home)
@@ -115,6 +116,9 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
     logs = {p.name: p.read_text() for p in (install / "logs").iterdir()}
     assert "RUN_SUCCESS" in logs["steady_state.log"]
     assert "RUN_SUCCESS" in logs["drift.log"]
+    # The re-assignment after them: nothing changed in RECON's files, nothing to change.
+    assert "RUN_SUCCESS" in logs["reassignment.log"]
+    assert "0 change(s)" in logs["reassignment.log"]
     with sqlite3.connect(corpus.recon_db) as conn:
         rows = conn.execute(
             "SELECT recon_domain_status, peertube_category_pushed_at FROM documents "

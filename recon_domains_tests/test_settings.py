@@ -49,6 +49,7 @@ FULL_ENV = {
     "RECON_PUSH_STAGE1_SIZE": "50",
     "RECON_PUSH_STAGE2_SIZE": "2000",
     "RECON_MAX_WINDOW_FILE_MB": "64",
+    "RECON_REASSIGN_MAX_CHANGE_PCT": "12.5",
     "RECON_IS_COPY": "1",
     "RECON_LOCK_TIMEOUT_S": "12.5",
     "RECON_REVIEW_HOSTS": "review.example, proxy.example",
@@ -101,6 +102,7 @@ def test_an_empty_environment_gives_every_default():
     assert s.offsite_max_lag_hours == 6.0
     assert s.stage_sizes == (100, 1000)
     assert s.max_window_file_mb == 16
+    assert s.reassign_max_change_pct == 5.0
     assert s.is_copy is False
     assert s.lock_timeout_s == 30.0
     assert s.node == "node"

@@ -1,7 +1,9 @@
 """`make bench`: speed and memory on a corpus the size of the real deployment (SPEC §10).
 
 Prints, from one run: the floor (read and parse every window file once), pass 1 (read,
-decide, write) as a ratio to it, the tiebreaker, peak memory, pass 1 and the push next to
+decide, write) as a ratio to it, the tiebreaker, the fingerprint of what each decision was
+made from (stat scan and content hash) and the re-assignment's dry run as ratios to pass 1
+(recon_domains.bench.fingerprint), peak memory, pass 1 and the push next to
 a RECON writer (recon_domains.bench.next_to_recon), pass 1 and the rehearsal with one 200 MB
 window file planted, the push and the whole rehearsal, with each target beside it.
 Measured here, never asserted in timed tests.
@@ -30,6 +32,7 @@ from pathlib import Path
 import orjson
 
 from recon_domains.assignment import run_pass1, run_tiebreaker
+from recon_domains.bench.fingerprint import fingerprint_figures
 from recon_domains.bench.next_to_recon import writer_slowdown
 from recon_domains.recon.backup import copy_database
 from recon_domains.recon.concepts import REASON_TOO_LARGE, concept_folder
@@ -185,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"{tie_s / pass1_s:.2f}x pass 1 (target <= 1x); median of {REPEATS}; "
                     f"{tie.tied_documents} tied, {tie.files_read} files read, "
                     f"{tie.channels_counted} channels"))
+    figures.extend(
+        fingerprint_figures(after_pass1, corpus.concepts_dir, workdir / "core", source, pass1_s)
+    )
     rss_before = peak_rss_mb()
     figures.append(("peak RSS after the timed passes", f"{rss_before:.0f} MB",
                     f"target <= 500 MB; {args.docs} documents"))

@@ -90,6 +90,11 @@ class ReconResource(dg.ConfigurableResource):
         description="window files above this many MB are skipped unread "
         "(RECON_MAX_WINDOW_FILE_MB)",
     )
+    reassign_max_change_pct: float = Field(
+        default=DEFAULTS.reassign_max_change_pct,
+        description="the scheduled re-assignment halts above this share (percent) of the "
+        "categorized documents changing (RECON_REASSIGN_MAX_CHANGE_PCT)",
+    )
     push_stage1_size: int = Field(
         default=DEFAULTS.stage_sizes[0],
         description="runbook Step 5: stage-1 size (RECON_PUSH_STAGE1_SIZE)",
@@ -284,6 +289,7 @@ def resources_from_settings(
             review_url=settings.review.url,
             offsite_max_lag_hours=settings.offsite_max_lag_hours,
             max_window_file_mb=settings.max_window_file_mb,
+            reassign_max_change_pct=settings.reassign_max_change_pct,
             push_stage1_size=settings.stage_sizes[0],
             push_stage2_size=settings.stage_sizes[1],
             lock_timeout_s=settings.lock_timeout_s,

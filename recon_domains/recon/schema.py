@@ -1,5 +1,6 @@
 """The schema migration of SPEC §4 (runbook Step 3) and its revert: four nullable columns
-on documents, a status index, and our two tables (the push ledger, the reprocess audit)."""
+on documents, a status index, and our three tables (the push ledger, the reprocess audit,
+the decisions' sources: what each decision was made from)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ DOMAIN_COLUMNS: tuple[str, ...] = (
 STATUS_INDEX = "idx_documents_recon_domain_status"
 LEDGER_TABLE = "recon_domains_push_ledger"
 AUDIT_TABLE = "recon_domains_reprocess_audit"
-OUR_TABLES: tuple[str, ...] = (LEDGER_TABLE, AUDIT_TABLE)
+SOURCES_TABLE = "recon_domains_decision_sources"
+OUR_TABLES: tuple[str, ...] = (LEDGER_TABLE, AUDIT_TABLE, SOURCES_TABLE)
+# What a revert copies into the audit trail first: the ledger (the originals) and the
+# reprocess audit. The decisions' sources are not: they are re-made from the files.
+EXPORTED_TABLES: tuple[str, ...] = (LEDGER_TABLE, AUDIT_TABLE)
 REQUIRED_RECON_TABLES: tuple[str, ...] = ("documents", "catalogue")
 DROP_COLUMN_MIN_SQLITE = (3, 35, 0)
 
@@ -50,6 +55,14 @@ _OUR_DDL: tuple[str, ...] = (
         restored_at TEXT
     )""",
     f"CREATE INDEX IF NOT EXISTS idx_{AUDIT_TABLE}_hash ON {AUDIT_TABLE}(hash)",
+    # One row per decided document: the fingerprint of the concept files its decision was
+    # made from (recon_domains.recon.concepts.fingerprint), for the scheduled re-assignment.
+    f"""CREATE TABLE IF NOT EXISTS {SOURCES_TABLE} (
+        hash TEXT PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        recorded_at TEXT NOT NULL,
+        recorded_by TEXT NOT NULL
+    )""",
 )
 
 
@@ -151,11 +164,15 @@ class SchemaMigration(StoreConnection):
         return MigrationCheck(not problems, tuple(problems), tuple(names))
 
     def require_migrated(self) -> None:
+        """Refuse unless migrated. A recon.db migrated before the decisions' sources table
+        existed passes: every step works without it (decisions are written without their
+        fingerprint) except the re-assignment, which says to run schema_job again."""
         check = self.verify_migration()
-        if not check.ok:
+        problems = [p for p in check.problems if p != f"missing table {SOURCES_TABLE}"]
+        if problems:
             raise ReconStoreError(
                 "RECON's database is not migrated for domain assignment ("
-                + "; ".join(check.problems)
+                + "; ".join(problems)
                 + "). Run runbook Step 3 (asset recon_schema) first."
             )
 
@@ -171,11 +188,12 @@ class SchemaMigration(StoreConnection):
         }
 
     def our_table_rows(self) -> dict[str, list[dict[str, Any]]]:
-        """Every row of our tables that exist (copied into the audit trail before a revert)."""
+        """Every row of our exported tables that exist (copied into the audit trail before a
+        revert): the ledger and the reprocess audit."""
         tables = self.table_names()
         return {
             table: [dict(r) for r in self.conn.execute(f"SELECT * FROM {table}")]
-            for table in OUR_TABLES
+            for table in EXPORTED_TABLES
             if table in tables
         }
 

@@ -9,6 +9,7 @@ methods are the runbook's questions and writes. They are grouped by concern:
 - ledger.py: the push ledger and push timestamps;
 - reprocess_audit.py: row snapshots, the reprocess reset, the reprocess audit table;
 - review_queries.py: the review page's tied list and channel context;
+- sources.py: what each decision was made from (its concept files' fingerprint);
 - backup.py: online copies of the file and their verification (no store needed).
 """
 
@@ -37,12 +38,14 @@ from recon_domains.recon.schema import (
     LEDGER_TABLE,
     OUR_TABLES,
     REQUIRED_RECON_TABLES,
+    SOURCES_TABLE,
     STATUS_INDEX,
     MigrationCheck,
     MigrationReport,
     SchemaMigration,
     sqlite_version,
 )
+from recon_domains.recon.sources import SourceQueries
 from recon_domains.settings import DEFAULTS
 from recon_domains.taxonomy import CATEGORIZED, MID_PIPELINE_STATUSES
 
@@ -52,6 +55,7 @@ __all__ = [
     "DROP_COLUMN_MIN_SQLITE",
     "LEDGER_TABLE",
     "OUR_TABLES",
+    "SOURCES_TABLE",
     "STATUS_INDEX",
     "DomainDecision",
     "LedgerRow",
@@ -78,11 +82,28 @@ class StreamDocument:
 
 @dataclass(frozen=True)
 class DomainDecision:
-    """The outcome of a pass for one document, ready to be written."""
+    """The outcome of a pass for one document, ready to be written, with the fingerprint of
+    the concept files it was decided from (None: nothing to record)."""
 
     hash: str
     status: str
     domain: str | None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True)
+class Redecision:
+    """A decided document decided again: written only while it still holds `old_*`."""
+
+    hash: str
+    old_status: str | None
+    old_domain: str | None
+    status: str
+    domain: str | None
+    fingerprint: str
+    # Its category changes: PeerTube does not show it yet, so the push timestamp is cleared
+    # with the write (the push sets it again; a failed push is the steady state's to retry).
+    unpush: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,7 +115,7 @@ class PushCandidate:
     assigned_at: str
 
 
-class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries):
+class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries, SourceQueries):
     """One connection to an existing recon.db, bound to one stream source."""
 
     def __init__(
@@ -345,7 +366,8 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
         only_from: write a row only while its status is still one of these (None = NULL),
         so a pass never overwrites what a human chose on the review page meanwhile.
         wait: see StoreConnection.transaction (ReconLocked: the batches before are written).
-        Returns the number of rows written.
+        Each written decision's fingerprint goes into the decisions' sources in the same
+        transaction (when recon.db has that table). Returns the number of rows written.
         """
         stamp = now or utc_now()
         sql = (
@@ -357,13 +379,67 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
             guard = tuple(only_from)
             sql += " AND (" + " OR ".join("recon_domain_status IS ?" for _ in guard) + ")"
         written = 0
+        sources: bool | None = None  # looked up at the first batch that has fingerprints
         for batch in chunks(decisions, batch_size):
             with self.transaction(wait=wait) as conn:
                 cur = conn.executemany(
                     sql, [(d.domain, d.status, stamp, d.hash, *guard) for d in batch]
                 )
                 written += cur.rowcount
+                prints = [
+                    (d.hash, d.fingerprint, d.status, d.domain)
+                    for d in batch
+                    if d.fingerprint is not None
+                ]
+                if prints and sources is None:
+                    sources = self.has_sources()
+                if prints and sources:
+                    self.record_sources(conn, prints, stamp=stamp)
         return written
+
+    def write_redecisions(self, items: Iterable[Redecision]) -> list[str]:
+        """Write re-decided documents (the scheduled re-assignment), one transaction per
+        batch, each only while it still holds the decision it was re-decided from (a
+        human's assignment meanwhile wins), with its fingerprint. Returns the hashes
+        written."""
+        stamp = utc_now()
+        written: list[str] = []
+        for batch in chunks(items):
+            with self.transaction() as conn:
+                done: list[Redecision] = []
+                for r in batch:
+                    cur = conn.execute(
+                        "UPDATE documents SET recon_domain = ?, recon_domain_status = ?, "
+                        "recon_domain_assigned_at = ?, peertube_category_pushed_at = "
+                        "CASE WHEN ? THEN NULL ELSE peertube_category_pushed_at END "
+                        "WHERE hash = ? AND recon_domain_status IS ? AND recon_domain IS ?",
+                        (r.domain, r.status, stamp, r.unpush, r.hash, r.old_status,
+                         r.old_domain),
+                    )
+                    if cur.rowcount:
+                        done.append(r)
+                self.record_sources(
+                    conn, [(r.hash, r.fingerprint, r.status, r.domain) for r in done],
+                    stamp=stamp,
+                )
+            written.extend(r.hash for r in done)
+        return written
+
+    def refresh_sources(self, rows: Iterable[tuple[str, str, str | None, str | None]]) -> None:
+        """(hash, fingerprint, status, domain): documents whose files changed but whose
+        decision did not; only their fingerprint is recorded (while they hold it)."""
+        for batch in chunks(rows):
+            with self.transaction() as conn:
+                self.record_sources(conn, batch)
+
+    def push_candidates(self, hashes: Iterable[str]) -> list[PushCandidate]:
+        """These stream documents as the push takes them (categorized or not, pushed or not)."""
+        out: list[PushCandidate] = []
+        for batch in chunks(hashes):
+            out += self._push_candidates(
+                f"AND d.hash IN ({marks(len(batch))})", tuple(batch), None, 0
+            )
+        return out
 
     def _assignment_filter(self, statuses: Collection[str] | None) -> tuple[str, tuple]:
         if statuses is None:
@@ -392,6 +468,8 @@ class ReconStore(SchemaMigration, LedgerQueries, ReprocessQueries, ReviewQueries
             f"{c} = ?" if c == "recon_domain_status" else f"{c} = NULL" for c in DOMAIN_COLUMNS
         )
         with self.transaction() as conn:
+            # Cleared decisions were made from nothing any more: their sources go too.
+            self.forget_sources(conn, where, params)
             cur = conn.execute(
                 f"UPDATE documents SET {update} WHERE {where}", (status_after, *params)
             )

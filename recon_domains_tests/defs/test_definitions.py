@@ -53,6 +53,11 @@ CONTRACT: dict[str, tuple[str, str | None, tuple[str, ...] | None, str]] = {
         "destructive",
     ),
 }
+# After the migration: the scheduled re-assignment (issue 15), its own job and group.
+AFTER_MIGRATION: dict[str, tuple[str, str, str]] = {
+    "reassignment_dry_run": ("step9_reassignment", "reassignment_within_threshold", "read-only"),
+    "reassignment": ("step9_reassignment", "reassignment_verified", "external-write"),
+}
 WRITERS = {
     "peertube_plugin",
     "recon_schema",
@@ -187,8 +192,32 @@ def test_groups_sort_in_runbook_order(repo):
         group = graph.get(dg.AssetKey(key)).group_name
         if group not in in_order:
             in_order.append(group)
+    in_order += sorted({group for group, _check, _tier in AFTER_MIGRATION.values()})
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert sorted(groups) == in_order  # the UI lists groups alphabetically
+
+
+def test_the_reassignment_job_gates_its_apply_and_shares_the_writers_pool(repo):
+    graph = repo.asset_graph
+    for key, (group, check, tier) in AFTER_MIGRATION.items():
+        node = graph.get(dg.AssetKey(key))
+        assert (node.group_name, node.tags.get(TIER_TAG)) == (group, tier), key
+        spec = graph.get_check_spec(dg.AssetCheckKey(dg.AssetKey(key), check))
+        assert spec.blocking, key
+        pools = {op.pool for op in repo.assets_defs_by_key[dg.AssetKey(key)].node_def
+                 .iterate_op_defs()}
+        assert pools == ({WRITES_POOL} if tier != "read-only" else {None}), key
+    nodes = {n.name for n in repo.get_job("reassignment_job").graph.nodes}
+    assert nodes == set(AFTER_MIGRATION) | {f"{k}_{v[1]}" for k, v in AFTER_MIGRATION.items()}
+    assert {p.to_user_string() for p in graph.get(dg.AssetKey("reassignment")).parent_keys} \
+        >= {"reassignment_dry_run", "rollout_verification"}
+    assert {g.label for g in runbook.required_gates("reassignment")} == {
+        "reassignment_dry_run:reassignment_within_threshold",
+        "rollout_verification:peertube_matches_recon",
+    }
+    schedule = repo.get_schedule_def("reassignment_nightly")
+    assert schedule.job_name == "reassignment_job"
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
 
 
 def readme_runbook_table() -> list[list[str]]:
