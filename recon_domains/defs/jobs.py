@@ -1,9 +1,8 @@
 """One job per runbook step, each with its gate checks (blocking), for the UI and for cron,
 derived from the runbook table (recon_domains.runbook):
 
-    dagster job execute -m recon_domains.definitions -j pass1_job
-    dagster job execute -m recon_domains.definitions -j push_job \
-        --tags '{"dagster/partition": "stage-2"}'
+    dg launch --job pass1_job -m recon_domains.definitions
+    dg launch --job push_job --partition stage-2 -m recon_domains.definitions
     dagster asset materialize -m recon_domains.definitions \
         --select peertube_category_push --partition stage-2
 

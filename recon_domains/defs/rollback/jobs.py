@@ -5,7 +5,7 @@ what it would do (counts, a sample) and changes nothing. Every call, dry or not,
 the audit trail `$RECON_BACKUP_DIR/recon_domains-audit.jsonl` (a file, because the schema
 rollback drops our tables). Launch from the UI's Launchpad or from cron, e.g.:
 
-    dagster job execute -m recon_domains.definitions -j rollback_peertube_categories \
+    dg launch --job rollback_peertube_categories -m recon_domains.definitions \
         -c rollback.yaml      # ops: {rollback_peertube_categories_step: {config: {confirm: true}}}
 
 Each dry run ends by saying exactly how to confirm it: the same job and config with
