@@ -3,10 +3,9 @@ derived from the runbook table (recon_domains.runbook):
 
     dg launch --job pass1_job -m recon_domains.definitions
     dg launch --job push_job --partition stage-2 -m recon_domains.definitions
-    dagster asset materialize -m recon_domains.definitions \
-        --select peertube_category_push --partition stage-2
+    dg launch --assets peertube_category_push --partition stage-2 -m recon_domains.definitions
 
-(`asset materialize --select K` also runs K's checks.) DAGSTER_HOME must be set, or the gates
+(`dg launch --assets K` also runs K's checks.) DAGSTER_HOME must be set, or the gates
 have no history to read and every gated step refuses.
 
 Selecting an asset selects its checks, so each job runs the step and then its STOP-point
