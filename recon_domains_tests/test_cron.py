@@ -1,8 +1,10 @@
-"""The README's crontab lines, executed as cron would: a shell, a minimal environment.
+"""The README's `dg launch` and crontab lines, executed as an operator and cron would: a
+shell, a minimal environment, the settings in `.env`.
 
-The migration runs first (through Dagster, against the sandbox PeerTube and a real
-PostgreSQL), so the steady-state job finds its gates; new documents then arrive, and the
-documented cron commands must categorize and push them, and run the drift check.
+The migration runs first, by the README's `dg launch` lines in their order (against the
+sandbox PeerTube and a real PostgreSQL), so the steady-state job finds its gates; new
+documents then arrive, and the documented cron commands must categorize and push them, and
+run the drift check. No line may print Dagster's SupersessionWarning.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from recon_domains.definitions import build_definitions
-from recon_domains.defs.runner import JobRunner
-from recon_domains.rehearsal import PLUGIN_DIR, REPO_ROOT, RehearsalReport, run_runbook
+from recon_domains.rehearsal import PLUGIN_DIR, REPO_ROOT
 from recon_domains.runbook import runs
 from recon_domains.sandbox.corpus import add_completed_documents
 from recon_domains.sandbox.postgres import pg_bin_dir
@@ -45,6 +45,37 @@ def crontab_from_readme() -> tuple[dict[str, str], list[str]]:
             assert len(fields) == 6, f"not a crontab entry: {line}"
             commands.append(fields[5])
     return env, commands
+
+
+def launch_lines_from_readme() -> list[str]:
+    """The README's `dg launch` block: its commands, in order (after its `cd` and
+    `export DAGSTER_HOME` lines, which the caller reproduces)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text.split("<!-- launch:begin -->", 1)[1].split("<!-- launch:end -->", 1)[0]
+    lines = [ln.split("  #", 1)[0].strip() for ln in block.splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith(("#", "```"))]
+    assert lines[0] == f"cd {INSTALL_PLACEHOLDER}", lines[0]
+    assert lines[1] == "export DAGSTER_HOME=$PWD/dagster_home", lines[1]
+    assert all(ln.startswith(".venv/bin/dg launch ") for ln in lines[2:]), lines
+    return lines[2:]
+
+
+def test_readme_launch_lines_cover_every_job_and_partition_in_runbook_order() -> None:
+    lines = launch_lines_from_readme()
+    jobs = [
+        re.search(r"--job (\S+)(?: --partition (\S+))?", ln).groups()
+        for ln in lines if " --job " in ln
+    ]
+    migration = [(r.job, r.partition) for r in runs()]
+    assert jobs[: len(migration)] == migration
+    assert jobs[len(migration):] == [("steady_state_assignment", None),
+                                     ("peertube_drift_check", None)]
+    assert all(ln.endswith(" -m recon_domains.definitions") for ln in lines)
+
+
+def run_as_operator(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["/bin/sh", "-c", command], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
 
 
 def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
@@ -81,18 +112,24 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
     env_file.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
     env_file.chmod(0o600)
 
-    # The migration, through Dagster, against the same instance cron will use.
-    for name, value in settings.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    migration = [r for r in runs() if r.job != "reprocess_job"]
-    report = RehearsalReport(str(tmp_path), str(home))
-    with JobRunner(build_definitions(), home) as runner:
-        run_runbook(report, runner, migration)
-    assert report.ok, report.failure
-    for name in settings:
-        monkeypatch.delenv(name)
-    monkeypatch.delenv("DAGSTER_HOME")
+    # The migration, by the README's dg launch lines, against the same instance cron uses.
+    operator_env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LOGNAME": "root",
+                    "DAGSTER_HOME": str(home)}
+    launch = launch_lines_from_readme()
+    after_migration = [ln for ln in launch if "steady_state" in ln or "drift" in ln]
+    for line in launch:
+        if line in after_migration:
+            continue
+        result = run_as_operator(line, install, operator_env)
+        assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+        assert "RUN_SUCCESS" in result.stderr, line
+        assert "SupersessionWarning" not in result.stderr + result.stdout, line
+        assert SANDBOX_ADMIN_PASSWORD not in result.stderr + result.stdout
+    with sqlite3.connect(corpus.recon_db) as conn:
+        pushed = conn.execute(
+            "SELECT count(*) FROM documents WHERE peertube_category_pushed_at IS NOT NULL"
+        ).fetchone()[0]
+    assert pushed > 0
 
     new = add_completed_documents(corpus.recon_db, corpus.concepts_dir, 6, seed=99,
                                   source=SOURCE)
@@ -111,6 +148,7 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
         logs = "".join(p.read_text() for p in (install / "logs").iterdir())
         assert result.returncode == 0, logs[-3000:]
         assert SANDBOX_ADMIN_PASSWORD not in logs
+        assert "SupersessionWarning" not in logs + result.stderr, command
 
     logs = {p.name: p.read_text() for p in (install / "logs").iterdir()}
     assert "RUN_SUCCESS" in logs["steady_state.log"]
@@ -124,6 +162,12 @@ def test_readme_crontab_lines_run_the_steady_state_and_drift_check(
     assert all(status is not None for status, _ in rows)  # every new document decided
     categorized = [p for s, p in rows if s in ("assigned", "tied_pass_2")]
     assert categorized and all(p is not None for p in categorized)  # and pushed
+
+    # The README's after-the-migration lines, by hand: nothing new, both succeed.
+    for line in after_migration:
+        result = run_as_operator(line, install, operator_env)
+        assert result.returncode == 0, f"{line}\n{result.stderr[-3000:]}"
+        assert "SupersessionWarning" not in result.stderr + result.stdout, line
 
 
 def test_readme_crontab_line_without_dagster_home_refuses_naming_it(tmp_path: Path) -> None:
