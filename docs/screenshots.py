@@ -81,7 +81,11 @@ def shoot(base: str, out: Path) -> list[Path]:
         page.get_by_role("menuitem").filter(has_text="Expand all groups").click()
         for name in ("recon_idle", "push_plan", "reprocess_batch"):
             page.get_by_text(name, exact=True).first.wait_for(state="visible", timeout=120_000)
-        page.wait_for_timeout(2000)  # the graph's last layout pass and edge drawing
+        # Each node's status arrives after the graph (live data, in batches): wait for the
+        # requests to settle, then for the last layout pass and edge drawing.
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(5000)
+        page.wait_for_load_state("networkidle")
         saved.append(out / "dagster-asset-graph.png")
         page.screenshot(path=saved[-1])
 
