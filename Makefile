@@ -51,8 +51,18 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $@
 
+# The Dagster UI. On the last demo's result when there is one (its sandbox PeerTube started
+# again and its .env read, so every job can run there); `make ui DEMO_DIR=` (or no demo)
+# opens $(DAGSTER_HOME) with the settings of ./.env. Each says which instance it opens.
+DEMO_DIR ?= .demo
 ui: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml
+	@if [ -n "$(DEMO_DIR)" ] && [ -f "$(DEMO_DIR)/.env" ]; then \
+	  echo "make ui: the demo's instance $(DEMO_DIR)/rehearsal/dagster_home, settings $(DEMO_DIR)/.env (make ui DEMO_DIR= opens $(DAGSTER_HOME))"; \
+	  exec $(BIN)/recon-domains demo --ui --workdir "$(DEMO_DIR)"; \
+	else \
+	  echo "make ui: the instance $(DAGSTER_HOME), settings ./.env$(if $(DEMO_DIR), (no demo in $(DEMO_DIR)),)"; \
+	  exec $(BIN)/dg dev; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache dagster_home .demo .bench

@@ -160,6 +160,13 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=".demo",
                    help="where everything is written; a previous demo there is replaced "
                    "(default: %(default)s)")
+    p.add_argument("--serve", action="store_true",
+                   help="do not run the demo again: start the last demo's sandbox PeerTube "
+                   "(it stops with the demo) on its kept data, until Ctrl-C, so the Dagster UI "
+                   "and dg launch run from WORKDIR can act on it")
+    p.add_argument("--ui", action="store_true",
+                   help="like --serve, then run the Dagster UI (dg dev) on the demo's .env and "
+                   "instance; Ctrl-C stops both (make ui does this)")
     p.set_defaults(handler="recon_domains.rehearsal:demo_main")
     p = sub.add_parser("rehearse", help="the whole migration on a copy of real data")
     p.add_argument("--recon-db", required=True,

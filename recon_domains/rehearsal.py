@@ -42,7 +42,7 @@ from recon_domains.peertube.client import PeerTubeError
 from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
 from recon_domains.runbook import Run, runs
-from recon_domains.settings import ConfigError, PeerTubeSettings, Settings
+from recon_domains.settings import ConfigError, PeerTubeSettings, Settings, settings_env
 from recon_domains.staging import (
     RehearsalRefused,
     StagingTarget,
@@ -57,6 +57,12 @@ from recon_domains.taxonomy import FIRST_CATEGORY_ID, PLUGIN_NPM_NAME
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO_ROOT / "peertube-plugin" / "peertube-plugin-recon-domains"
 DEMO_MARKER = ".recon-domains-demo"
+DEMO_REHEARSAL = "rehearsal"  # the demo's rehearsal folder, inside its work folder
+
+
+def sandbox_pgdata(workdir: Path) -> Path:
+    """Where a rehearsal in `workdir` keeps its sandbox's PostgreSQL data (when kept)."""
+    return workdir / "postgres" / "pgdata"
 
 
 class RehearsalError(RuntimeError):
@@ -91,6 +97,7 @@ class RehearsalReport:
     reprocess: dict[str, int] = field(default_factory=dict)
     removed_feature: bool = False
     peertube: dict[str, Any] = field(default_factory=dict)  # with --peertube-url
+    env_file: str | None = None  # the copy's settings as a .env (the demo's), when written
 
     @property
     def ok(self) -> bool:
@@ -113,6 +120,7 @@ class RehearsalReport:
             "reprocess": self.reprocess,
             "removed_feature": self.removed_feature,
             "peertube": self.peertube,
+            "env_file": self.env_file,
         }
 
 
@@ -148,15 +156,24 @@ def _prepare_workdir(recon_db: Path, concepts: Path, workdir: Path) -> dict[str,
 
 
 @contextmanager
-def sandbox_peertube(workdir: Path, recon_db: Path, source: str) -> Iterator[dict[str, str]]:
+def sandbox_peertube(
+    workdir: Path, recon_db: Path, source: str, *, keep: bool = False
+) -> Iterator[dict[str, str]]:
     """An embedded PostgreSQL and the sandbox PeerTube seeded with the copy's videos; also
-    the folder of the embedded server's pg_dump and pg_restore (the machine's may be older)."""
+    the folder of the embedded server's pg_dump and pg_restore (the machine's may be older).
+    `keep`: the PostgreSQL's data stays in `workdir/pgdata` (`demo --serve` restarts it)."""
     from recon_domains.sandbox.peertube_server import start_server
     from recon_domains.sandbox.peertube_store import seed_videos_from_recon
-    from recon_domains.sandbox.postgres import create_database, embedded_postgres, pg_bin_dir
+    from recon_domains.sandbox.postgres import (
+        create_database,
+        embedded_postgres,
+        persistent_postgres,
+        pg_bin_dir,
+    )
 
     password = secrets.token_urlsafe(18)
-    with embedded_postgres(workdir) as admin_dsn:
+    postgres = persistent_postgres(workdir / "pgdata") if keep else embedded_postgres(workdir)
+    with postgres as admin_dsn:
         dsn = create_database(admin_dsn, "peertube")
         with start_server(dsn, port=0, admin_password=password) as server:
             seed_videos_from_recon(dsn, recon_db, source)
@@ -259,10 +276,14 @@ def rehearse(
     then_remove_feature: bool = False,
     peertube_url: str | None = None,
     writes_confirmed: bool = False,
+    env_file: Path | None = None,
 ) -> RehearsalReport:
     """The whole migration on a copy; see the module docstring. With `peertube_url`, against
     that PeerTube: ConfigError for a missing setting, RehearsalRefused unless
-    `writes_confirmed` (both before anything is copied or contacted)."""
+    `writes_confirmed` (both before anything is copied or contacted). With `env_file`, the
+    copy's settings (and its instance as DAGSTER_HOME) are written there as a `.env` and the
+    sandbox's PostgreSQL data is kept, so the UI can act on the result later
+    (recon_domains.demo_ui)."""
     workdir = workdir.resolve()
     environment = Settings.from_env()
     source = source or environment.stream_source
@@ -282,8 +303,19 @@ def rehearse(
     if target is not None:
         _rehearse_on(target, environment, paths, source, report, then_remove_feature)
         return report
-    with sandbox_peertube(paths["postgres"], paths["recon_db"], source) as pt:
+    with sandbox_peertube(
+        paths["postgres"], paths["recon_db"], source, keep=env_file is not None
+    ) as pt:
         settings = copy_settings(environment, paths, source, pt)
+        if env_file is not None:
+            from recon_domains.demo_ui import DEMO_ENV_HEADER, write_env_file
+
+            write_env_file(
+                env_file,
+                {**settings_env(settings), "DAGSTER_HOME": str(paths["dagster_home"])},
+                DEMO_ENV_HEADER,
+            )
+            report.env_file = str(env_file)
         definitions = build_definitions(hardcoded_resources(settings))
         # The copy's own instance, whatever DAGSTER_HOME says.
         with JobRunner(definitions, paths["dagster_home"]) as runner:
@@ -437,11 +469,9 @@ def _summary(report: RehearsalReport) -> str:
             f"  cd {REPO_ROOT} && RECON_CONCEPTS_DIR={recon / 'concepts'} "
             f".venv/bin/recon-domains review --db {recon / 'recon.db'}"
         )
-    lines.append(
-        "Open the Dagster UI on this result:\n"
-        f"  cd {REPO_ROOT} && DAGSTER_HOME={report.dagster_home} "
-        ".venv/bin/dagster dev -w workspace.yaml"
-    )
+    from recon_domains.demo_ui import ui_summary
+
+    lines.append(ui_summary(report))
     return "\n".join(lines)
 
 
@@ -477,6 +507,10 @@ def demo_main(args: argparse.Namespace) -> int:
     """`make demo`: generate a corpus, rehearse on it, print a short summary."""
     from recon_domains.sandbox.corpus import generate_corpus
 
+    if getattr(args, "serve", False) or getattr(args, "ui", False):
+        from recon_domains.demo_ui import serve_main
+
+        return serve_main(Path(args.workdir), ui=args.ui)
     workdir = Path(args.workdir).resolve()
     if workdir.exists() and any(workdir.iterdir()):
         if not (workdir / DEMO_MARKER).exists():
@@ -491,7 +525,8 @@ def demo_main(args: argparse.Namespace) -> int:
     print(f"generated a sandbox corpus of {args.docs} documents in "
           f"{time.monotonic() - started:.1f}s ({workdir / 'corpus'})")
     try:
-        report = rehearse(summary.recon_db, summary.concepts_dir, workdir / "rehearsal")
+        report = rehearse(summary.recon_db, summary.concepts_dir, workdir / DEMO_REHEARSAL,
+                          env_file=workdir / ".env")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

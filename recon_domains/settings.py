@@ -213,6 +213,53 @@ class Settings:
 DEFAULTS = Settings()  # every setting at its default: what an empty environment gives
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The variables that give `settings` back from `Settings.from_env` (the inverse of
+    it; an unset optional setting is left out). Secrets are written out: for a `.env` the
+    caller keeps at mode 0600 (the demo's, for its throwaway sandbox)."""
+    b, r, p = settings.benchmarks, settings.review, settings.peertube
+
+    def secret(value: SecretStr | None) -> str | None:
+        return value.get_secret_value() if value is not None else None
+
+    values: dict[str, object | None] = {
+        "RECON_DB_PATH": settings.db_path,
+        "RECON_CONCEPTS_DIR": settings.concepts_dir,
+        "RECON_STREAM_SOURCE": settings.stream_source,
+        "RECON_ACCEPTED_HOSTS": ",".join(settings.accepted_hosts),
+        "RECON_BACKUP_DIR": settings.backup_dir,
+        "RECON_OFFSITE_CONCEPTS_DIR": settings.offsite_concepts_dir,
+        "RECON_QUARANTINE_DIR": settings.quarantine_dir,
+        "RECON_SKIP_CHANNELS": ",".join(sorted(settings.skip_channels)),
+        "RECON_BENCHMARK_ASSIGNED_PCT": b.assigned,
+        "RECON_BENCHMARK_TIED_PCT": b.tied,
+        "RECON_BENCHMARK_NEEDS_REPROCESS_PCT": b.needs_reprocess,
+        "RECON_BENCHMARK_TOLERANCE_PP": b.tolerance,
+        "RECON_OFFSITE_MAX_LAG_HOURS": settings.offsite_max_lag_hours,
+        "RECON_PUSH_STAGE1_SIZE": settings.stage_sizes[0],
+        "RECON_PUSH_STAGE2_SIZE": settings.stage_sizes[1],
+        "RECON_LOCK_TIMEOUT_S": settings.lock_timeout_s,
+        "RECON_MAX_WINDOW_FILE_MB": settings.max_window_file_mb,
+        "RECON_IS_COPY": "1" if settings.is_copy else "0",
+        "RECON_NODE": settings.node,
+        "RECON_PG_BIN_DIR": settings.pg_bin_dir,
+        "RECON_REVIEW_URL": r.url,
+        "RECON_REVIEW_HOSTS": ",".join(r.hosts),
+        "RECON_REVIEW_TOKEN": secret(r.token),
+        "PEERTUBE_URL": p.url,
+        "PEERTUBE_HOST_HEADER": p.host_header,
+        "PEERTUBE_USERNAME": p.username,
+        "PEERTUBE_PASSWORD": secret(p.password),
+        "PEERTUBE_TOKEN_CACHE": p.token_cache,
+        "PEERTUBE_PLUGIN_PATH": p.plugin_path,
+        "PEERTUBE_DB_DSN": secret(p.db_dsn),
+        "PEERTUBE_DB_DUMP_COMMAND": p.db_dump_command,
+        "PEERTUBE_PUSH_MAX_IN_FLIGHT": p.push_max_in_flight,
+        "PEERTUBE_PUSH_MAX_RATE": p.push_max_rate,
+    }
+    return {k: str(v) for k, v in values.items() if v is not None and str(v) != ""}
+
+
 def setting_names() -> tuple[str, ...]:
     """Every variable `Settings.from_env` reads, in its order (`recon-domains check` names
     each one)."""

@@ -3,7 +3,8 @@
 The migration runs first (through Dagster, against the sandbox PeerTube and a real
 PostgreSQL), so the steady-state job finds its gates; new documents then arrive, and the
 documented cron commands must categorize and push them, run the drift check and the
-scheduled re-assignment.
+scheduled re-assignment, none printing Dagster's SupersessionWarning. (The README's
+`dg launch` block of the migration itself runs in test_runbook_cli.py.)
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ def test_readme_crontab_lines_run_the_steady_state_drift_check_and_reassignment(
         logs = "".join(p.read_text() for p in (install / "logs").iterdir())
         assert result.returncode == 0, logs[-3000:]
         assert SANDBOX_ADMIN_PASSWORD not in logs
+        assert "SupersessionWarning" not in logs + result.stderr, command
 
     logs = {p.name: p.read_text() for p in (install / "logs").iterdir()}
     assert "RUN_SUCCESS" in logs["steady_state.log"]

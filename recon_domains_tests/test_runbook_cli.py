@@ -274,6 +274,7 @@ def test_every_readme_line_succeeds_and_every_categorized_video_has_its_category
     for outcome in world.readme:
         assert outcome.returncode == 0, f"{outcome.line.text}\n{outcome.output[-4000:]}"
         assert "RUN_SUCCESS" in outcome.output, outcome.line.text
+        assert "SupersessionWarning" not in outcome.output, outcome.line.text
         assert SANDBOX_ADMIN_PASSWORD not in outcome.output
     print("seconds per line:", {o.line.text.split("--job ", 1)[1]: o.seconds
                                 for o in world.readme})

@@ -1,13 +1,11 @@
 """One job per runbook step, each with its gate checks (blocking), for the UI and for cron,
 derived from the runbook table (recon_domains.runbook):
 
-    dagster job execute -m recon_domains.definitions -j pass1_job
-    dagster job execute -m recon_domains.definitions -j push_job \
-        --tags '{"dagster/partition": "stage-2"}'
-    dagster asset materialize -m recon_domains.definitions \
-        --select peertube_category_push --partition stage-2
+    dg launch --job pass1_job -m recon_domains.definitions
+    dg launch --job push_job --partition stage-2 -m recon_domains.definitions
+    dg launch --assets peertube_category_push --partition stage-2 -m recon_domains.definitions
 
-(`asset materialize --select K` also runs K's checks.) DAGSTER_HOME must be set, or the gates
+(`dg launch --assets K` also runs K's checks.) DAGSTER_HOME must be set, or the gates
 have no history to read and every gated step refuses.
 
 Selecting an asset selects its checks, so each job runs the step and then its STOP-point

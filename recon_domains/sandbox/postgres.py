@@ -130,6 +130,27 @@ def embedded_postgres(workdir: str | Path | None = None) -> Iterator[str]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+@contextmanager
+def persistent_postgres(pgdata: str | Path) -> Iterator[str]:
+    """Start an embedded PostgreSQL (pgserver) on the data folder `pgdata` (created when
+    new) and yield its admin DSN; stopped when the block exits, its data kept, so the next
+    call starts it again on the same data."""
+    import pgserver
+
+    pgdata = Path(pgdata)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    except subprocess.TimeoutExpired:  # a loaded machine: see embedded_postgres
+        pgserver.PostgresServer._instances.pop(pgdata.resolve(), None)
+        time.sleep(2)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
 def dsn_for_database(admin_dsn: str, name: str) -> str:
     """The admin DSN pointed at database ``name`` (same host, port, user, password)."""
     return make_dsn(admin_dsn, dbname=name)

@@ -338,3 +338,43 @@ def test_dagster_definitions_validate(tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "All code locations passed validation" in proc.stdout + proc.stderr
+
+
+def readme_rollback_confirm_table() -> dict[str, dict]:
+    """{job: the confirm run config} of the README's rollback table."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("<!-- rollback-confirm:begin -->", 1)[1]
+    block = block.split("<!-- rollback-confirm:end -->", 1)[0]
+    rows = [ln for ln in block.strip().splitlines() if ln.startswith("|")][2:]
+    table = {}
+    for row in rows:
+        job, config = (c.strip().strip("`") for c in row.strip("|").split("|")[:2])
+        table[job] = yaml.safe_load(config)
+    return table
+
+
+def test_readme_confirm_config_of_every_rollback_job_is_accepted_by_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from recon_domains.definitions import build_definitions
+    from recon_domains.defs.rollback.jobs import jobs
+
+    # The resources' required variables (only their presence is validated here).
+    for name in ("RECON_DB_PATH", "RECON_CONCEPTS_DIR", "PEERTUBE_URL", "PEERTUBE_PASSWORD"):
+        monkeypatch.setenv(name, str(tmp_path / name))
+
+    table = readme_rollback_confirm_table()
+    assert sorted(table) == sorted(j.name for j in jobs)  # every rollback job, once
+    defs = build_definitions()
+    for job_name, run_config in table.items():
+        job = defs.resolve_job_def(job_name)
+        (op_name,) = run_config["ops"]
+        assert op_name == job.graph.node_defs[0].name
+        assert run_config["ops"][op_name]["config"]["confirm"] is True
+        result = dg.validate_run_config(job, run_config)  # raises when the job refuses it
+        assert result["ops"][op_name]["config"]["confirm"] is True
+    with pytest.raises(dg.DagsterInvalidConfigError):  # the check can fail
+        dg.validate_run_config(
+            defs.resolve_job_def("rollback_assignments"),
+            {"ops": {"rollback_assignments_step": {"config": {"confirm": True, "mode": "x"}}}},
+        )

@@ -4,6 +4,10 @@ back after; every rollback job's dry run changes nothing; re-runs are safe."""
 
 from __future__ import annotations
 
+import json
+import shlex
+from pathlib import Path
+
 import dagster as dg
 import pytest
 
@@ -45,6 +49,28 @@ def run(r, job: str, **config):
     )
     r.runs.append(result)
     return result
+
+
+def run_with(r, job: str, run_config: dict):
+    result = r.defs.resolve_job_def(job).execute_in_process(
+        instance=r.instance, run_config=run_config, raise_on_error=False
+    )
+    r.runs.append(result)
+    return result
+
+
+def printed_confirmation(r, result, job: str) -> dict:
+    """The run config of the command a dry run printed to confirm it (its last log line
+    and its metadata say the same command), parsed as a shell would."""
+    command = output_metadata(result)["confirm_command"]
+    logged = [e.user_message for e in r.instance.all_logs(result.run_id)]
+    assert any(f"To do it, run {command} " in m for m in logged), job
+    argv = shlex.split(command)
+    assert Path(argv[0]).name == "dg" and argv[1:4] == ["launch", "--job", job], command
+    assert argv[argv.index("-m") + 1] == "recon_domains.definitions"
+    run_config = json.loads(argv[argv.index("--config-json") + 1])
+    assert run_config == output_metadata(result)["confirm_run_config"]
+    return run_config
 
 
 def output_metadata(result) -> dict:
@@ -134,12 +160,19 @@ def test_each_rollback_job_dry_run_then_confirmed(migrated) -> None:
         run(r, "rollback_assignments", confirm=True, mode="everything")
     assert snapshot(r) == state
 
-    # Then each job confirmed, in the safe order; every re-run finds nothing to do.
+    # Then each job confirmed, in the safe order, by the config of the command its dry run
+    # printed (the dry run's own choices kept); every re-run finds nothing to do.
     def confirmed(job: str, **cfg) -> dict:
-        result = run(r, job, confirm=True, **cfg)
+        dry = run(r, job, **cfg)
+        assert dry.success, f"{job}: {failure_text(dry)}"
+        run_config = printed_confirmation(r, dry, job)
+        printed = run_config["ops"][dry.job_def.graph.node_defs[0].name]["config"]
+        assert printed["confirm"] is True
+        assert all(printed.get(k, v) == v for k, v in cfg.items())  # defaults left out
+        result = run_with(r, job, run_config)
         assert result.success, f"{job}: {failure_text(result)}"
         meta = output_metadata(result)
-        assert meta["dry_run"] is False
+        assert meta["dry_run"] is False and "confirm_command" not in meta
         rerun = run(r, job, confirm=True, **cfg)
         assert rerun.success and output_metadata(rerun)["acted"] is False, job
         return meta

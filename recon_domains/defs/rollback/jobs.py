@@ -5,10 +5,18 @@ what it would do (counts, a sample) and changes nothing. Every call, dry or not,
 the audit trail `$RECON_BACKUP_DIR/recon_domains-audit.jsonl` (a file, because the schema
 rollback drops our tables). Launch from the UI's Launchpad or from cron, e.g.:
 
-    dagster job execute -m recon_domains.definitions -j rollback_peertube_categories \
+    dg launch --job rollback_peertube_categories -m recon_domains.definitions \
         -c rollback.yaml      # ops: {rollback_peertube_categories_step: {config: {confirm: true}}}
+
+Each dry run ends by saying exactly how to confirm it: the same job and config with
+`confirm: true`, as a `dg launch` command and as the Launchpad's run config (its last log
+line and its `confirm_command` / `confirm_run_config` metadata).
 """
 
+import json
+import shlex
+import sys
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -43,9 +51,34 @@ def _sample_table(sample: list[dict[str, Any]]) -> Table:
     return Table.of(headers, [[row.get(h) for h in headers] for row in sample])
 
 
-def report_output(context: dg.OpExecutionContext, report, audit=None) -> dg.Output[dict]:
+def confirm_run_config(op_name: str, config: dg.Config) -> dict[str, Any]:
+    """The run config that confirms a dry run given `config`: the same values (those not
+    at their default), and `confirm: true`."""
+    values = {**config.model_dump(exclude_defaults=True), "confirm": True}
+    return {"ops": {op_name: {"config": values}}}
+
+
+def dg_program() -> str:
+    """The `dg` beside the running Python (this installation's), else `dg` on PATH."""
+    beside = Path(sys.executable).with_name("dg")
+    return str(beside) if beside.exists() else "dg"
+
+
+def confirm_command(job_name: str, run_config: dict[str, Any]) -> str:
+    """The shell command that launches `job_name` with `run_config` (from the folder whose
+    `.env` the dry run's settings came from)."""
+    return (
+        f"{dg_program()} launch --job {job_name} -m recon_domains.definitions "
+        f"--config-json {shlex.quote(json.dumps(run_config, separators=(', ', ': ')))}"
+    )
+
+
+def report_output(
+    context: dg.OpExecutionContext, report, audit=None, config: dg.Config | None = None
+) -> dg.Output[dict]:
     """Log a RollbackReport and return it as the op's output, with metadata the UI shows;
-    a confirmed run with problems fails (after recording what it did)."""
+    a confirmed run with problems fails (after recording what it did). A dry run (given its
+    `config`) ends with the command that would confirm it, in the log and the metadata."""
     context.log.info(report.summary())
     for s in report.steps:
         context.log.info(s)
@@ -73,6 +106,15 @@ def report_output(context: dg.OpExecutionContext, report, audit=None) -> dg.Outp
             metadata=metadata,
             allow_retries=False,
         )
+    if report.dry_run and config is not None:
+        run_config = confirm_run_config(context.op_def.name, config)
+        command = confirm_command(context.job_name, run_config)
+        metadata["confirm_command"] = dg.MetadataValue.text(command)
+        metadata["confirm_run_config"] = dg.MetadataValue.json(run_config)
+        context.log.info(
+            f"dry run: nothing changed. To do it, run {command} (or launch {context.job_name} "
+            f"from the Launchpad with {json.dumps(run_config)})"
+        )
     # The audit entries can hold every cleared row (kept in the audit file): not the output.
     value = {k: v for k, v in report.as_dict().items() if k not in ("audit", "parts")}
     value["parts"] = [p.action for p in report.parts]
@@ -98,7 +140,7 @@ def rollback_plugin_step(
         report = rollback_plugin(
             client, manual=config.manual, dry_run=not config.confirm, audit=audit
         )
-    return report_output(context, report, audit)
+    return report_output(context, report, audit, config)
 
 
 @dg.op(tags=tier(RECON_DB_REVERSIBLE), pool=WRITES_POOL)
@@ -129,7 +171,7 @@ def rollback_schema_step(
             )
         except RollbackRefused as exc:
             raise dg.Failure(description=f"rollback_schema refused: {exc}") from exc
-    return report_output(context, report, audit)
+    return report_output(context, report, audit, config)
 
 
 @dg.op(tags=tier(RECON_DB_REVERSIBLE), pool=WRITES_POOL)
@@ -142,7 +184,7 @@ def rollback_assignments_step(
     audit = _audit(recon)
     with operator_errors("rollback_assignments"), recon.store(migrated=False) as store:
         report = rollback_assignments(store, config.mode, dry_run=not config.confirm, audit=audit)
-    return report_output(context, report, audit)
+    return report_output(context, report, audit, config)
 
 
 @dg.op(tags=tier(EXTERNAL_WRITE), pool=WRITES_POOL)
@@ -177,7 +219,7 @@ def rollback_peertube_categories_step(
             dry_run=not config.confirm,
             audit=audit,
         )
-    return report_output(context, report, audit)
+    return report_output(context, report, audit, config)
 
 
 @dg.op(tags=tier(DESTRUCTIVE), pool=WRITES_POOL)
@@ -202,7 +244,7 @@ def restore_concepts_step(
             dry_run=not config.confirm,
             audit=audit,
         )
-    return report_output(context, report, audit)
+    return report_output(context, report, audit, config)
 
 
 @dg.op(tags=tier(DESTRUCTIVE), pool=WRITES_POOL)
@@ -241,7 +283,7 @@ def remove_feature_step(
             dry_run=not config.confirm,
             audit=audit,
         )
-    return report_output(context, report, audit)
+    return report_output(context, report, audit, config)
 
 
 # --- jobs ------------------------------------------------------------------------------------
@@ -250,7 +292,8 @@ def remove_feature_step(
 def _job(name: str, op_def: dg.OpDefinition, tier_value: str, description: str) -> dg.JobDefinition:
     @dg.job(
         name=name,
-        description=description + " Dry run unless `confirm: true`.",
+        description=description + " Dry run unless `confirm: true`; a dry run ends with "
+        "the command (and the run config) that would confirm it.",
         tags={**tier(tier_value), "runbook": "Rollback Procedures"},
     )
     def _the_job() -> None:

@@ -8,7 +8,7 @@
 - `peertube_drift_check`: videos whose PeerTube category no longer matches what was pushed
   are reported with samples and never overwritten.
 
-Both run from cron with `dagster job execute -m recon_domains.definitions -j <job>`.
+Both run from cron with `dg launch --job <job> -m recon_domains.definitions`.
 """
 
 import dagster as dg
