@@ -11,14 +11,16 @@ defaults, for resources built by hand (tests).
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
+from recon_domains.progress import Listener, Progress
 from recon_domains.settings import DEFAULTS, Benchmarks, Settings, require
 
 if TYPE_CHECKING:
@@ -239,6 +241,30 @@ class PeerTubeDbResource(dg.ConfigurableResource):
         return peertube_categories(client, self.database_if_configured())
 
 
+class ProgressResource(dg.ConfigurableResource):
+    """Progress of the long loops (pass 1, the tiebreaker, each push stage, reprocess): a
+    line in the run's log at the start, every `every_percent` % or `every_s` seconds, and
+    at the end, with done/total, rate and ETA (recon_domains.progress). A caller running
+    jobs in its own process (the rehearsal) may add a live display with `with_live`."""
+
+    every_percent: float = Field(default=10.0, description="a log line every this many %")
+    every_s: float = Field(default=30.0, description="and at least every this many seconds")
+    _live: tuple[Listener, ...] = PrivateAttr(default=())
+
+    def with_live(self, *live: Listener) -> ProgressResource:
+        """This resource, also telling `live` at every step (e.g. a terminal's bars)."""
+        copy = self.model_copy()
+        copy._live = tuple(live)
+        return copy
+
+    def track(self, log: logging.Logger, task: str, unit: str = "items") -> Progress:
+        """A Progress for one loop, whose lines go to `log` (the run's context.log)."""
+        return Progress(
+            task, unit, lines=[lambda update: log.info(update.line())], live=self._live,
+            every_fraction=self.every_percent / 100.0, every_s=self.every_s,
+        )
+
+
 def resources_from_settings(
     settings: Settings, *, env_vars: bool = True
 ) -> dict[str, dg.ConfigurableResource]:
@@ -300,6 +326,7 @@ def resources_from_settings(
         "peertube_db": PeerTubeDbResource(
             dsn=dsn, dump_command=dump_command, pg_bin_dir=_text(settings.pg_bin_dir)
         ),
+        "progress": ProgressResource(),
     }
 
 
