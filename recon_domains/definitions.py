@@ -20,7 +20,7 @@ from recon_domains.defs import (
     steady_state,
     verify,
 )
-from recon_domains.defs.resources import resources_from_settings
+from recon_domains.defs.resources import ProgressResource, resources_from_settings
 from recon_domains.settings import Settings
 
 # The migration's graph, in runbook order, and its jobs.
@@ -42,10 +42,12 @@ def build_definitions(
     resources: Mapping[str, Any] | None = None, areas: Sequence[dg.Definitions] = AREAS
 ) -> dg.Definitions:
     """The given areas (default: all) merged, with `resources` (default: the settings of
-    the environment, read now; see resources_from_settings)."""
+    the environment, read now; see resources_from_settings). `progress` (the long loops'
+    progress lines) is the default ProgressResource unless given."""
     if resources is None:
         resources = resources_from_settings(Settings.from_env())
-    return dg.Definitions.merge(*areas, dg.Definitions(resources=dict(resources)))
+    resources = {"progress": ProgressResource(), **resources}
+    return dg.Definitions.merge(*areas, dg.Definitions(resources=resources))
 
 
 @dg.definitions

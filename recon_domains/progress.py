@@ -41,11 +41,13 @@ class ProgressUpdate:
     total: int
     elapsed: float  # seconds since the loop started
     final: bool = False
+    done_at_start: int = 0  # settled before any work (the push's skipped items)
 
     @property
     def rate(self) -> float | None:
-        """Units per second so far (None before any time has passed)."""
-        return self.done / self.elapsed if self.elapsed > 0 and self.done else None
+        """Units worked per second so far (None before any time has passed)."""
+        worked = self.done - self.done_at_start
+        return worked / self.elapsed if self.elapsed > 0 and worked > 0 else None
 
     @property
     def eta(self) -> float | None:
@@ -104,6 +106,7 @@ class Progress:
         self._live: Sequence[Listener] = tuple(live)
         self._every_fraction, self._every_s, self._now = every_fraction, every_s, now
         self._started: float | None = None
+        self._done_at_start = 0
         self._last_line_at = 0.0
         self._last_line_done = -1
         self._last_bucket = -1
@@ -115,10 +118,10 @@ class Progress:
         now = self._now()
         first = self._started is None
         if self._started is None:
-            self._started = now
+            self._started, self._done_at_start = now, done
         self.done, self.total = done, total
         update = ProgressUpdate(self.task, self.unit, done, total, now - self._started,
-                                final=False)
+                                done_at_start=self._done_at_start)
         for listener in self._live:
             listener(update)
         due = (
@@ -143,7 +146,7 @@ class Progress:
         now = self._now()
         started = self._started if self._started is not None else now
         update = ProgressUpdate(self.task, self.unit, self.done, self.total, now - started,
-                                final=True)
+                                final=True, done_at_start=self._done_at_start)
         for listener in self._live:
             listener(update)
         self._tell_lines(update, now)

@@ -24,14 +24,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import SecretStr
 
 from recon_domains.commands import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
 from recon_domains.definitions import build_definitions
-from recon_domains.defs.resources import hardcoded_resources
-from recon_domains.defs.runner import JobRunner
+from recon_domains.defs.resources import dg_progress_resource, hardcoded_resources
+from recon_domains.defs.runner import JobRunner, RunOutcome
+from recon_domains.progress import Listener, terminal_or_lines
 from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
 from recon_domains.runbook import Run, runs
@@ -173,13 +174,51 @@ def copy_settings(
 
 
 # -- running the runbook ----------------------------------------------------------------------
+class StepLines:
+    """The rehearsal's own output as it goes, each line flushed: every step as it starts and
+    as it ends, with its time and its gates' verdicts (a failed one with its reason)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._stream if self._stream is not None else sys.stdout, flush=True)
+
+    def note(self, text: str) -> None:
+        self._print(text)
+
+    def started(self, index: int, count: int, step: Run) -> None:
+        where = f" {step.partition}" if step.partition else ""
+        self._print(f"[{index}/{count}] {step.label} ({step.job}{where}) ...")
+
+    def ended(self, index: int, count: int, step: Run, outcome: RunOutcome) -> None:
+        failed = [g for g in outcome.gates if not g.passed]
+        verdict = "ok" if outcome.success and not failed else "STOPPED"
+        self._print(f"[{index}/{count}] {step.label}: {verdict} in {outcome.seconds:.1f}s")
+        for gate in outcome.gates:
+            if gate.passed:
+                self._print(f"    PASS  {gate.gate}")
+            else:
+                self._print(f"    FAIL  {gate.gate}: {gate.description}")
+        if not outcome.success and not failed and outcome.failure:
+            self._print(f"    {outcome.failure}")
+
+
 def run_runbook(
-    report: RehearsalReport, runner: JobRunner, steps: Sequence[Run] | None = None
+    report: RehearsalReport,
+    runner: JobRunner,
+    steps: Sequence[Run] | None = None,
+    lines: StepLines | None = None,
 ) -> None:
     """Run each step's job (asset plus its blocking gate checks) in runbook order (or just
-    `steps`); stop at the first failure."""
-    for step in runs() if steps is None else steps:
+    `steps`); stop at the first failure. `lines`: say each step as it starts and ends."""
+    todo = runs() if steps is None else tuple(steps)
+    for index, step in enumerate(todo, 1):
+        if lines is not None:
+            lines.started(index, len(todo), step)
         outcome = runner.run(step.job, step.partition)
+        if lines is not None:
+            lines.ended(index, len(todo), step, outcome)
         report.step_seconds[step.label] = round(outcome.seconds, 2)
         report.gates.extend(
             GateOutcome(step.label, g.gate, g.passed, g.description) for g in outcome.gates
@@ -232,8 +271,13 @@ def rehearse(
     *,
     source: str | None = None,
     then_remove_feature: bool = False,
+    lines: StepLines | None = None,
+    live: Listener | None = None,
+    progress_lines: Listener | None = None,
 ) -> RehearsalReport:
-    """The whole migration on a copy; see the module docstring."""
+    """The whole migration on a copy; see the module docstring. `lines`: say each step as it
+    starts and ends; the long loops' progress goes to `live` at every step (a terminal's
+    bars) and to `progress_lines` at the cadence of the log lines."""
     workdir = workdir.resolve()
     environment = Settings.from_env()
     source = source or environment.stream_source
@@ -245,24 +289,40 @@ def rehearse(
         "This is a copy: it has no RECON workers, so recon_idle ignores the "
         f"{len(stale)} document(s) whose status says mid-pipeline."
     )
+    if lines is not None:
+        lines.note(f"copied recon.db and the concept folders into {workdir}")
     with sandbox_peertube(paths["postgres"], paths["recon_db"], source) as pt:
+        if lines is not None:
+            lines.note(f"sandbox PeerTube at {pt['url']}; running the runbook's steps")
         settings = copy_settings(environment, paths, source, pt)
-        definitions = build_definitions(hardcoded_resources(settings))
+        resources: dict[str, Any] = dict(hardcoded_resources(settings))
+        if live is not None or progress_lines is not None:
+            resources["progress"] = dg_progress_resource(
+                live=[live] if live else [], lines=[progress_lines] if progress_lines else []
+            )
+        definitions = build_definitions(resources)
         # The copy's own instance, whatever DAGSTER_HOME says.
         with JobRunner(definitions, paths["dagster_home"]) as runner:
-            run_runbook(report, runner)
+            run_runbook(report, runner, lines=lines)
             # Counts as the migration left them (removing the feature drops the columns).
             _collect_recon_state(report, paths["recon_db"], source)
             if then_remove_feature and report.ok:
-                _remove_feature(report, runner)
+                _remove_feature(report, runner, lines)
         _collect_peertube_state(report, pt["dsn"])
     return report
 
 
-def _remove_feature(report: RehearsalReport, runner: JobRunner) -> None:
+def _remove_feature(
+    report: RehearsalReport, runner: JobRunner, lines: StepLines | None = None
+) -> None:
     """A confirmed remove_feature: the way out, rehearsed."""
     label = "Fully remove feature"
+    step = Run(label, "remove_feature")
+    if lines is not None:
+        lines.started(1, 1, step)
     outcome = runner.run("remove_feature", confirm=True)
+    if lines is not None:
+        lines.ended(1, 1, step, outcome)
     report.step_seconds[label] = round(outcome.seconds, 2)
     if not outcome.success:
         report.failed_step = label
@@ -276,9 +336,11 @@ def _remove_feature(report: RehearsalReport, runner: JobRunner) -> None:
 
 # -- command line -----------------------------------------------------------------------------
 def _summary(report: RehearsalReport) -> str:
-    lines = []
-    for gate in report.gates:
-        lines.append(f"  {'PASS' if gate.passed else 'FAIL'}  {gate.gate}")
+    """The end of the output (each gate's verdict was said as its step ended)."""
+    lines = ["", "summary:"]
+    passed = sum(g.passed for g in report.gates)
+    lines.append(f"gates: {passed} passed, {len(report.gates) - passed} failed; "
+                 f"{len(report.step_seconds)} step(s) in {sum(report.step_seconds.values()):.0f}s")
     lines.append(f"status counts: {report.status_counts}")
     lines.append(f"pushed to PeerTube: {report.pushed_count}")
     lines.append(f"PeerTube categories >= {FIRST_CATEGORY_ID}: {report.peertube_histogram}")
@@ -286,8 +348,6 @@ def _summary(report: RehearsalReport) -> str:
     lines.extend(f"note: {note}" for note in report.notes)
     if report.ok:
         lines.append(f"every gate passed ({len(report.gates)} gates).")
-    else:
-        lines.append(f"STOPPED at {report.failed_step}: {report.failure}")
     tied = report.status_counts.get("tied_manual", 0)
     if tied and not report.removed_feature:
         recon = Path(report.workdir) / "recon"
@@ -305,19 +365,30 @@ def _summary(report: RehearsalReport) -> str:
 
 
 def _finish(report: RehearsalReport, report_path: str | None) -> int:
+    """The summary on stdout; a stop said once, on stderr (the exit code says it too)."""
     if report_path:
         Path(report_path).write_text(json.dumps(report.as_json(), indent=1, sort_keys=True))
-    print(_summary(report))
+        report.notes.append(f"the JSON report: {report_path}")
+    print(_summary(report), flush=True)
     if not report.ok:
-        print(f"rehearsal stopped at {report.failed_step}: {report.failure}", file=sys.stderr)
+        print(f"STOPPED at {report.failed_step}: {report.failure}", file=sys.stderr, flush=True)
         return EXIT_REFUSED
     return EXIT_OK
 
 
+def _rehearse_shown(recon_db: Path, concepts: Path, workdir: Path, **kwargs: Any
+                    ) -> RehearsalReport:
+    """rehearse(), saying each step on stdout as it goes: live bars for the long loops on
+    a terminal, their progress lines at a cadence otherwise."""
+    with terminal_or_lines() as (live, progress_lines):
+        return rehearse(recon_db, concepts, workdir, lines=StepLines(), live=live,
+                        progress_lines=progress_lines, **kwargs)
+
+
 def rehearse_main(args: argparse.Namespace) -> int:
     try:
-        report = rehearse(Path(args.recon_db), Path(args.concepts), Path(args.workdir),
-                          then_remove_feature=args.then_remove_feature)
+        report = _rehearse_shown(Path(args.recon_db), Path(args.concepts), Path(args.workdir),
+                                 then_remove_feature=args.then_remove_feature)
     except (RehearsalError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -338,11 +409,12 @@ def demo_main(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True)
     (workdir / DEMO_MARKER).write_text("made by `recon-domains demo`; safe to delete\n")
     started = time.monotonic()
+    print(f"generating a sandbox corpus of {args.docs} documents ...", flush=True)
     summary = generate_corpus(workdir / "corpus", args.docs, seed=args.seed)
     print(f"generated a sandbox corpus of {args.docs} documents in "
-          f"{time.monotonic() - started:.1f}s ({workdir / 'corpus'})")
+          f"{time.monotonic() - started:.1f}s ({workdir / 'corpus'})", flush=True)
     try:
-        report = rehearse(summary.recon_db, summary.concepts_dir, workdir / "rehearsal")
+        report = _rehearse_shown(summary.recon_db, summary.concepts_dir, workdir / "rehearsal")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

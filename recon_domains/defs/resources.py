@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -250,19 +250,33 @@ class ProgressResource(dg.ConfigurableResource):
     every_percent: float = Field(default=10.0, description="a log line every this many %")
     every_s: float = Field(default=30.0, description="and at least every this many seconds")
     _live: tuple[Listener, ...] = PrivateAttr(default=())
+    _lines: tuple[Listener, ...] = PrivateAttr(default=())
 
-    def with_live(self, *live: Listener) -> ProgressResource:
-        """This resource, also telling `live` at every step (e.g. a terminal's bars)."""
+    def also_telling(
+        self, *, live: Sequence[Listener] = (), lines: Sequence[Listener] = ()
+    ) -> ProgressResource:
+        """This resource, also telling `live` at every step (a terminal's bars) and `lines`
+        at the log lines' cadence (a command's plain output)."""
         copy = self.model_copy()
-        copy._live = tuple(live)
+        copy._live, copy._lines = tuple(live), tuple(lines)
         return copy
 
     def track(self, log: logging.Logger, task: str, unit: str = "items") -> Progress:
         """A Progress for one loop, whose lines go to `log` (the run's context.log)."""
         return Progress(
-            task, unit, lines=[lambda update: log.info(update.line())], live=self._live,
-            every_fraction=self.every_percent / 100.0, every_s=self.every_s,
+            task, unit, lines=[lambda update: log.info(update.line()), *self._lines],
+            live=self._live, every_fraction=self.every_percent / 100.0, every_s=self.every_s,
         )
+
+
+def dg_progress_resource(
+    *, live: Sequence[Listener] = (), lines: Sequence[Listener] = ()
+) -> dg.ResourceDefinition:
+    """The `progress` resource of a caller running jobs in its own process, with its own
+    display (see ProgressResource.also_telling; hard-coded: a display is no run config)."""
+    return dg.ResourceDefinition.hardcoded_resource(
+        ProgressResource().also_telling(live=live, lines=lines)
+    )
 
 
 def resources_from_settings(
@@ -326,7 +340,6 @@ def resources_from_settings(
         "peertube_db": PeerTubeDbResource(
             dsn=dsn, dump_command=dump_command, pg_bin_dir=_text(settings.pg_bin_dir)
         ),
-        "progress": ProgressResource(),
     }
 
 
