@@ -20,6 +20,7 @@ from recon_domains.defs import (
     steady_state,
     verify,
 )
+from recon_domains.defs.console import LOGGERS
 from recon_domains.defs.resources import ProgressResource, resources_from_settings
 from recon_domains.settings import Settings
 
@@ -47,7 +48,7 @@ def build_definitions(
     if resources is None:
         resources = resources_from_settings(Settings.from_env())
     resources = {"progress": ProgressResource(), **resources}
-    return dg.Definitions.merge(*areas, dg.Definitions(resources=resources))
+    return dg.Definitions.merge(*areas, dg.Definitions(resources=resources, loggers=LOGGERS))
 
 
 @dg.definitions

@@ -118,8 +118,9 @@ class ReconResource(dg.ConfigurableResource):
         domain columns says so (ReconStoreError naming Step 3), not "no such column"."""
         from recon_domains.recon.store import ReconStore
 
+        # Unset where the definitions loaded (resources_from_settings): say so, in one line.
         store = ReconStore.open(
-            Path(self.db_path),
+            Path(require(self.db_path, "RECON_DB_PATH")),
             self.stream_source,
             accepted_hosts=self.accepted_hosts,
             lock_timeout_s=self.lock_timeout_s,
@@ -133,7 +134,7 @@ class ReconResource(dg.ConfigurableResource):
 
     @property
     def concepts_root(self) -> Path:
-        return Path(self.concepts_dir)
+        return Path(require(self.concepts_dir, "RECON_CONCEPTS_DIR"))
 
     @property
     def backup_root(self) -> Path:
@@ -201,10 +202,11 @@ class PeerTubeResource(dg.ConfigurableResource):
         """A new PeerTubeClient (close it, or use it as a context manager)."""
         from recon_domains.peertube.client import PeerTubeClient
 
+        # Unset where the definitions loaded (resources_from_settings): say so, in one line.
         return PeerTubeClient(
-            self.url,
+            require(self.url, "PEERTUBE_URL"),
             self.username,
-            self.password,
+            require(self.password, "PEERTUBE_PASSWORD"),
             host_header=self.host_header or None,
             token_cache=self.token_cache or None,
             pool_size=self.push_max_in_flight,
@@ -292,9 +294,16 @@ def resources_from_settings(
     if env_vars:
         # The DSN may carry a password and the dump command a host: EnvVar keeps both out
         # of the UI and run config. Both are optional: an EnvVar of an unset variable
-        # would fail every run at its start.
-        db_path, concepts_dir = dg.EnvVar("RECON_DB_PATH"), dg.EnvVar("RECON_CONCEPTS_DIR")
-        url, password = dg.EnvVar("PEERTUBE_URL"), dg.EnvVar("PEERTUBE_PASSWORD")
+        # would fail every run at its start. A required variable unset here is "" instead
+        # of an EnvVar: the step that uses it fails naming it in one line (client(),
+        # store()) rather than every run failing to start with Dagster's traceback.
+        def env_var(name: str, value: object | None) -> dg.EnvVar | str:
+            return dg.EnvVar(name) if value not in (None, "") else ""
+
+        db_path = env_var("RECON_DB_PATH", settings.db_path)
+        concepts_dir = env_var("RECON_CONCEPTS_DIR", settings.concepts_dir)
+        url = env_var("PEERTUBE_URL", peertube.url)
+        password = env_var("PEERTUBE_PASSWORD", peertube.password)
         dsn = dg.EnvVar("PEERTUBE_DB_DSN") if peertube.db_dsn else ""
         dump_command = dg.EnvVar("PEERTUBE_DB_DUMP_COMMAND") if peertube.db_dump_command else ""
     else:
