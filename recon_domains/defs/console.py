@@ -66,6 +66,8 @@ def _event_text(event: Any, orig_message: str, *, debug: bool) -> str:
         data = event.step_failure_data
         user = data.user_failure_data if data is not None else None
         if user is not None and user.description:
+            if debug and data.error is not None:
+                return f"{user.description}\n{data.error.to_string().rstrip()}"
             return user.description
         if data is not None and data.error is not None:
             return _error_text(data.error, with_stack=debug)
