@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recon_domains.progress import ProgressCallback, no_progress
 from recon_domains.recon.concepts import ConceptCounts, read_domain_counts
 from recon_domains.recon.connection import LOCK_PAUSE_S
 from recon_domains.recon.store import DomainDecision, ReconLocked, ReconStore, StreamDocument
@@ -382,25 +383,30 @@ def run_pass1(
     batch_size: int = 500,
     documents: Sequence[StreamDocument] | None = None,
     max_window_file_mb: float = DEFAULTS.max_window_file_mb,
+    on_progress: ProgressCallback | None = None,
 ) -> Pass1Result:
     """Pass 1 over the backfill candidates (or an explicit list, for the steady state).
 
     Reads each document's window files once (skipping those above ``max_window_file_mb``),
     decides with :func:`decide_pass1`, and writes decisions in batches of ``batch_size``
-    unless ``dry_run``.
+    unless ``dry_run``. ``on_progress(done, total)``: after each document (total: the
+    candidates).
     """
     docs = list(store.backfill_candidates() if documents is None else documents)
+    report = on_progress or no_progress
     root = Path(concepts_root)
     tally = _ReadTally()
     writer = _BatchWriter(store, batch_size, dry_run, (None,))
     decisions: list[DocumentDecision] = []
     errors: list[DocumentError] = []
-    for doc in docs:
+    report(0, len(docs))
+    for done, doc in enumerate(docs, 1):
         try:
             counts = _read_checked(root, doc.hash, tally, max_window_file_mb)
             decision = decide_pass1(counts.counts)
         except Exception as exc:  # one bad document never aborts the pass (SPEC §4)
             errors.append(DocumentError(str(doc.hash), _error_reason(exc)))
+            report(done, len(docs))
             continue
         tally.states[counts.state] += 1
         decisions.append(
@@ -417,6 +423,7 @@ def run_pass1(
             )
         )
         writer.add(doc.hash, decision.status, decision.domain, counts.fingerprint)
+        report(done, len(docs))
     writer.flush()
     return Pass1Result(
         candidates=len(docs),
@@ -498,6 +505,7 @@ def run_tiebreaker(
     batch_size: int = 500,
     documents: Sequence[StreamDocument] | None = None,
     max_window_file_mb: float = DEFAULTS.max_window_file_mb,
+    on_progress: ProgressCallback | None = None,
 ) -> TiebreakResult:
     """Pass 2 (and pass 3) over every tied_pass_1 document of the store's stream source.
 
@@ -508,6 +516,9 @@ def run_tiebreaker(
        counts; the highest channel count among its tied domains wins.
     3. Channels where some document's channel counts are tied again are recounted once
        (RECON may be writing concept files meanwhile) and decided finally.
+
+    ``on_progress(done, total)``: tied documents settled (decided or failed) of all of them,
+    after each own recount and after each channel.
     """
     skip = frozenset(skip_channels)
     root = Path(concepts_root)
@@ -524,6 +535,10 @@ def run_tiebreaker(
     prints: dict[str, str] = {}  # hash -> fingerprint of the files of its latest recount
     pending: dict[str, list[StreamDocument]] = defaultdict(list)
     failed: set[str] = set()  # tied documents already reported: not read again as members
+    report = on_progress or no_progress
+
+    def settled() -> None:
+        report(min(len(decisions) + len(errors), len(tied_docs)), len(tied_docs))
 
     def record(doc: StreamDocument, counts: Counter[str], dec: TiebreakDecision) -> None:
         assert dec.status is not None
@@ -544,12 +559,14 @@ def run_tiebreaker(
         writer.add(doc.hash, dec.status, dec.domain, prints.get(doc.hash))
 
     # 1. own recount
+    settled()
     for doc in tied_docs:
         try:
             counts = _read_checked(root, doc.hash, tally, max_window_file_mb)
         except Exception as exc:
             errors.append(DocumentError(str(doc.hash), _error_reason(exc)))
             failed.add(doc.hash)
+            settled()
             continue
         own[doc.hash] = counts.counts
         states[doc.hash] = counts.state
@@ -560,6 +577,7 @@ def run_tiebreaker(
             continue
         dec = decide_tiebreak(counts.counts, None, channel_on_skip_list=doc.channel in skip)
         record(doc, counts.counts, dec)
+        settled()
 
     # 2. channel context, once per channel (one catalogue scan for every channel)
     channels_counted = channels_recounted = 0
@@ -591,6 +609,7 @@ def run_tiebreaker(
             raise
         except Exception as exc:  # e.g. the store failing for this channel
             _channel_failed(channel, docs, exc, decisions, errors)
+        settled()
 
     # 3. pass 3: re-read each still-tied channel once, own files included (RECON may have
     # written concept files meanwhile), with the membership read afresh.
@@ -628,6 +647,7 @@ def run_tiebreaker(
             raise
         except Exception as exc:
             _channel_failed(channel, again, exc, decisions, errors)
+        settled()
     writer.flush()
     return TiebreakResult(
         tied_documents=len(tied_docs),

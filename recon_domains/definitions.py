@@ -21,7 +21,8 @@ from recon_domains.defs import (
     steady_state,
     verify,
 )
-from recon_domains.defs.resources import resources_from_settings
+from recon_domains.defs.console import LOGGERS
+from recon_domains.defs.resources import ProgressResource, resources_from_settings
 from recon_domains.settings import Settings
 
 # The migration's graph, in runbook order, and its jobs.
@@ -45,16 +46,19 @@ def build_definitions(
     resources: Mapping[str, Any] | None = None, areas: Sequence[dg.Definitions] = AREAS
 ) -> dg.Definitions:
     """The given areas (default: all) merged, with `resources` (default: the settings of
-    the environment, read now; see resources_from_settings)."""
+    the environment, read now; see resources_from_settings). `progress` (the long loops'
+    progress lines) is the default ProgressResource unless given."""
     if resources is None:
         resources = resources_from_settings(Settings.from_env())
+    resources = {"progress": ProgressResource(), **resources}
     # Every job runs its steps one after another in the run's own process, as the
     # rehearsal and the tests run them (execute_in_process), instead of Dagster's default
     # of one new Python process per step (each importing these definitions again: most of
     # a CLI run's time). The writers' pool still holds: the in-process executor claims
     # its slots too.
     return dg.Definitions.merge(
-        *areas, dg.Definitions(resources=dict(resources), executor=dg.in_process_executor)
+        *areas,
+        dg.Definitions(resources=resources, loggers=LOGGERS, executor=dg.in_process_executor),
     )
 
 

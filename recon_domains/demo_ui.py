@@ -170,6 +170,13 @@ def ui_summary(report) -> str:
             f"terminal:\n  {ui_command(workdir)}"
         )
     workdir = Path(report.workdir)
+    if report.peertube.get("url"):  # a staging PeerTube: its runs need the copy's settings
+        return (
+            "Browse the Dagster UI on this result (runs started there need the copy's "
+            f"settings: see the note above):\n  cd {workdir} && "
+            f"DAGSTER_HOME={report.dagster_home} {venv_program('dg')} dev -w "
+            f"{REPO_ROOT / 'workspace.yaml'}"
+        )
     return (
         "Browse the Dagster UI on this result (its sandbox PeerTube has stopped: runs "
         f"started there fail):\n  cd {workdir} && DAGSTER_HOME={report.dagster_home} "

@@ -325,7 +325,9 @@ def push_items(
     requests per second (PEERTUBE_PUSH_MAX_RATE, None: no cap). adaptive: keep the fewest in
     flight that reach PeerTube's capacity (recon_domains.peertube.flow); False: always
     `workers` (the benchmark's comparison).
-    on_progress(done, total) is called from this (the calling) thread.
+    on_progress(done, total) is called from this (the calling) thread; total is every item
+    given (result.total, the summary's denominator), and the items skipped as unpushable
+    count as done from the start.
     """
     started = time.monotonic()
     logins_before = client.login_count
@@ -337,7 +339,7 @@ def push_items(
     result = PushResult(stage=stage, total=len(items))
     work = _prepare(items, result, store.watch_hosts)
     tracker = _FailureTracker(first_attempts, max_consecutive_failures)
-    done = 0
+    done = len(items) - len(work)  # skipped as unpushable: settled before any request
 
     def finish() -> PushResult:
         result.aborted = tracker.abort_reason is not None
@@ -355,8 +357,9 @@ def push_items(
         nonlocal done
         done += n
         if on_progress is not None:
-            on_progress(done, len(work))
+            on_progress(done, len(items))
 
+    progress(0)
     if not work:
         return finish()
     if workers > client.pool_size:

@@ -30,15 +30,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import SecretStr
 
 from recon_domains.commands import EXIT_CONFIG, EXIT_OK, EXIT_REFUSED
 from recon_domains.definitions import build_definitions
-from recon_domains.defs.resources import hardcoded_resources
-from recon_domains.defs.runner import JobRunner
+from recon_domains.defs.resources import dg_progress_resource, hardcoded_resources
+from recon_domains.defs.runner import JobRunner, RunOutcome
 from recon_domains.peertube.client import PeerTubeError
+from recon_domains.progress import Listener, terminal_or_lines
 from recon_domains.recon.backup import copy_database
 from recon_domains.recon.store import ReconStore
 from recon_domains.runbook import Run, runs
@@ -215,13 +216,51 @@ def copy_settings(
 
 
 # -- running the runbook ----------------------------------------------------------------------
+class StepLines:
+    """The rehearsal's own output as it goes, each line flushed: every step as it starts and
+    as it ends, with its time and its gates' verdicts (a failed one with its reason)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self._stream = stream
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._stream if self._stream is not None else sys.stdout, flush=True)
+
+    def note(self, text: str) -> None:
+        self._print(text)
+
+    def started(self, index: int, count: int, step: Run) -> None:
+        where = f" {step.partition}" if step.partition else ""
+        self._print(f"[{index}/{count}] {step.label} ({step.job}{where}) ...")
+
+    def ended(self, index: int, count: int, step: Run, outcome: RunOutcome) -> None:
+        failed = [g for g in outcome.gates if not g.passed]
+        verdict = "ok" if outcome.success and not failed else "STOPPED"
+        self._print(f"[{index}/{count}] {step.label}: {verdict} in {outcome.seconds:.1f}s")
+        for gate in outcome.gates:
+            if gate.passed:
+                self._print(f"    PASS  {gate.gate}")
+            else:
+                self._print(f"    FAIL  {gate.gate}: {gate.description}")
+        if not outcome.success and not failed and outcome.failure:
+            self._print(f"    {outcome.failure}")
+
+
 def run_runbook(
-    report: RehearsalReport, runner: JobRunner, steps: Sequence[Run] | None = None
+    report: RehearsalReport,
+    runner: JobRunner,
+    steps: Sequence[Run] | None = None,
+    lines: StepLines | None = None,
 ) -> None:
     """Run each step's job (asset plus its blocking gate checks) in runbook order (or just
-    `steps`); stop at the first failure."""
-    for step in runs() if steps is None else steps:
+    `steps`); stop at the first failure. `lines`: say each step as it starts and ends."""
+    todo = runs() if steps is None else tuple(steps)
+    for index, step in enumerate(todo, 1):
+        if lines is not None:
+            lines.started(index, len(todo), step)
         outcome = runner.run(step.job, step.partition)
+        if lines is not None:
+            lines.ended(index, len(todo), step, outcome)
         report.step_seconds[step.label] = round(outcome.seconds, 2)
         report.gates.extend(
             GateOutcome(step.label, g.gate, g.passed, g.description) for g in outcome.gates
@@ -277,13 +316,18 @@ def rehearse(
     peertube_url: str | None = None,
     writes_confirmed: bool = False,
     env_file: Path | None = None,
+    lines: StepLines | None = None,
+    live: Listener | None = None,
+    progress_lines: Listener | None = None,
 ) -> RehearsalReport:
     """The whole migration on a copy; see the module docstring. With `peertube_url`, against
     that PeerTube: ConfigError for a missing setting, RehearsalRefused unless
     `writes_confirmed` (both before anything is copied or contacted). With `env_file`, the
     copy's settings (and its instance as DAGSTER_HOME) are written there as a `.env` and the
     sandbox's PostgreSQL data is kept, so the UI can act on the result later
-    (recon_domains.demo_ui)."""
+    (recon_domains.demo_ui). `lines`: say each step as it starts and ends; the long loops'
+    progress goes to `live` at every step (a terminal's bars) and to `progress_lines` at the
+    cadence of the log lines."""
     workdir = workdir.resolve()
     environment = Settings.from_env()
     source = source or environment.stream_source
@@ -300,12 +344,18 @@ def rehearse(
         "This is a copy: it has no RECON workers, so recon_idle ignores the "
         f"{len(stale)} document(s) whose status says mid-pipeline."
     )
+    if lines is not None:
+        lines.note(f"copied recon.db and the concept folders into {workdir}")
+    shown_progress = _progress_resources(live, progress_lines)
     if target is not None:
-        _rehearse_on(target, environment, paths, source, report, then_remove_feature)
+        _rehearse_on(target, environment, paths, source, report, then_remove_feature,
+                     lines, shown_progress)
         return report
     with sandbox_peertube(
         paths["postgres"], paths["recon_db"], source, keep=env_file is not None
     ) as pt:
+        if lines is not None:
+            lines.note(f"sandbox PeerTube at {pt['url']}; running the runbook's steps")
         settings = copy_settings(environment, paths, source, pt)
         if env_file is not None:
             from recon_domains.demo_ui import DEMO_ENV_HEADER, write_env_file
@@ -316,16 +366,26 @@ def rehearse(
                 DEMO_ENV_HEADER,
             )
             report.env_file = str(env_file)
-        definitions = build_definitions(hardcoded_resources(settings))
+        definitions = build_definitions({**hardcoded_resources(settings), **shown_progress})
         # The copy's own instance, whatever DAGSTER_HOME says.
         with JobRunner(definitions, paths["dagster_home"]) as runner:
-            run_runbook(report, runner)
+            run_runbook(report, runner, lines=lines)
             # Counts as the migration left them (removing the feature drops the columns).
             _collect_recon_state(report, paths["recon_db"], source)
             if then_remove_feature and report.ok:
-                _remove_feature(report, runner)
+                _remove_feature(report, runner, lines)
         _collect_peertube_state(report, pt["dsn"])
     return report
+
+
+def _progress_resources(live: Listener | None, progress_lines: Listener | None
+                        ) -> dict[str, Any]:
+    """The `progress` resource when the caller shows progress (else the default's)."""
+    if live is None and progress_lines is None:
+        return {}
+    return {"progress": dg_progress_resource(
+        live=[live] if live else [], lines=[progress_lines] if progress_lines else []
+    )}
 
 
 def _rehearse_on(
@@ -335,6 +395,8 @@ def _rehearse_on(
     source: str,
     report: RehearsalReport,
     then_remove_feature: bool,
+    lines: StepLines | None = None,
+    shown_progress: dict[str, Any] | None = None,
 ) -> None:
     """The runbook against the PeerTube at `target.url`, between two reads of every video's
     category through its API; the end must equal the start when the feature was removed."""
@@ -351,14 +413,17 @@ def _rehearse_on(
                        "copy_videos": found.copy_videos, "copy_videos_present": found.present,
                        "copy_videos_missing": found.missing}
     settings = target.run_settings(copy, workdir)
-    definitions = build_definitions(hardcoded_resources(settings))
+    if lines is not None:
+        lines.note(f"{found.present} of the copy's videos found at {target.url}; running the "
+                   "runbook's steps")
+    definitions = build_definitions({**hardcoded_resources(settings), **(shown_progress or {})})
     with JobRunner(definitions, paths["dagster_home"]) as runner:
-        run_runbook(report, runner)
+        run_runbook(report, runner, lines=lines)
         _collect_recon_state(report, paths["recon_db"], source)
         with target.client(workdir) as client:
             mid = every_video_category(client)
         if then_remove_feature and report.ok:
-            _remove_feature(report, runner)
+            _remove_feature(report, runner, lines)
     with target.client(workdir) as client:
         end = every_video_category(client)
         plugin_left = client.find_plugin(PLUGIN_NPM_NAME) is not None
@@ -421,10 +486,17 @@ def _write_snapshot(path: Path, snapshot: dict[str, int | None]) -> None:
     path.write_text(json.dumps(snapshot, indent=0, sort_keys=True))
 
 
-def _remove_feature(report: RehearsalReport, runner: JobRunner) -> None:
+def _remove_feature(
+    report: RehearsalReport, runner: JobRunner, lines: StepLines | None = None
+) -> None:
     """A confirmed remove_feature: the way out, rehearsed."""
     label = "Fully remove feature"
+    step = Run(label, "remove_feature")
+    if lines is not None:
+        lines.started(1, 1, step)
     outcome = runner.run("remove_feature", confirm=True)
+    if lines is not None:
+        lines.ended(1, 1, step, outcome)
     report.step_seconds[label] = round(outcome.seconds, 2)
     if not outcome.success:
         report.failed_step = label
@@ -438,9 +510,11 @@ def _remove_feature(report: RehearsalReport, runner: JobRunner) -> None:
 
 # -- command line -----------------------------------------------------------------------------
 def _summary(report: RehearsalReport) -> str:
-    lines = []
-    for gate in report.gates:
-        lines.append(f"  {'PASS' if gate.passed else 'FAIL'}  {gate.gate}")
+    """The end of the output (each gate's verdict was said as its step ended)."""
+    lines = ["", "summary:"]
+    passed = sum(g.passed for g in report.gates)
+    lines.append(f"gates: {passed} passed, {len(report.gates) - passed} failed; "
+                 f"{len(report.step_seconds)} step(s) in {sum(report.step_seconds.values()):.0f}s")
     lines.append(f"status counts: {report.status_counts}")
     lines.append(f"pushed to PeerTube: {report.pushed_count}")
     lines.append(f"PeerTube categories >= {FIRST_CATEGORY_ID}: {report.peertube_histogram}")
@@ -459,8 +533,6 @@ def _summary(report: RehearsalReport) -> str:
     lines.extend(f"note: {note}" for note in report.notes)
     if report.ok:
         lines.append(f"every gate passed ({len(report.gates)} gates).")
-    else:
-        lines.append(f"STOPPED at {report.failed_step}: {report.failure}")
     tied = report.status_counts.get("tied_manual", 0)
     if tied and not report.removed_feature:
         recon = Path(report.workdir) / "recon"
@@ -476,21 +548,32 @@ def _summary(report: RehearsalReport) -> str:
 
 
 def _finish(report: RehearsalReport, report_path: str | None) -> int:
+    """The summary on stdout; a stop said once, on stderr (the exit code says it too)."""
     if report_path:
         Path(report_path).write_text(json.dumps(report.as_json(), indent=1, sort_keys=True))
-    print(_summary(report))
+        report.notes.append(f"the JSON report: {report_path}")
+    print(_summary(report), flush=True)
     if not report.ok:
-        print(f"rehearsal stopped at {report.failed_step}: {report.failure}", file=sys.stderr)
+        print(f"STOPPED at {report.failed_step}: {report.failure}", file=sys.stderr, flush=True)
         return EXIT_REFUSED
     return EXIT_OK
 
 
+def _rehearse_shown(recon_db: Path, concepts: Path, workdir: Path, **kwargs: Any
+                    ) -> RehearsalReport:
+    """rehearse(), saying each step on stdout as it goes: live bars for the long loops on
+    a terminal, their progress lines at a cadence otherwise."""
+    with terminal_or_lines() as (live, progress_lines):
+        return rehearse(recon_db, concepts, workdir, lines=StepLines(), live=live,
+                        progress_lines=progress_lines, **kwargs)
+
+
 def rehearse_main(args: argparse.Namespace) -> int:
     try:
-        report = rehearse(Path(args.recon_db), Path(args.concepts), Path(args.workdir),
-                          then_remove_feature=args.then_remove_feature,
-                          peertube_url=args.peertube_url,
-                          writes_confirmed=args.i_understand_this_writes)
+        report = _rehearse_shown(Path(args.recon_db), Path(args.concepts), Path(args.workdir),
+                                 then_remove_feature=args.then_remove_feature,
+                                 peertube_url=args.peertube_url,
+                                 writes_confirmed=args.i_understand_this_writes)
     except RehearsalRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_REFUSED
@@ -521,12 +604,13 @@ def demo_main(args: argparse.Namespace) -> int:
     workdir.mkdir(parents=True)
     (workdir / DEMO_MARKER).write_text("made by `recon-domains demo`; safe to delete\n")
     started = time.monotonic()
+    print(f"generating a sandbox corpus of {args.docs} documents ...", flush=True)
     summary = generate_corpus(workdir / "corpus", args.docs, seed=args.seed)
     print(f"generated a sandbox corpus of {args.docs} documents in "
-          f"{time.monotonic() - started:.1f}s ({workdir / 'corpus'})")
+          f"{time.monotonic() - started:.1f}s ({workdir / 'corpus'})", flush=True)
     try:
-        report = rehearse(summary.recon_db, summary.concepts_dir, workdir / DEMO_REHEARSAL,
-                          env_file=workdir / ".env")
+        report = _rehearse_shown(summary.recon_db, summary.concepts_dir,
+                                 workdir / DEMO_REHEARSAL, env_file=workdir / ".env")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from recon_domains.progress import ProgressCallback, no_progress
 from recon_domains.recon.concepts import (
     REASON_LEGACY_DOMAIN,
     REASON_MALFORMED_JSON,
@@ -218,6 +219,7 @@ def plan_reprocess(
     limit: int | None = None,
     *,
     max_window_file_mb: float = DEFAULTS.max_window_file_mb,
+    on_progress: ProgressCallback | None = None,
 ) -> list[ReprocessItem]:
     """The dry run: each `needs_reprocess` stream document (oldest hash order, up to `limit`
     stale ones) with its folder's state and why it is stale. Writes nothing.
@@ -226,11 +228,16 @@ def plan_reprocess(
     `stale=False` (a batch skips them) and do not count towards `limit`; so are documents
     whose folder is unsafe (a symlink out of the root, a hash that is no plain folder name),
     with `unsafe=True` (a batch records them as errors).
+    `on_progress(done, total)`: documents looked at of every needs_reprocess one (a limited
+    plan stops early).
     """
     root = Path(concepts_root)
     items: list[ReprocessItem] = []
     stale = 0
-    for doc in store.documents_with_status(Status.NEEDS_REPROCESS):
+    docs = store.documents_with_status(Status.NEEDS_REPROCESS)
+    report = on_progress or no_progress
+    for doc in docs:
+        report(len(items), len(docs))
         if limit is not None and stale >= limit:
             break
         try:
@@ -254,6 +261,7 @@ def plan_reprocess(
             )
         )
         stale += is_stale
+    report(len(items), len(docs))
     return items
 
 
@@ -392,18 +400,23 @@ def run_reprocess_batch(
     reason: str,
     *,
     max_window_file_mb: float = DEFAULTS.max_window_file_mb,
+    on_progress: ProgressCallback | None = None,
 ) -> ReprocessResult:
     """Quarantine the stale folders of `items` and re-queue their documents (see the module
     docstring for the crash-safe order). Items with `stale=False` are skipped; every document
     is re-checked against the database and its folder first, so a stale plan is harmless.
     An error on one document (an unsafe folder among them) is recorded and the batch goes on.
+    `on_progress(done, total)`: after each item, of all `items`.
     """
     croot, qroot = Path(concepts_root), Path(quarantine_root)
     _check_roots(croot, qroot)
     store.require_migrated()
     qroot.mkdir(parents=True, exist_ok=True)
     result = ReprocessResult()
-    for item in items:
+    items = list(items)
+    report = on_progress or no_progress
+    for done, item in enumerate(items):
+        report(done, len(items))
         if isinstance(item, ReprocessItem):
             if item.unsafe:
                 result.errors.append((item.hash, item.why))
@@ -418,6 +431,7 @@ def run_reprocess_batch(
             _process_one(store, croot, qroot, doc_hash, reason, result, max_window_file_mb)
         except (OSError, ReprocessError, sqlite3.Error, ValueError) as exc:
             result.errors.append((doc_hash, str(exc)))
+    report(len(items), len(items))
     return result
 
 

@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 from recon_domains.cli import main
@@ -76,9 +78,16 @@ def test_rehearse_stops_at_the_first_failed_gate(corpus_factory, tmp_path: Path,
         "rehearse", "--recon-db", str(corpus.recon_db), "--concepts", str(corpus.concepts_dir),
         "--workdir", str(tmp_path / "work"), "--report", str(report_path),
     ])
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
     assert code == 1
     assert "distribution_within_benchmarks" in err
+    # The stop is said once (stderr), after the failed gate's own line (stdout), and no
+    # framework error or stack trace surrounds it.
+    both = out + err
+    assert both.count("STOPPED at Step 4: pass-1 dry run") == 1, both
+    assert "FAIL  pass1_dry_run:distribution_within_benchmarks: " in out
+    for noise in ("Traceback", "Stack Trace", "DagsterAssetCheckFailedError"):
+        assert noise not in both
     report = json.loads(report_path.read_text())
     assert not report["ok"]
     failed = [g for g in report["gates"] if not g["passed"]]
@@ -102,3 +111,47 @@ def test_rehearse_refuses_a_used_workdir_and_bad_paths(corpus_factory, tmp_path:
     assert main(["rehearse", "--recon-db", str(corpus.recon_db), "--concepts",
                  str(corpus.concepts_dir), "--workdir", str(used)]) == 3
     assert "already holds a rehearsal" in capsys.readouterr().err
+
+
+def test_demo_says_each_step_while_it_runs(tmp_path: Path) -> None:
+    """`recon-domains demo` through a pipe (as cron or `| tee` sees it): each step's line
+    arrives while the demo still runs — before the report it writes at the end exists —
+    and the long loops report done/total at the log cadence, not once per item."""
+    workdir = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "recon_domains.cli", "demo", "--docs", "100",
+         "--workdir", str(workdir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    report_existed_at_first_step: bool | None = None
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if report_existed_at_first_step is None and line.startswith("[1/15] "):
+            report_existed_at_first_step = (workdir / "report.json").exists()
+    assert proc.wait(timeout=600) == 0, "\n".join(lines)
+    text = "\n".join(lines)
+    assert report_existed_at_first_step is False, text
+    assert (workdir / "report.json").exists()
+    # Every step as it starts, then as it ends with its gates' verdicts, in runbook order.
+    start = lines.index("[1/15] Pre-deploy 1–4 (predeploy_job) ...")
+    end = next(i for i, line in enumerate(lines)
+               if line.startswith("[1/15] Pre-deploy 1–4: ok in "))
+    assert start < end
+    assert "    PASS  recon_db_backup:backup_verified" in lines[end + 1:end + 5]
+    assert lines.index("[8/15] Step 5: push stage 1 (push_job stage-1) ...") > end
+    # Progress at a cadence: about one line per 10 %, with done/total and a rate.
+    pass1 = [line for line in lines if line.startswith("    pass 1: ")]
+    assert 3 <= len(pass1) <= 12, pass1
+    assert re.match(r"    pass 1: (\d+)/\1 documents \(100 %\), .*done in", pass1[-1])
+    push = [line for line in lines if line.startswith("    push stage-1: ")]
+    assert push and all(line.split()[2].split("/")[1] == push[0].split()[2].split("/")[1]
+                        for line in push), push  # one denominator
+    # The summary once, at the end, and nothing of the framework's.
+    assert text.count("every gate passed") == 1
+    assert lines.index("summary:") > lines.index("[15/15] Step 7: reprocess the rest "
+                                                 "(reprocess_job all) ...")
+    for noise in ("Traceback", "Stack Trace", "DagsterAssetCheckFailedError"):
+        assert noise not in text

@@ -76,9 +76,11 @@ def operator_errors(step_name: str) -> Iterator[None]:
         raise
     except Exception as exc:
         if type(exc).__module__.startswith("recon_domains"):
+            # `from None`: the message says it all; the core error's own stack would only
+            # double what Dagster prints around a failure.
             raise dg.Failure(
                 description=f"{step_name} failed: {exc}", allow_retries=False
-            ) from exc
+            ) from None
         raise
 
 

@@ -19,6 +19,7 @@ call (`event_log_storage.get_asset_check_execution_history`) is wrapped in
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -173,8 +174,12 @@ def require_open(
     instance = context.instance
     states = [gate_state(instance, g) for g in gates]
     closed = [s for s in states if not s.ok]
+    # A refusal says every closed gate itself: the operator's message first, and once.
     for s in states:
-        context.log.info(f"gate {s.gate.label}: {'open' if s.ok else 'CLOSED'} ({s.reason})")
+        context.log.log(
+            logging.DEBUG if closed else logging.INFO,
+            f"gate {s.gate.label}: {'open' if s.ok else 'CLOSED'} ({s.reason})",
+        )
     if closed:
         lines = [f"Refusing {step}: {len(closed)} upstream gate(s) not passed."]
         for s in closed:

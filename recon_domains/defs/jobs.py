@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from recon_domains.defs.console import DEFAULT_RUN_CONFIG
 from recon_domains.runbook import Step, job_label, jobs
 
 
@@ -35,6 +36,8 @@ def _job(name: str, steps: tuple[Step, ...]) -> dg.UnresolvedAssetJobDefinition:
         name,
         selection=dg.AssetSelection.assets(*(s.asset for s in steps)),
         description=_description(steps),
+        # The operator's console by default (defs/console.py): messages without stack traces.
+        config=DEFAULT_RUN_CONFIG,
     )
 
 

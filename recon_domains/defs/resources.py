@@ -11,14 +11,16 @@ defaults, for resources built by hand (tests).
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+import logging
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
+from recon_domains.progress import Listener, Progress
 from recon_domains.settings import (
     DEFAULTS,
     Benchmarks,
@@ -128,8 +130,9 @@ class ReconResource(dg.ConfigurableResource):
         domain columns says so (ReconStoreError naming Step 3), not "no such column"."""
         from recon_domains.recon.store import ReconStore
 
+        # Unset where the definitions loaded (resources_from_settings): say so, in one line.
         store = ReconStore.open(
-            Path(self.db_path),
+            Path(require(self.db_path, "RECON_DB_PATH")),
             self.stream_source,
             accepted_hosts=self.accepted_hosts,
             lock_timeout_s=self.lock_timeout_s,
@@ -143,7 +146,7 @@ class ReconResource(dg.ConfigurableResource):
 
     @property
     def concepts_root(self) -> Path:
-        return Path(self.concepts_dir)
+        return Path(require(self.concepts_dir, "RECON_CONCEPTS_DIR"))
 
     @property
     def backup_root(self) -> Path:
@@ -210,10 +213,11 @@ class PeerTubeResource(dg.ConfigurableResource):
         """A new PeerTubeClient (close it, or use it as a context manager)."""
         from recon_domains.peertube.client import PeerTubeClient
 
+        # Unset where the definitions loaded (resources_from_settings): say so, in one line.
         return PeerTubeClient(
-            self.url,
+            require(self.url, "PEERTUBE_URL"),
             self.username,
-            self.password,
+            require(self.password, "PEERTUBE_PASSWORD"),
             host_header=self.host_header or None,
             token_cache=self.token_cache or None,
             pool_size=self.push_max_in_flight,
@@ -250,6 +254,44 @@ class PeerTubeDbResource(dg.ConfigurableResource):
         return peertube_categories(client, self.database_if_configured())
 
 
+class ProgressResource(dg.ConfigurableResource):
+    """Progress of the long loops (pass 1, the tiebreaker, each push stage, reprocess): a
+    line in the run's log at the start, every `every_percent` % or `every_s` seconds, and
+    at the end, with done/total, rate and ETA (recon_domains.progress). A caller running
+    jobs in its own process (the rehearsal) may add a live display with `with_live`."""
+
+    every_percent: float = Field(default=10.0, description="a log line every this many %")
+    every_s: float = Field(default=30.0, description="and at least every this many seconds")
+    _live: tuple[Listener, ...] = PrivateAttr(default=())
+    _lines: tuple[Listener, ...] = PrivateAttr(default=())
+
+    def also_telling(
+        self, *, live: Sequence[Listener] = (), lines: Sequence[Listener] = ()
+    ) -> ProgressResource:
+        """This resource, also telling `live` at every step (a terminal's bars) and `lines`
+        at the log lines' cadence (a command's plain output)."""
+        copy = self.model_copy()
+        copy._live, copy._lines = tuple(live), tuple(lines)
+        return copy
+
+    def track(self, log: logging.Logger, task: str, unit: str = "items") -> Progress:
+        """A Progress for one loop, whose lines go to `log` (the run's context.log)."""
+        return Progress(
+            task, unit, lines=[lambda update: log.info(update.line()), *self._lines],
+            live=self._live, every_fraction=self.every_percent / 100.0, every_s=self.every_s,
+        )
+
+
+def dg_progress_resource(
+    *, live: Sequence[Listener] = (), lines: Sequence[Listener] = ()
+) -> dg.ResourceDefinition:
+    """The `progress` resource of a caller running jobs in its own process, with its own
+    display (see ProgressResource.also_telling; hard-coded: a display is no run config)."""
+    return dg.ResourceDefinition.hardcoded_resource(
+        ProgressResource().also_telling(live=live, lines=lines)
+    )
+
+
 def resources_from_settings(
     settings: Settings, *, env_vars: bool = True
 ) -> dict[str, dg.ConfigurableResource]:
@@ -263,9 +305,16 @@ def resources_from_settings(
     if env_vars:
         # The DSN may carry a password and the dump command a host: EnvVar keeps both out
         # of the UI and run config. Both are optional: an EnvVar of an unset variable
-        # would fail every run at its start.
-        db_path, concepts_dir = dg.EnvVar("RECON_DB_PATH"), dg.EnvVar("RECON_CONCEPTS_DIR")
-        url, password = dg.EnvVar("PEERTUBE_URL"), dg.EnvVar("PEERTUBE_PASSWORD")
+        # would fail every run at its start. A required variable unset here is "" instead
+        # of an EnvVar: the step that uses it fails naming it in one line (client(),
+        # store()) rather than every run failing to start with Dagster's traceback.
+        def env_var(name: str, value: object | None) -> dg.EnvVar | str:
+            return dg.EnvVar(name) if value not in (None, "") else ""
+
+        db_path = env_var("RECON_DB_PATH", settings.db_path)
+        concepts_dir = env_var("RECON_CONCEPTS_DIR", settings.concepts_dir)
+        url = env_var("PEERTUBE_URL", peertube.url)
+        password = env_var("PEERTUBE_PASSWORD", peertube.password)
         dsn = dg.EnvVar("PEERTUBE_DB_DSN") if peertube.db_dsn else ""
         dump_command = dg.EnvVar("PEERTUBE_DB_DUMP_COMMAND") if peertube.db_dump_command else ""
     else:

@@ -12,9 +12,10 @@ from typing import Any
 
 import dagster as dg
 
-# Dagster's console log at WARNING: the caller reports what matters; every event is still
-# in the instance for the UI.
-_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Dagster's console log at CRITICAL (nothing of ours logs there): the caller reports what
+# matters — each gate's verdict, a failure's own message — once, without the framework's
+# stack traces; every event is still in the instance for the UI.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass(frozen=True)

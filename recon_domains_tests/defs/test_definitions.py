@@ -18,7 +18,7 @@ from recon_domains import runbook
 from recon_domains.defs.common import TIER_TAG, WRITES_POOL
 from recon_domains.defs.resources import resources_from_settings
 from recon_domains.runbook import TIERS
-from recon_domains.settings import Settings
+from recon_domains.settings import ConfigError, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -274,12 +274,19 @@ def resources_from_env(env: dict[str, str]) -> dict[str, dg.ConfigurableResource
 
 
 def test_resources_from_env_keep_the_password_an_env_var():
-    res = resources_from_env({"RECON_STREAM_SOURCE": "video.example", "RECON_IS_COPY": "1"})
+    res = resources_from_env({"RECON_STREAM_SOURCE": "video.example", "RECON_IS_COPY": "1",
+                              "PEERTUBE_PASSWORD": "pw", "RECON_DB_PATH": "/srv/recon.db"})
     # Secrets and required settings stay EnvVars: resolved at run start, never in the UI.
     assert isinstance(res["peertube"].password, dg.EnvVar)
     assert res["peertube"].password == "PEERTUBE_PASSWORD"
     assert isinstance(res["recon"].db_path, dg.EnvVar)
     assert res["recon"].stream_source == "video.example"
+    # Unset where the definitions load: no EnvVar (it would fail every run at its start with
+    # Dagster's traceback); the step that needs it names it (see test_cli_refusals).
+    unset = resources_from_env({"PEERTUBE_URL": "http://127.0.0.1:9"})
+    assert unset["peertube"].password == "" and unset["recon"].db_path == ""
+    with pytest.raises(ConfigError, match=r"^PEERTUBE_PASSWORD is not set"):
+        unset["peertube"].client()
     assert res["recon"].is_copy is True
     # PEERTUBE_DB_DSN is optional: unset, no EnvVar (one would fail every run at its start);
     # set, an EnvVar (it may carry a password).

@@ -5,7 +5,7 @@ import dagster as dg
 
 from recon_domains.defs.common import operator_errors, review_metadata, step_asset, table
 from recon_domains.defs.gates import require_gates
-from recon_domains.defs.resources import ReconResource
+from recon_domains.defs.resources import ProgressResource, ReconResource
 from recon_domains.runbook import step
 from recon_domains.taxonomy import Status
 from recon_domains.verdicts import counts_table
@@ -19,14 +19,19 @@ from recon_domains.verdicts.assignment import distribution_table
     "complete stream document without a domain, deciding but writing nothing. Metadata: the "
     "status counts and the distribution against the investigation's benchmarks.",
 )
-def pass1_dry_run(context: dg.AssetExecutionContext, recon: ReconResource) -> dg.MaterializeResult:
+def pass1_dry_run(
+    context: dg.AssetExecutionContext, recon: ReconResource, progress: ProgressResource
+) -> dg.MaterializeResult:
     from recon_domains.assignment import benchmark_deviation, run_pass1
 
     require_gates(context, "pass1_dry_run")
+    tracker = progress.track(context.log, "pass 1 (dry run)", "documents")
     with operator_errors(step("pass1_dry_run").refusal_name()), recon.store() as store:
         result = run_pass1(
-            store, recon.concepts_root, dry_run=True, max_window_file_mb=recon.max_window_file_mb
+            store, recon.concepts_root, dry_run=True, max_window_file_mb=recon.max_window_file_mb,
+            on_progress=tracker.callback,
         )
+    tracker.finish()
     pct = result.percentages()
     checks = benchmark_deviation(pct, recon.benchmarks())
     return dg.MaterializeResult(
@@ -57,15 +62,18 @@ def pass1_dry_run(context: dg.AssetExecutionContext, recon: ReconResource) -> dg
     "'Clear wrong backfill assignments').",
 )
 def pass1_assignments(
-    context: dg.AssetExecutionContext, recon: ReconResource
+    context: dg.AssetExecutionContext, recon: ReconResource, progress: ProgressResource
 ) -> dg.MaterializeResult:
     from recon_domains.assignment import run_pass1
 
     require_gates(context, "pass1_assignments")
+    tracker = progress.track(context.log, "pass 1", "documents")
     with operator_errors(step("pass1_assignments").refusal_name()), recon.store() as store:
         result = run_pass1(
-            store, recon.concepts_root, dry_run=False, max_window_file_mb=recon.max_window_file_mb
+            store, recon.concepts_root, dry_run=False, max_window_file_mb=recon.max_window_file_mb,
+            on_progress=tracker.callback,
         )
+        tracker.finish()
         breakdown = store.status_counts()
         distribution = store.domain_distribution()
     context.log.info(f"pass 1 wrote {result.written} decisions, {len(result.errors)} errors")
@@ -96,11 +104,12 @@ def pass1_assignments(
     "the page to assign them (RECON_REVIEW_URL).",
 )
 def tiebreaker_assignments(
-    context: dg.AssetExecutionContext, recon: ReconResource
+    context: dg.AssetExecutionContext, recon: ReconResource, progress: ProgressResource
 ) -> dg.MaterializeResult:
     from recon_domains.assignment import run_tiebreaker
 
     require_gates(context, "tiebreaker_assignments")
+    tracker = progress.track(context.log, "tiebreaker", "tied documents")
     with operator_errors(step("tiebreaker_assignments").refusal_name()), recon.store() as store:
         result = run_tiebreaker(
             store,
@@ -108,7 +117,9 @@ def tiebreaker_assignments(
             recon.skip_channel_set,
             dry_run=False,
             max_window_file_mb=recon.max_window_file_mb,
+            on_progress=tracker.callback,
         )
+        tracker.finish()
         breakdown = store.status_counts()
     review = review_metadata(breakdown, recon.review_url)
     context.log.info(review["review_next_step"])

@@ -10,6 +10,7 @@ from recon_domains.defs.gates import require_gates
 from recon_domains.defs.resources import (
     PeerTubeDbResource,
     PeerTubeResource,
+    ProgressResource,
     ReconResource,
     loaded_settings,
 )
@@ -94,6 +95,7 @@ def peertube_category_push(
     recon: ReconResource,
     peertube: PeerTubeResource,
     peertube_db: PeerTubeDbResource,
+    progress: ProgressResource,
 ) -> dg.MaterializeResult:
     from recon_domains.push import push_items, select_stage_items
 
@@ -103,14 +105,10 @@ def peertube_category_push(
 
     with operator_errors(step), recon.store() as store, peertube.client() as client:
         items = select_stage_items(store, stage, recon.push_stage_sizes)
-        context.log.info(f"{stage}: {len(items)} item(s) to push")
+        context.log.info(f"{stage}: {len(items)} item(s) to push (unpushable ones are skipped "
+                         "and counted as done)")
         categories = peertube_db.categories(client)
-        step_pct = max(1, len(items) // 10)
-
-        def progress(done: int, total: int) -> None:
-            if done % step_pct == 0 or done == total:
-                context.log.info(f"{stage}: {done}/{total}")
-
+        tracker = progress.track(context.log, f"push {stage}", "items")
         result = push_items(
             store,
             client,
@@ -119,8 +117,9 @@ def peertube_category_push(
             database=categories,
             workers=peertube.push_max_in_flight,
             max_rate=peertube.push_max_rate,
-            on_progress=progress,
+            on_progress=tracker.callback,
         )
+        tracker.finish()
         remaining = len(select_stage_items(store, stage, recon.push_stage_sizes))
     context.log.info(result.summary())
     if result.aborted:

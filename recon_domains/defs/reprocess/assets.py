@@ -14,7 +14,7 @@ import dagster as dg
 
 from recon_domains.defs.common import operator_errors, step_asset, table
 from recon_domains.defs.gates import require_gates
-from recon_domains.defs.resources import ReconResource
+from recon_domains.defs.resources import ProgressResource, ReconResource
 from recon_domains.runbook import step as runbook_step
 from recon_domains.verdicts import Table
 
@@ -50,7 +50,7 @@ def _live_preconditions(recon: ReconResource, store: "ReconStore") -> list[str]:
     "rollout is verified, the off-site backup is fresh and RECON is idle.",
 )
 def reprocess_batch(
-    context: dg.AssetExecutionContext, recon: ReconResource
+    context: dg.AssetExecutionContext, recon: ReconResource, progress: ProgressResource
 ) -> dg.MaterializeResult:
     from recon_domains.recon.quarantine import interrupted_writes
     from recon_domains.reprocess import (
@@ -67,9 +67,12 @@ def reprocess_batch(
     if this.partition(partition).dry_run:
         with operator_errors(step), recon.store() as store:
             before, _ = store.audit_counts()
+            tracker = progress.track(context.log, f"reprocess {partition}", "documents")
             plan = plan_reprocess(
-                store, recon.concepts_root, max_window_file_mb=recon.max_window_file_mb
+                store, recon.concepts_root, max_window_file_mb=recon.max_window_file_mb,
+                on_progress=tracker.callback,
             )
+            tracker.finish()
             after, _ = store.audit_counts()
             unsettled = interrupted_writes(
                 recon.quarantine_root, recon.concepts_root, recon.offsite_concepts_dir or None
@@ -140,10 +143,12 @@ def reprocess_batch(
         plan = plan_reprocess(
             store, recon.concepts_root, this.partition(partition).limit, max_window_file_mb=cap
         )
+        tracker = progress.track(context.log, f"reprocess {partition}", "documents")
         result = run_reprocess_batch(
             store, recon.concepts_root, recon.quarantine_root, plan, reason,
-            max_window_file_mb=cap,
+            max_window_file_mb=cap, on_progress=tracker.callback,
         )
+        tracker.finish()
     requeued = [*resumed.requeued, *result.requeued]
     quarantined = [*resumed.quarantined, *result.quarantined]
     errors = [*resumed.errors, *result.errors]
