@@ -13,11 +13,9 @@ then the UI, and Ctrl-C stops both.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -110,18 +108,10 @@ DEMO_ENV_HEADER = (
 )
 
 
-def _wait_for_stop() -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-
-
 def serve_main(workdir: Path, *, ui: bool) -> int:
     """`recon-domains demo --serve` / `--ui`: the demo's sandbox (and the UI) until Ctrl-C."""
+    from recon_domains.sandbox.peertube_server import wait_for_stop
+
     workdir = workdir.resolve()
     try:
         with serve_sandbox(workdir) as env:
@@ -131,7 +121,7 @@ def serve_main(workdir: Path, *, ui: bool) -> int:
             if not ui:
                 print(f"open the Dagster UI on it, in another terminal:\n  {ui_command(workdir)}"
                       "\nCtrl-C stops the sandbox.", flush=True)
-                _wait_for_stop()
+                wait_for_stop()
                 return EXIT_OK
             print(f"starting the Dagster UI: {ui_command(workdir)}\nCtrl-C stops both.",
                   flush=True)

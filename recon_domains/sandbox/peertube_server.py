@@ -333,6 +333,17 @@ def _cli_knobs(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def wait_for_stop() -> None:
+    """Block until Ctrl-C or SIGTERM (a foreground server's main thread)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+
+
 def cli_main(args: argparse.Namespace) -> int:
     """``recon-domains sandbox peertube``: serve until Ctrl-C."""
     from recon_domains.peertube.database import mask_dsn
@@ -386,12 +397,6 @@ def cli_main(args: argparse.Namespace) -> int:
             f" -d grant_type=password -d username={running.admin_username} -d password=..."
         )
         print("Ctrl-C to stop.")
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        try:
-            while not stop.wait(0.5):
-                pass
-        except KeyboardInterrupt:
-            pass
+        wait_for_stop()
         print("stopping")
     return EXIT_OK
