@@ -36,6 +36,7 @@ _SHOWN_EVENTS = frozenset(
     {"RUN_START", "RUN_SUCCESS", "RUN_FAILURE", "STEP_FAILURE", "ASSET_MATERIALIZATION",
      "ASSET_CHECK_EVALUATION"}
 )
+_RUN_EVENTS = frozenset({"RUN_START", "RUN_SUCCESS", "RUN_FAILURE"})
 # Errors whose message is the whole story: the project's refusals and aborts, failed gates.
 _OPERATOR_ERRORS = frozenset({"Failure", "DagsterAssetCheckFailedError", "ConfigError"})
 
@@ -103,6 +104,9 @@ class OperatorFormatter(logging.Formatter):
         event = meta.get("dagster_event")
         orig = meta.get("orig_message", record.getMessage())
         text = _event_text(event, orig, debug=self._debug) if event is not None else orig
+        if event is not None and event.event_type_value in _RUN_EVENTS:
+            # The run's verdict by Dagster's own name, which logs and cron mails are searched for.
+            text = f"{event.event_type_value} - {text}"
         where = meta.get("step_key") or meta.get("job_name") or ""
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         return f"{stamp} {record.levelname:<7} {where} - {text}"
