@@ -71,7 +71,7 @@ def test_demo_leaves_a_dot_env_the_ui_and_dg_launch_act_with(
                 capture_output=True, text=True, timeout=600,
             )
             assert result.returncode == 0, result.stderr[-3000:]
-            assert "RUN_SUCCESS" in result.stderr
+            assert "RUN_SUCCESS" in result.stderr, result.stderr[-3000:]
             assert "SupersessionWarning" not in result.stderr
             assert password not in result.stderr + result.stdout
         assert "To do it, run " in result.stderr  # rollback_assignments was a dry run

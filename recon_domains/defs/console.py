@@ -61,8 +61,14 @@ def _error_text(error: Any, *, with_stack: bool) -> str:
         "log_level DEBUG)"
 
 
+def _kind(event: Any) -> str:
+    """The event's type by its current name (a run's events may carry the older
+    PIPELINE_START / PIPELINE_SUCCESS / PIPELINE_FAILURE)."""
+    return str(event.event_type_value).replace("PIPELINE_", "RUN_", 1)
+
+
 def _event_text(event: Any, orig_message: str, *, debug: bool) -> str:
-    kind = event.event_type_value
+    kind = _kind(event)
     if kind == "STEP_FAILURE":
         data = event.step_failure_data
         user = data.user_failure_data if data is not None else None
@@ -104,9 +110,9 @@ class OperatorFormatter(logging.Formatter):
         event = meta.get("dagster_event")
         orig = meta.get("orig_message", record.getMessage())
         text = _event_text(event, orig, debug=self._debug) if event is not None else orig
-        if event is not None and event.event_type_value in _RUN_EVENTS:
+        if event is not None and _kind(event) in _RUN_EVENTS:
             # The run's verdict by Dagster's own name, which logs and cron mails are searched for.
-            text = f"{event.event_type_value} - {text}"
+            text = f"{_kind(event)} - {text}"
         where = meta.get("step_key") or meta.get("job_name") or ""
         stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
         return f"{stamp} {record.levelname:<7} {where} - {text}"
@@ -125,7 +131,7 @@ class OperatorFilter(logging.Filter):
         event = meta.get("dagster_event")
         if self._level <= logging.DEBUG or event is None:
             return record.levelno >= self._level
-        return record.levelno >= logging.WARNING or event.event_type_value in _SHOWN_EVENTS
+        return record.levelno >= logging.WARNING or _kind(event) in _SHOWN_EVENTS
 
 
 class _StderrHandler(logging.StreamHandler):
