@@ -454,8 +454,8 @@ def _rehearse_on(
 
 
 def _copy_ui_command(settings: Settings, dagster_home: str) -> str:
-    """`dagster dev` on the copy's instance with the copy's settings, for remove_feature
-    later. Run from the work folder: `dagster dev` lets a `.env` of its folder override the
+    """`dg dev` on the copy's instance with the copy's settings, for remove_feature
+    later. Run from the work folder: `dg dev` lets a `.env` of its folder override the
     environment, and the repository's may name production. PeerTube's password is the
     operator's PEERTUBE_PASSWORD, still to be exported; categories are read through the API
     (PEERTUBE_DB_DSN blank: a DSN is a secret, never printed)."""
@@ -479,7 +479,7 @@ def _copy_ui_command(settings: Settings, dagster_home: str) -> str:
     }
     env = " ".join(f"{k}={shlex.quote(str(v))}" for k, v in names.items() if v is not None)
     return (f"cd {shlex.quote(str(Path(dagster_home).parent))} && {env} "
-            f"{REPO_ROOT}/.venv/bin/dagster dev -w {REPO_ROOT}/workspace.yaml")
+            f"{Path(sys.executable).with_name('dg')} dev -w {REPO_ROOT}/workspace.yaml")
 
 
 def _write_snapshot(path: Path, snapshot: dict[str, int | None]) -> None:
