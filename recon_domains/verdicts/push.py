@@ -130,12 +130,12 @@ def stage_verified(
 
     stage-1: every pushed video of the stage read back through the API; later stages: a
     random sample of `sample_size`; the reads run concurrently within the push's ceilings
-    (max_in_flight, max_rate), so stage-1's read-back costs less than its PUTs. Then every
-    video pushed so far (the push ledger's, by UUID) must show the category we pushed, read
-    through `categories`; videos RECON did not push that carry a RECON category are a
-    finding, not a failure. Items left unpushed fail
-    it, except those no push can reach (split_unpushable: no video id in the watch URL,
-    or a host that is not the stream's): they are reported and must not hold the rollout.
+    (max_in_flight, max_rate), so stage-1's read-back takes about as long as its PUTs, not
+    several times longer. Then every video pushed so far (the push ledger's, by UUID) must
+    show the category we pushed, read through `categories`; videos RECON did not push that
+    carry a RECON category are a finding, not a failure. Items left unpushed fail it, except
+    those no push can reach (split_unpushable: no video id in the watch URL, or a host that
+    is not the stream's): they are reported and must not hold the rollout.
     """
     first = stage == STAGES[0]
     rows = store.pushed_ledger(stage)
