@@ -155,3 +155,6 @@ def test_demo_says_each_step_while_it_runs(tmp_path: Path) -> None:
                                                  "(reprocess_job all) ...")
     for noise in ("Traceback", "Stack Trace", "DagsterAssetCheckFailedError"):
         assert noise not in text
+    # Each step and gate is said once, by the demo: not again by Dagster's console.
+    for event in ("RUN_START", "RUN_SUCCESS", "Materialized value"):
+        assert event not in text, event

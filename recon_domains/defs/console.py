@@ -129,9 +129,11 @@ class OperatorFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         meta = getattr(record, "dagster_meta", None) or {}
         event = meta.get("dagster_event")
-        if self._level <= logging.DEBUG or event is None:
+        if self._level <= logging.DEBUG or event is None or record.levelno >= self._level:
             return record.levelno >= self._level
-        return record.levelno >= logging.WARNING or _kind(event) in _SHOWN_EVENTS
+        # Dagster logs the events an operator acts on at DEBUG: shown at INFO, not above
+        # (the rehearsal's runner asks for CRITICAL and says each step itself).
+        return self._level <= logging.INFO and _kind(event) in _SHOWN_EVENTS
 
 
 class _StderrHandler(logging.StreamHandler):
