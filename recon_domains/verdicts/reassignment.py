@@ -4,10 +4,14 @@ upstream changed (RECON's model or taxonomy): a human looks first."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
 
 from recon_domains.reassignment import ReassignmentPlan
 from recon_domains.verdicts import Table, Verdict
+
+if TYPE_CHECKING:
+    from recon_domains.steady_state import DriftReport
 
 SAMPLE_SIZE = 20
 
@@ -89,3 +93,23 @@ def plan_metadata(plan: ReassignmentPlan, max_pct: float) -> dict[str, Any]:
         "sample": sample_table(plan),
         "error_sample": [{"hash": e.hash, "reason": e.reason} for e in plan.errors[:20]],
     }
+
+
+def reassignment_verified(report: DriftReport, pushed: Collection[str]) -> Verdict:
+    """Every video the re-assignment pushed (`pushed`: document hashes) shows its new
+    category; earlier pushed videos that no longer show ours are known drift, counted."""
+    wrong, known = report.split(pushed)
+    if wrong:
+        e = wrong[0]
+        text = (
+            f"{len(wrong)} of {len(pushed)} re-assigned video(s) do not show their new "
+            f"category (e.g. video {e['video_id']}: pushed {e['pushed_label']}, PeerTube has "
+            f"{e['now_label']}): check the plugin and run peertube_drift_check"
+        )
+    else:
+        text = f"all {len(pushed)} re-assigned video(s) show their new category"
+    return Verdict(
+        not wrong,
+        f"{text}; known drift: {len(known)} earlier pushed video(s) (never overwritten).",
+        {"verified": len(pushed), "mismatched": len(wrong), "known_drift": len(known)},
+    )

@@ -59,20 +59,4 @@ def reassignment_verified(
         peertube.client() as client,
     ):
         report = drift_report(store, peertube_db.categories(client), base_url=peertube.url)
-    wrong, known = report.split(pushed)
-    if wrong:
-        e = wrong[0]
-        text = (
-            f"{len(wrong)} of {len(pushed)} re-assigned video(s) do not show their new "
-            f"category (e.g. video {e['video_id']}: pushed {e['pushed_label']}, PeerTube has "
-            f"{e['now_label']}): check the plugin and run peertube_drift_check"
-        )
-    else:
-        text = f"all {len(pushed)} re-assigned video(s) show their new category"
-    return check_result(
-        Verdict(
-            not wrong,
-            f"{text}; known drift: {len(known)} earlier pushed video(s) (never overwritten).",
-            {"verified": len(pushed), "mismatched": len(wrong), "known_drift": len(known)},
-        )
-    )
+    return check_result(verdicts.reassignment_verified(report, pushed))
