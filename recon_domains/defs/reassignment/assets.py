@@ -109,7 +109,7 @@ def reassignment(
             f"{d['pushed_label']}, PeerTube now shows {d['now_label']}: not overwritten; "
             f"RECON would be {d['recon_to']}"
         )
-    held = [c for c in plan.held]
+    held = plan.held
     meta = {
         "written": len(result.written),
         "to_push": len(result.to_push),
